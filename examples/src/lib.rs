@@ -1,0 +1,1 @@
+//! Example ports live in `examples/`; this crate has no library code.
