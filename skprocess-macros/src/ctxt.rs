@@ -20,6 +20,13 @@ impl Ctxt {
         }
     }
 
+    /// A context whose errors are not wanted (re-parsing input that was already reported on).
+    pub(crate) fn quiet() -> Self {
+        Ctxt {
+            errors: RefCell::new(None),
+        }
+    }
+
     /// Records an error spanning the given tokens.
     pub(crate) fn error_spanned_by<A: ToTokens, T: Display>(&self, obj: A, msg: T) {
         self.syn_error(syn::Error::new_spanned(obj.into_token_stream(), msg));
@@ -27,11 +34,9 @@ impl Ctxt {
 
     /// Records an already built error.
     pub(crate) fn syn_error(&self, err: syn::Error) {
-        self.errors
-            .borrow_mut()
-            .as_mut()
-            .expect("Ctxt used after check")
-            .push(err);
+        if let Some(errors) = self.errors.borrow_mut().as_mut() {
+            errors.push(err);
+        }
     }
 
     /// Consumes the context: all recorded errors combined into one, or `Ok`.

@@ -5,18 +5,397 @@
 //! `::skprocess::__private`, so users need no other dependency.
 
 mod ctxt;
+mod lit;
 mod path;
+mod process;
 mod symbol;
 mod timethis;
 
 use proc_macro::TokenStream;
 
-/// Times every call of a function or method in an [`Sktimer`].
+/// Times every call of a function or method into an `Sktimer`.
 ///
-/// See the documentation of `skprocess::timethis` for the options and generated items.
+/// ```
+/// use skprocess::timethis;
 ///
-/// [`Sktimer`]: https://docs.rs/skprocess-runtime/latest/skprocess/timing/struct.Sktimer.html
+/// #[timethis]
+/// fn parse(line: &str) -> usize {
+///     line.split(',').count()
+/// }
+///
+/// assert_eq!(parse("a,b,c"), 3);
+/// let timer = parse_timer(); // generated next to `parse`
+/// assert_eq!(timer.num_times(), 1);
+/// println!("parse took {:?} s", timer.most_recent());
+/// ```
+///
+/// It applies to free functions, methods (`&self`, `&mut self`, `self`), associated functions,
+/// generic functions and `async fn`. The signature is left exactly as written. Each call is
+/// measured in seconds, from entry to return (for an `async fn`: from the first poll of its
+/// future to its completion), and recorded unless:
+///
+/// - the call panicked, or the `async fn`'s future was dropped before completing (a failed or
+///   abandoned call is not a timing);
+/// - it took less than the `threshold`.
+///
+/// Early `return`s and `?` are recorded like any other return.
+///
+/// # Options
+///
+/// ## `timer = EXPR`
+///
+/// Records into the given timer instead of one of the function's own; no `name_timer()` is
+/// generated. `EXPR` is evaluated at the start of every call, and `&(EXPR)` must coerce to
+/// `&Sktimer`: a `static`, a reference, a field such as `self.timer`, an `Arc<Sktimer>`…
+/// Several functions can share one timer:
+///
+/// ```
+/// use skprocess::timethis;
+/// use skprocess::timing::Sktimer;
+///
+/// static DB: Sktimer = Sktimer::new();
+///
+/// #[timethis(timer = DB)]
+/// fn read() {}
+///
+/// #[timethis(timer = DB)]
+/// fn write() {}
+///
+/// read();
+/// write();
+/// assert_eq!(DB.num_times(), 2);
+///
+/// struct Cache {
+///     hits: Sktimer,
+/// }
+///
+/// impl Cache {
+///     #[timethis(timer = self.hits)]
+///     fn get(&self, key: u32) -> Option<u32> {
+///         Some(key)
+///     }
+/// }
+///
+/// let cache = Cache { hits: Sktimer::new() };
+/// cache.get(1);
+/// assert_eq!(cache.hits.num_times(), 1);
+/// ```
+///
+/// `timer = self.field` borrows `self` for the whole call. That is fine in `&self` methods and in
+/// `&mut self` methods that only touch other fields, but not in a method that also calls
+/// `&mut self` methods or moves `self`. For those, keep the timer in an `Arc<Sktimer>` field
+/// and write `timer = self.timer.clone()`: the clone lives for the call and borrows nothing.
+///
+/// ## `threshold = SECONDS`
+///
+/// Records only calls that took at least this long. A number literal of zero or more (`0.5`,
+/// `2`); the default is 0, which records every call.
+///
+/// ```
+/// use skprocess::timethis;
+///
+/// #[timethis(threshold = 0.1)]
+/// fn maybe_slow() {}
+///
+/// maybe_slow(); // far under 100 ms: not recorded
+/// assert_eq!(maybe_slow_timer().num_times(), 0);
+/// ```
+///
+/// ## `max_times = N`
+///
+/// Keeps only the most recent `N` samples (an integer literal of at least 1) for the median and
+/// percentiles; counts, totals, mean, min, max and variance still cover every call (see
+/// `Sktimer::with_max_times`). With `timer = ...`, it calls `set_max_times(Some(N))` on that
+/// timer once, on the function's first call.
+///
+/// ```
+/// use skprocess::timethis;
+///
+/// #[timethis(max_times = 100)]
+/// fn tick() {}
+///
+/// for _ in 0..1_000 {
+///     tick();
+/// }
+/// assert_eq!(tick_timer().num_times(), 1_000);
+/// assert_eq!(tick_timer().times().len(), 100);
+/// ```
+///
+/// ## `crate = "path"`
+///
+/// The path to the `skprocess` crate, for crates that renamed the dependency or reach it through
+/// a re-export. Every path in the generated code starts with it instead of `::skprocess`.
+///
+/// ```
+/// # extern crate skprocess as sk;
+/// // With `sk = { package = "skprocess-runtime", ... }` in Cargo.toml:
+/// #[sk::timethis(crate = "sk")]
+/// fn renamed() {}
+/// # fn main() {
+/// # renamed();
+/// # assert_eq!(renamed_timer().num_times(), 1);
+/// # }
+/// ```
+///
+/// # Async functions
+///
+/// ```
+/// use skprocess::timethis;
+/// use skprocess::timing;
+/// # fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl std::task::Wake for Unpark {
+/// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
+/// #     }
+/// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut future = std::pin::pin!(future);
+/// #     loop {
+/// #         if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+///
+/// #[timethis]
+/// async fn fetch(id: u32) -> u32 {
+///     timing::sleep_async(0.01).await;
+///     id
+/// }
+///
+/// assert_eq!(block_on(fetch(7)), 7); // any executor
+/// assert!(fetch_timer().most_recent().unwrap() >= 0.009);
+/// ```
+///
+/// The returned future stays `Send` when it was. A plain `fn` returning `impl Future` is timed
+/// as a sync function: only the creation of the future is measured.
+///
+/// # Stacking
+///
+/// Several `#[timethis]` attributes on one function record every call into each of their
+/// timers, for example a shared timer and the function's own:
+///
+/// ```
+/// use skprocess::timethis;
+/// use skprocess::timing::Sktimer;
+///
+/// static ALL_CALLS: Sktimer = Sktimer::new();
+///
+/// #[timethis(timer = ALL_CALLS)]
+/// #[timethis]
+/// fn multiply(a: u64, b: u64) -> u64 {
+///     a * b
+/// }
+///
+/// multiply(6, 7);
+/// assert_eq!((ALL_CALLS.num_times(), multiply_timer().num_times()), (1, 1));
+/// ```
+///
+/// # Generated items
+///
+/// - Without `timer = ...`: `fn <name>_timer() -> &'static Sktimer`, next to the function, with
+///   the function's visibility and `#[cfg]`s. It returns the function's own timer, a `static`
+///   registered under `"<module path>::<name>"` in `skprocess::timing::global_timers()` (reset
+///   them all with `skprocess::timing::clear_global_timers()`). For a method it is an associated
+///   function: `Type::<name>_timer()`.
+/// - The function itself, with the same attributes and signature and a timed body.
+///
+/// # Equivalent code without the macro
+///
+/// `#[timethis(threshold = 0.001)] fn parse(line: &str) -> usize { .. }` behaves like:
+///
+/// ```
+/// use skprocess::timing::{Sktimer, TimeThis};
+///
+/// /// The timer of `parse`.
+/// fn parse_timer() -> &'static Sktimer {
+///     static TIMER: Sktimer = Sktimer::new();
+///     // ... also registered for `global_timers()` ...
+///     &TIMER
+/// }
+///
+/// fn parse(line: &str) -> usize {
+///     // Records on drop, unless the call panics or takes under the threshold.
+///     let _timing = TimeThis::with(parse_timer()).threshold(0.001);
+///     line.split(',').count()
+/// }
+/// # parse("a,b");
+/// ```
+///
+/// and an `async fn` like:
+///
+/// ```
+/// use skprocess::timing::{Sktimer, TimeThis};
+///
+/// fn fetch_timer() -> &'static Sktimer {
+///     static TIMER: Sktimer = Sktimer::new();
+///     &TIMER
+/// }
+///
+/// async fn fetch(id: u32) -> u32 {
+///     // Recorded when the body completes; nothing if the future is dropped first.
+///     TimeThis::with(fetch_timer()).run_async(async move { id }).await
+/// }
+/// # fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl std::task::Wake for Unpark {
+/// #         fn wake(self: std::sync::Arc<Self>) { self.0.unpark() }
+/// #     }
+/// #     let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut cx = std::task::Context::from_waker(&waker);
+/// #     let mut future = std::pin::pin!(future);
+/// #     loop {
+/// #         if let std::task::Poll::Ready(v) = future.as_mut().poll(&mut cx) { return v; }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// # assert_eq!(block_on(fetch(3)), 3);
+/// ```
+///
+/// (The generated code uses hidden helpers that neither box the future nor go through
+/// `TimeThis`, but records the same way.)
+///
+/// # Caveats
+///
+/// - **Trait impls and trait definitions**: the generated `<name>_timer()` would be an extra
+///   associated function, which a trait impl cannot have. Pass `timer = ...` there.
+/// - **Associated functions without `self`**: the macro sees one function, not the `impl`
+///   around it, and recognizes a method by its receiver or by `Self` in its signature. An
+///   associated function with neither (`fn helper(x: u8) -> u8` inside an `impl`) needs
+///   `timer = ...`.
+/// - In a generic `impl`, all instantiations share the method's one timer.
+/// - `const fn` cannot be timed: it may run at compile time, where there is no clock.
+///
+/// # Compile errors
+///
+/// Unknown or repeated options, a negative or non-numeric `threshold`, a `max_times` that is
+/// not a positive integer, a `crate` that is not a string holding a path, and any item that is
+/// not a function with a body are reported at the offending tokens, all at once. A `timer`
+/// expression of the wrong type is reported at the expression.
 #[proc_macro_attribute]
 pub fn timethis(args: TokenStream, input: TokenStream) -> TokenStream {
     timethis::expand(args.into(), input.into()).into()
+}
+
+/// Turns a struct and its impl block into a process type whose lifecycle runs in a child
+/// process.
+///
+/// Put `#[skprocess]` on the struct (it derives serde's traits through skprocess's re-export and
+/// holds the configuration keys) and on one inherent impl block (it finds the lifecycle methods
+/// by name). Everything else in the impl block, and every other impl and trait impl of the type,
+/// stays ordinary Rust and works in the child.
+///
+/// ```
+/// use skprocess::prelude::*;
+/// use std::time::Duration;
+///
+/// #[skprocess(runs = 3, lives = 2, timeouts(run = 1.5))]
+/// struct Batches {
+///     size: usize,
+///     done: Vec<usize>,
+/// }
+///
+/// #[skprocess]
+/// impl Batches {
+///     fn __config__(&self, config: &mut ProcessConfig) {
+///         config.join_in = Some(Duration::from_secs(60));
+///     }
+///
+///     fn __prerun__(&mut self, cx: &mut Context) {
+///         println!("batch {} starts", cx.current_run());
+///     }
+///
+///     fn __run__(&mut self) -> Result<(), String> {
+///         self.done.push(self.size);
+///         Ok(())
+///     }
+///
+///     fn __result__(&mut self) -> usize {
+///         self.done.iter().sum()
+///     }
+///
+///     fn __error__(&mut self, error: ProcessError) -> usize {
+///         eprintln!("giving up: {error}");
+///         0
+///     }
+/// }
+///
+/// # fn main() -> Result<(), ProcessError> {
+/// assert_eq!(Skprocess::new(Batches { size: 4, done: vec![] }).run()?, 12);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Lifecycle methods
+///
+/// | method | receiver | may take | returns |
+/// |---|---|---|---|
+/// | `__config__` | `&self` | `config: &mut ProcessConfig` (required) | nothing |
+/// | `__prerun__`, `__run__` (required), `__postrun__`, `__onfinish__` | `&mut self` or `&self` | `cx: &mut Context` or `&Context` | nothing, or `Result<(), E>` |
+/// | `__result__` | `&mut self` or `&self` | `cx` | the result `T`, or `Result<T, E>` |
+/// | `__error__` | `&mut self` or `&self` | `cx`, and `error: ProcessError` or `&ProcessError` | `T` (becomes the result) or `Result<T, ProcessError>` (`Err` hands an error on) |
+///
+/// `E` is any error that converts into `Box<dyn Error + Send + Sync>` (`String`, `&str`,
+/// `io::Error`, your own error types, `anyhow::Error`, ...); its message, with its sources,
+/// reaches the parent. A return type whose last path segment is `Result` is treated as
+/// fallible. `T` must cross a process boundary: `Serialize`, `Deserialize`, `Send`, `'static`.
+///
+/// # Struct options
+///
+/// - `runs = 10`: the number of iterations (default: until stopped or `join_in`).
+/// - `join_in = 2.5`: a wall-clock limit for the whole process, in seconds.
+/// - `lives = 3`: total attempts for a failing iteration (default 1).
+/// - `timeouts(prerun = 1, run = 0.3, postrun = .., onfinish = .., result = .., error = ..)`:
+///   per-section limits in seconds.
+/// - `timer_window = 1000`: samples each section timer keeps for percentiles.
+/// - `name = "my-app::worker"`: the registered name (default: module path, type name, file,
+///   line and column).
+/// - `crate = "path"`: where skprocess is, for renamed dependencies (also accepted on the impl).
+///
+/// `__config__` runs after these, and the handle's
+/// [`configure`](https://docs.rs/skprocess-runtime/latest/skprocess/struct.Skprocess.html)
+/// after that.
+///
+/// # Generated items
+///
+/// - on the struct: `#[derive(Serialize, Deserialize)]` (unless the struct derives them itself)
+///   and a hidden implementation holding the configuration keys;
+/// - on the impl block: the block itself, unchanged; an implementation of `skprocess::Lifecycle`
+///   that calls the lifecycle methods; for a type without generic parameters, its entry in the
+///   registry and an implementation of `skprocess::Registered`. Generic types are registered per
+///   instantiation with `skprocess::register!(MyType<u32>);`.
+///
+/// # Equivalent code without the macro
+///
+/// ```
+/// use skprocess::{Context, Failure, Lifecycle, ProcessConfig, Registered, ProcessEntry};
+/// use skprocess::serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// #[serde(crate = "skprocess::serde")]
+/// struct Counter {
+///     count: u32,
+/// }
+///
+/// impl Lifecycle for Counter {
+///     type Output = u32;
+///
+///     fn configure(&self, config: &mut ProcessConfig) {
+///         config.runs = Some(100);
+///     }
+///
+///     fn run(&mut self, _cx: &mut Context) -> Result<(), Failure> {
+///         self.count += 1;
+///         Ok(())
+///     }
+///
+///     fn result(&mut self, _cx: &mut Context) -> Result<u32, Failure> {
+///         Ok(self.count)
+///     }
+/// }
+///
+/// skprocess::register!(Counter);
+/// ```
+#[proc_macro_attribute]
+pub fn skprocess(args: TokenStream, input: TokenStream) -> TokenStream {
+    process::expand(args.into(), input.into()).into()
 }

@@ -13,6 +13,22 @@ pub(crate) const TIMER: Symbol = Symbol("timer");
 pub(crate) const THRESHOLD: Symbol = Symbol("threshold");
 pub(crate) const MAX_TIMES: Symbol = Symbol("max_times");
 
+// #[skprocess(..)] on a struct
+pub(crate) const RUNS: Symbol = Symbol("runs");
+pub(crate) const JOIN_IN: Symbol = Symbol("join_in");
+pub(crate) const LIVES: Symbol = Symbol("lives");
+pub(crate) const TIMEOUTS: Symbol = Symbol("timeouts");
+pub(crate) const TIMER_WINDOW: Symbol = Symbol("timer_window");
+pub(crate) const NAME: Symbol = Symbol("name");
+
+// timeouts(..) sections
+pub(crate) const PRERUN: Symbol = Symbol("prerun");
+pub(crate) const RUN: Symbol = Symbol("run");
+pub(crate) const POSTRUN: Symbol = Symbol("postrun");
+pub(crate) const ONFINISH: Symbol = Symbol("onfinish");
+pub(crate) const RESULT: Symbol = Symbol("result");
+pub(crate) const ERROR: Symbol = Symbol("error");
+
 // shared by every macro
 pub(crate) const CRATE: Symbol = Symbol("crate");
 

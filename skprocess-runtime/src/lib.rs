@@ -1,21 +1,127 @@
-//! Multiprocessing for Rust in the spirit of Python's suitkaise.
+//! Multiprocessing for Rust in the spirit of Python's suitkaise: annotate a struct with
+//! [`#[skprocess]`](macro@skprocess), and its lifecycle (`__prerun__`, `__run__`, `__postrun__`,
+//! `__onfinish__`, `__result__`, `__error__`) runs in a child process, looped, timed, retried,
+//! time-limited and stoppable, talking to its parent with `tell` and `listen`.
 //!
-//! (Crate documentation is being written.)
+//! ```
+//! use skprocess::prelude::*;
+//!
+//! #[skprocess(runs = 100)]
+//! struct Counter {
+//!     count: u32,
+//! }
+//!
+//! #[skprocess]
+//! impl Counter {
+//!     fn __run__(&mut self) {
+//!         self.count += 1; // in the child, 100 times
+//!     }
+//!
+//!     fn __result__(&mut self) -> u32 {
+//!         self.count
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), ProcessError> {
+//!     let process = Skprocess::new(Counter { count: 0 });
+//!     process.start()?;
+//!     process.wait()?;
+//!     assert_eq!(process.result()?, 100);
+//!     assert_eq!(process.timers().run.num_times(), 100);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # What is here
+//!
+//! - [`#[skprocess]`](macro@skprocess) turns a struct and its impl block into a process type;
+//!   [`Skprocess`] is the parent-side handle: `start`, `wait`, `result`, `run`, `stop`, `kill`,
+//!   `tell`, `listen`, `current_run`, the timers, and the `timeout`, `background` and `asynced`
+//!   modifiers.
+//! - [`ProcessConfig`]: `runs`, `join_in`, `lives`, per-section `timeouts`.
+//! - [`Context`]: what lifecycle methods may ask for: `tell`, `listen`, `stop`, `current_run`.
+//! - [`ProcessError`]: every failure, typed, with the original message, the section and run, the
+//!   panic location, the exit code or signal.
+//! - [`timing`]: [`Sktimer`](timing::Sktimer), [`TimeThis`](timing::TimeThis) and
+//!   [`#[timethis]`](macro@timethis).
+//!
+//! # How it works
+//!
+//! A child is this same executable, re-executed with a marker in its environment. A
+//! constructor in this crate catches the marker before `main` runs, connects back to the
+//! parent over a local socket, proves it knows the session secret (HMAC-SHA256
+//! challenge–response), receives the process value (serde + bincode), runs the lifecycle, sends
+//! back the result and the timers, and exits. The parent's handle reads the child's frames on a
+//! thread of its own, reaps the child, and turns a death without a result into
+//! [`ProcessError::Crashed`] with the signal or exit code. A child's life is tied to its parent:
+//! it stops when the parent's connection goes away, and the kernel sends it SIGTERM when the
+//! parent process dies. The book's "How it works" part has the details.
+//!
+//! # Feature flags
+//!
+//! - `auto-init` (default): catch children with a constructor before `main`. Without it, call
+//!   [`init`] as the first line of `main` (and spawning from `cargo test` is not possible).
+//!
+//! # Testing
+//!
+//! Processes work unchanged under `cargo test`, nextest and doctests: the constructor catches
+//! the re-executed test binary before the test harness starts.
+//!
+//! # Platform support
+//!
+//! Linux. The runtime relies on pidfds, memfd, abstract-namespace local sockets and
+//! `PR_SET_PDEATHSIG`.
 
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 #![deny(missing_docs)]
 
 extern crate self as skprocess;
 
+#[doc(hidden)]
+#[path = "testing.rs"]
+pub mod __testing;
+mod asyncs;
+mod child;
+mod config;
+mod engine;
+mod error;
+mod inbox;
+mod lifecycle;
+mod process;
+mod registry;
+mod shm;
+mod spawn;
+mod sys;
 pub mod timing;
+mod wire;
 
+pub use crate::asyncs::{BackgroundHandle, ThreadFuture};
+pub use crate::child::init;
+pub use crate::config::{ProcessConfig, TimeoutConfig};
+pub use crate::error::{
+    ExitInfo, Failure, FailureKind, IpcError, ListenError, ProcessError, Section, TellError,
+};
+pub use crate::lifecycle::{Context, Hooks, Lifecycle, ProcessTimers, Transferable};
+pub use crate::process::{Asynced, Background, Deadline, KILL_GRACE, Skprocess};
+pub use crate::registry::{ProcessEntry, Registered};
+
+/// serde, re-exported so that process types need no direct dependency on it.
+pub use ::serde;
+
+#[doc(inline)]
+pub use skprocess_macros::skprocess;
 #[doc(inline)]
 pub use skprocess_macros::timethis;
 
 /// The items most programs need: `use skprocess::prelude::*;`.
 pub mod prelude {
-    pub use crate::timing::{Sktimer, TimeThis};
+    pub use crate::skprocess;
     pub use crate::timethis;
+    pub use crate::timing::{Sktimer, TimeThis};
+    pub use crate::{
+        Context, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section, Skprocess,
+        TellError,
+    };
 }
 
 #[doc(hidden)]
@@ -26,4 +132,15 @@ pub mod __private {
     pub use ::core::result::Result::{self, Err, Ok};
     pub use ::linkme;
     pub use ::serde;
+    // processes
+    pub use crate::error::Failure;
+    pub use crate::lifecycle::{
+        FallibleReturn, HookReturn, Hooks, Lifecycle, ProcessStruct, Transferable,
+    };
+    pub use crate::registry::{PROCESSES, ProcessEntry, Registered};
+    pub use crate::{Context, ProcessConfig, ProcessError};
+    pub use ::core::time::Duration;
+    // timing: what `#[timethis]` expands to
+    pub use crate::timing::global::{GLOBAL_TIMERS, GlobalTimer};
+    pub use crate::timing::timethis::{MaxTimesOnce, TimedGuard, TimedSpan};
 }

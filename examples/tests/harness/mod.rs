@@ -15,21 +15,21 @@ use std::time::{Duration, Instant};
 
 /// What one run of an example produced.
 #[derive(Debug)]
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Output {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Output {
     /// The stdout lines, trimmed of trailing whitespace.
-    pub fn lines(&self) -> Vec<&str> {
+    pub(crate) fn lines(&self) -> Vec<&str> {
         self.stdout.lines().map(str::trim_end).collect()
     }
 
     /// Panics unless some stdout line contains `needle`.
     #[track_caller]
-    pub fn expect_line(&self, needle: &str) {
+    pub(crate) fn expect_line(&self, needle: &str) {
         assert!(
             self.stdout.lines().any(|line| line.contains(needle)),
             "no line contains {needle:?}\n{self}"
@@ -39,7 +39,7 @@ impl Output {
     /// Panics unless stdout has lines containing each needle, in this order (other lines may
     /// come between them).
     #[track_caller]
-    pub fn expect_in_order(&self, needles: &[&str]) {
+    pub(crate) fn expect_in_order(&self, needles: &[&str]) {
         let mut lines = self.stdout.lines();
         for needle in needles {
             assert!(
@@ -50,7 +50,7 @@ impl Output {
     }
 
     /// The stdout lines that contain `needle`.
-    pub fn lines_containing(&self, needle: &str) -> Vec<&str> {
+    pub(crate) fn lines_containing(&self, needle: &str) -> Vec<&str> {
         self.stdout.lines().filter(|l| l.contains(needle)).collect()
     }
 }
@@ -102,13 +102,13 @@ fn kill_group(pgid: i32) {
 /// when the binary is missing, the deadline passes, the example exits unsuccessfully, or a
 /// process of its group outlives it.
 #[track_caller]
-pub fn run(name: &str, deadline: Duration) -> Output {
+pub(crate) fn run(name: &str, deadline: Duration) -> Output {
     run_with(name, deadline, &[])
 }
 
 /// [`run`] with extra environment variables.
 #[track_caller]
-pub fn run_with(name: &str, deadline: Duration, env: &[(&str, &str)]) -> Output {
+pub(crate) fn run_with(name: &str, deadline: Duration, env: &[(&str, &str)]) -> Output {
     let path = examples_dir().join(name);
     assert!(
         path.exists(),
@@ -167,9 +167,6 @@ pub fn run_with(name: &str, deadline: Duration, env: &[(&str, &str)]) -> Output 
         !leaked,
         "example {name} left processes running 5 s after it exited\n{output}"
     );
-    assert!(
-        output.status.success(),
-        "example {name} failed\n{output}"
-    );
+    assert!(output.status.success(), "example {name} failed\n{output}");
     output
 }

@@ -1,0 +1,178 @@
+//! A tour of skprocess: a process in a child, lives, a section timeout, messages both ways, a
+//! crash reported as a typed error, and the timers every process fills.
+//!
+//! Run: `cargo run --release -p examples --example demo`
+
+use std::time::{Duration, Instant};
+
+use skprocess::prelude::*;
+use skprocess::serde::{Deserialize, Serialize};
+
+/// Counts its iterations, in a child process.
+#[skprocess(runs = 100)]
+struct Counter {
+    count: u32,
+}
+
+#[skprocess]
+impl Counter {
+    fn __run__(&mut self) {
+        self.count += 1;
+    }
+
+    fn __result__(&mut self) -> (u32, u32) {
+        (self.count, std::process::id())
+    }
+}
+
+/// Fails its second run twice, then succeeds: three lives are enough.
+#[skprocess(runs = 3, lives = 3)]
+struct Flaky {
+    failures_left: u32,
+    attempts: u32,
+}
+
+#[skprocess]
+impl Flaky {
+    fn __prerun__(&mut self) {
+        self.attempts += 1;
+    }
+
+    fn __run__(&mut self, cx: &mut Context) -> Result<(), String> {
+        if cx.current_run() == 1 && self.failures_left > 0 {
+            self.failures_left -= 1;
+            return Err(format!("flaky failure, {} to go", self.failures_left));
+        }
+        Ok(())
+    }
+
+    fn __result__(&mut self) -> u32 {
+        self.attempts
+    }
+}
+
+/// Its second run overruns a 0.3 s timeout; `__error__` turns that into a report.
+#[skprocess(runs = 3, timeouts(run = 0.3))]
+struct Overrun {
+    completed: u32,
+}
+
+#[skprocess]
+impl Overrun {
+    fn __run__(&mut self, cx: &mut Context) {
+        if cx.current_run() == 1 {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        self.completed += 1;
+    }
+
+    fn __error__(&mut self, error: &ProcessError) -> String {
+        format!("{error}; {} runs completed before it", self.completed)
+    }
+
+    fn __result__(&mut self) -> String {
+        "no timeout".into()
+    }
+}
+
+/// What the parent asks the doubler.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(crate = "skprocess::serde")]
+enum Request {
+    Double(u64),
+    Done,
+}
+
+/// Answers requests until told it is done.
+#[skprocess]
+struct Doubler {
+    answered: u32,
+}
+
+#[skprocess]
+impl Doubler {
+    fn __run__(
+        &mut self,
+        cx: &mut Context,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        match cx.listen::<Request>()? {
+            Request::Double(n) => {
+                cx.tell(n * 2)?;
+                self.answered += 1;
+            }
+            Request::Done => cx.stop(),
+        }
+        Ok(())
+    }
+
+    fn __result__(&mut self) -> u32 {
+        self.answered
+    }
+}
+
+/// Dies from an abort in its first run.
+#[skprocess(runs = 1)]
+struct Crasher;
+
+#[skprocess]
+impl Crasher {
+    fn __run__(&mut self) {
+        std::process::abort();
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("== a process: 100 iterations in a child");
+    let started = Instant::now();
+    let counter = Skprocess::new(Counter { count: 0 });
+    let (count, child_pid) = counter.run()?;
+    println!(
+        "Final count: {count} (child pid {child_pid}, parent pid {}, {:.1} ms from start to result)",
+        std::process::id(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+
+    println!("\n== lives: a failing run is entered again while lives remain");
+    let attempts = Skprocess::new(Flaky {
+        failures_left: 2,
+        attempts: 0,
+    })
+    .run()?;
+    println!("3 runs took {attempts} attempts");
+
+    println!("\n== a 0.3 s section timeout on a run that sleeps for 30 s");
+    let started = Instant::now();
+    let report = Skprocess::new(Overrun { completed: 0 }).run()?;
+    println!(
+        "__error__ says: {report} (after {:.2} s)",
+        started.elapsed().as_secs_f64()
+    );
+
+    println!("\n== tell / listen");
+    let doubler = Skprocess::new(Doubler { answered: 0 });
+    doubler.start()?;
+    for n in [1, 21, 1000] {
+        doubler.tell(Request::Double(n))?;
+        let answer: u64 = doubler.listen_timeout(Duration::from_secs(10))?;
+        println!("{n} doubled in the child is {answer}");
+    }
+    doubler.tell(Request::Done)?;
+    println!("the child answered {} requests", doubler.result()?);
+
+    println!("\n== a crash is a typed error, not a hang");
+    match Skprocess::new(Crasher).run() {
+        Err(error) => println!("{error}"),
+        Ok(()) => println!("unexpected: the crasher survived"),
+    }
+
+    println!("\n== timers, filled in the child");
+    let timers = counter.timers();
+    println!(
+        "__run__: {} samples, mean {:.3} µs, max {:.3} µs",
+        timers.run.num_times(),
+        timers.run.mean().unwrap_or(0.0) * 1e6,
+        timers.run.max().unwrap_or(0.0) * 1e6
+    );
+    println!("full iterations: {}", counter.process_timer().num_times());
+    Ok(())
+}

@@ -1,0 +1,329 @@
+//! Code generation for `#[skprocess]`. Infallible: every user error was found before.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use super::ast::{ArgRole, Hook, HookKind, ProcessImpl, ProcessStruct, ReturnShape};
+use crate::path::Root;
+
+/// The struct, with serde derives and its configuration defaults.
+pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
+    let root = Root::new(model.attrs.krate.clone());
+    let private = root.private();
+    let original = model.original;
+    let ident = &original.ident;
+    let (impl_generics, ty_generics, where_clause) = original.generics.split_for_impl();
+
+    let serde_crate = format!("{}::serde", quote!(#private)).replace(' ', "");
+    let mut derives = Vec::new();
+    if !model.derives_serialize {
+        derives.push(quote!(#private::serde::Serialize));
+    }
+    if !model.derives_deserialize {
+        derives.push(quote!(#private::serde::Deserialize));
+    }
+    let serde_attrs = if derives.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            #[derive(#(#derives),*)]
+            #[serde(crate = #serde_crate)]
+        }
+    };
+
+    let attrs = &model.attrs;
+    let mut settings = Vec::new();
+    if let Some(runs) = attrs.runs {
+        let runs = runs as usize;
+        settings.push(quote!(__sk_config.runs = #private::Some(#runs);));
+    }
+    if let Some(secs) = attrs.join_in {
+        settings.push(
+            quote!(__sk_config.join_in = #private::Some(#private::Duration::from_secs_f64(#secs));),
+        );
+    }
+    if let Some(lives) = attrs.lives {
+        let lives = lives as u32;
+        settings.push(quote!(__sk_config.lives = #lives;));
+    }
+    if let Some(window) = attrs.timer_window {
+        let window = window as usize;
+        settings.push(quote!(__sk_config.timer_window = #window;));
+    }
+    for (section, secs) in &attrs.timeouts {
+        let field = syn::Ident::new(section.0, proc_macro2::Span::call_site());
+        settings.push(quote!(
+            __sk_config.timeouts.#field = #private::Some(#private::Duration::from_secs_f64(#secs));
+        ));
+    }
+    let config_param = if settings.is_empty() {
+        quote!(_: &mut #private::ProcessConfig)
+    } else {
+        quote!(__sk_config: &mut #private::ProcessConfig)
+    };
+
+    let name = match &attrs.name {
+        Some(name) => quote!(#private::Some(#name)),
+        None => quote!(#private::None),
+    };
+
+    quote! {
+        #serde_attrs
+        #original
+
+        #[doc(hidden)]
+        const _: () = {
+            #[automatically_derived]
+            #[allow(unused_qualifications)]
+            impl #impl_generics #private::ProcessStruct for #ident #ty_generics #where_clause {
+                const NAME: #private::Option<&'static str> = #name;
+
+                fn apply_attributes(#config_param) {
+                    #(#settings)*
+                }
+            }
+        };
+    }
+}
+
+/// The user's impl block, unchanged, and the `Lifecycle` implementation built from it.
+pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
+    let root = Root::new(model.attrs.krate.clone());
+    let private = root.private();
+    let original = model.original;
+    let self_ty = &original.self_ty;
+    let (impl_generics, _, where_clause) = original.generics.split_for_impl();
+
+    let defined = |kind| model.hook(kind).is_some();
+    let (prerun, postrun, onfinish, error) = (
+        defined(HookKind::Prerun),
+        defined(HookKind::Postrun),
+        defined(HookKind::Onfinish),
+        defined(HookKind::Error),
+    );
+
+    let output = match model.hook(HookKind::Result) {
+        None => quote!(()),
+        Some(hook) => match &hook.ret {
+            ReturnShape::Unit => quote!(()),
+            ReturnShape::Plain(ty) => quote!(#ty),
+            ReturnShape::Fallible(ty) => {
+                quote_spanned!(hook.ret_span()=> <#ty as #private::FallibleReturn>::Value)
+            }
+        },
+    };
+
+    let configure = model.hook(HookKind::Config).map(|hook| {
+        let call = call(hook, &private);
+        quote!(#call;)
+    });
+
+    let unit_hook = |kind: HookKind, trait_fn: &str| {
+        let trait_fn = syn::Ident::new(trait_fn, proc_macro2::Span::call_site());
+        model.hook(kind).map(|hook| {
+            let call = call(hook, &private);
+            let wrapped = quote_spanned! {hook.ret_span()=>
+                <_ as #private::HookReturn<()>>::into_hook_result(#call)
+            };
+            quote! {
+                fn #trait_fn(
+                    &mut self,
+                    __sk_cx: &mut #private::Context,
+                ) -> #private::Result<(), #private::Failure> {
+                    #wrapped
+                }
+            }
+        })
+    };
+    let prerun_fn = unit_hook(HookKind::Prerun, "prerun");
+    let run_fn = unit_hook(HookKind::Run, "run");
+    let postrun_fn = unit_hook(HookKind::Postrun, "postrun");
+    let onfinish_fn = unit_hook(HookKind::Onfinish, "onfinish");
+
+    let result_body = match model.hook(HookKind::Result) {
+        None => quote!(#private::Ok(())),
+        Some(hook) => {
+            let call = call(hook, &private);
+            match &hook.ret {
+                ReturnShape::Unit => quote!({ #call; #private::Ok(()) }),
+                ReturnShape::Plain(_) => quote!(#private::Ok(#call)),
+                ReturnShape::Fallible(_) => quote_spanned! {hook.ret_span()=>
+                    <_ as #private::HookReturn<Self::Output>>::into_hook_result(#call)
+                },
+            }
+        }
+    };
+
+    let error_fn = model.hook(HookKind::Error).map(|hook| {
+        let call = call(hook, &private);
+        let takes_error = hook.args.iter().any(|a| matches!(a, ArgRole::Error { .. }));
+        let discard = (!takes_error).then(|| quote!(let _ = __sk_error;));
+        let body = match &hook.ret {
+            ReturnShape::Fallible(_) => quote_spanned!(hook.ret_span()=> #call),
+            ReturnShape::Plain(_) | ReturnShape::Unit => {
+                quote_spanned!(hook.ret_span()=> #private::Ok(#call))
+            }
+        };
+        quote! {
+            fn error(
+                &mut self,
+                __sk_cx: &mut #private::Context,
+                __sk_error: #private::ProcessError,
+            ) -> #private::Result<Self::Output, #private::ProcessError> {
+                #discard
+                #body
+            }
+        }
+    });
+
+    let apply_attributes = quote_spanned! {self_ty.span()=>
+        <Self as #private::ProcessStruct>::apply_attributes(__sk_config);
+    };
+    let registration = registration(&private, original);
+
+    let output_span = model
+        .hook(HookKind::Result)
+        .map_or_else(proc_macro2::Span::call_site, Hook::ret_span);
+    let output_decl = quote_spanned!(output_span=> type Output = #output;);
+
+    quote! {
+        #original
+
+        #[automatically_derived]
+        #[allow(unused_qualifications, clippy::used_underscore_items)]
+        impl #impl_generics #private::Lifecycle for #self_ty #where_clause {
+            #output_decl
+
+            const HOOKS: #private::Hooks =
+                #private::Hooks::new(#prerun, #postrun, #onfinish, #error);
+
+            fn configure(&self, __sk_config: &mut #private::ProcessConfig) {
+                #apply_attributes
+                #configure
+            }
+
+            #prerun_fn
+            #run_fn
+            #postrun_fn
+            #onfinish_fn
+
+            fn result(
+                &mut self,
+                __sk_cx: &mut #private::Context,
+            ) -> #private::Result<Self::Output, #private::Failure> {
+                let _ = &__sk_cx;
+                #result_body
+            }
+
+            #error_fn
+        }
+
+        #registration
+    }
+}
+
+/// For an impl block without generics: the type's entry in the registry and its `Registered`
+/// implementation. (Generic types are registered per instantiation with `register!`.)
+fn registration(private: &TokenStream, original: &syn::ItemImpl) -> TokenStream {
+    if !original.generics.params.is_empty() {
+        return quote!();
+    }
+    let self_ty = &original.self_ty;
+    let linkme_crate = quote!(#private::linkme);
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            #[#private::linkme::distributed_slice(#private::PROCESSES)]
+            #[linkme(crate = #linkme_crate)]
+            static __SK_ENTRY: #private::ProcessEntry =
+                <#self_ty as #private::Registered>::ENTRY;
+
+            #[automatically_derived]
+            impl #private::Registered for #self_ty {
+                const NAME: &'static str =
+                    match <#self_ty as #private::ProcessStruct>::NAME {
+                        #private::Some(__sk_name) => __sk_name,
+                        #private::None => ::core::concat!(
+                            ::core::module_path!(), "::", ::core::stringify!(#self_ty),
+                            "@", ::core::file!(), ":", ::core::line!(), ":", ::core::column!()
+                        ),
+                    };
+
+                fn entry() -> &'static #private::ProcessEntry {
+                    &__SK_ENTRY
+                }
+            }
+        };
+    }
+}
+
+/// What an impl block that failed to expand still gets: `Lifecycle` and `Registered`
+/// implementations that are never called (the program does not compile), so that the user sees
+/// the macro's errors and not a cascade of "`Worker` is not a process type".
+pub(crate) fn fallback_impl_tokens(
+    original: &syn::ItemImpl,
+    krate: Option<syn::Path>,
+) -> TokenStream {
+    if original.trait_.is_some() {
+        return quote!();
+    }
+    let private = Root::new(krate).private();
+    let self_ty = &original.self_ty;
+    let (impl_generics, _, where_clause) = original.generics.split_for_impl();
+    let output = original
+        .items
+        .iter()
+        .find_map(|item| match item {
+            syn::ImplItem::Fn(f) if f.sig.ident == "__result__" => match &f.sig.output {
+                syn::ReturnType::Type(_, ty) if !is_result(ty) => Some(quote!(#ty)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or_else(|| quote!(()));
+    let registered = original.generics.params.is_empty().then(|| {
+        quote! {
+            #[automatically_derived]
+            impl #private::Registered for #self_ty {
+                const NAME: &'static str = "";
+                fn entry() -> &'static #private::ProcessEntry {
+                    ::core::unreachable!()
+                }
+            }
+        }
+    });
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            #[automatically_derived]
+            impl #impl_generics #private::Lifecycle for #self_ty #where_clause {
+                type Output = #output;
+                fn run(&mut self, _: &mut #private::Context) -> #private::Result<(), #private::Failure> {
+                    ::core::unreachable!()
+                }
+                fn result(&mut self, _: &mut #private::Context) -> #private::Result<Self::Output, #private::Failure> {
+                    ::core::unreachable!()
+                }
+            }
+            #registered
+        };
+    }
+}
+
+fn is_result(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result"))
+}
+
+/// `Self::__hook__(self, args..)` with the arguments the user's signature asks for, spanned on
+/// the hook's return type so that type errors land there.
+fn call(hook: &Hook<'_>, _private: &TokenStream) -> TokenStream {
+    let name = &hook.original.sig.ident;
+    let args = hook.args.iter().map(|role| match role {
+        ArgRole::Context => quote!(__sk_cx),
+        ArgRole::Error { by_ref: false } => quote!(__sk_error),
+        ArgRole::Error { by_ref: true } => quote!(&__sk_error),
+        ArgRole::Config => quote!(__sk_config),
+    });
+    quote_spanned!(hook.ret_span()=> Self::#name(self, #(#args),*))
+}

@@ -1,0 +1,145 @@
+//! Executor-agnostic futures: run blocking work on a thread and complete a future with its
+//! value. No runtime is required; any executor (tokio, async-std, `futures::executor`) can poll
+//! these.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+struct Slot<T> {
+    value: Option<T>,
+    waker: Option<Waker>,
+    /// The worker thread ended without a value (it panicked).
+    abandoned: bool,
+}
+
+/// A future completed by a background thread. Polling after completion panics, as for any
+/// future.
+#[must_use = "futures do nothing unless polled"]
+pub struct ThreadFuture<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> std::fmt::Debug for ThreadFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadFuture").finish_non_exhaustive()
+    }
+}
+
+struct Completer<T> {
+    slot: Arc<Mutex<Slot<T>>>,
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        let waker = {
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.value.is_none() {
+                slot.abandoned = true;
+            }
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// Runs `work` on a new thread; the returned future resolves to its value.
+///
+/// # Panics
+///
+/// Polling the future panics if `work` panicked.
+pub(crate) fn spawn_blocking<T, F>(name: &str, work: F) -> ThreadFuture<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        waker: None,
+        abandoned: false,
+    }));
+    let completer = Completer {
+        slot: Arc::clone(&slot),
+    };
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let value = work();
+            completer
+                .slot
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .value = Some(value);
+            drop(completer); // wakes
+        });
+    if spawned.is_err() {
+        slot.lock().unwrap_or_else(|e| e.into_inner()).abandoned = true;
+    }
+    ThreadFuture { slot }
+}
+
+impl<T> Future for ThreadFuture<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = slot.value.take() {
+            return Poll::Ready(value);
+        }
+        if slot.abandoned {
+            panic!("the background work of this future panicked or could not start a thread");
+        }
+        match &slot.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => slot.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+/// A value computed on a background thread: `result()` blocks until it is ready.
+///
+/// Returned by the `background()` modifiers. Dropping it detaches the work (it still runs to
+/// completion).
+#[must_use = "call `.result()` to get the value"]
+pub struct BackgroundHandle<T> {
+    thread: std::thread::JoinHandle<T>,
+}
+
+impl<T> std::fmt::Debug for BackgroundHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundHandle")
+            .field("finished", &self.thread.is_finished())
+            .finish()
+    }
+}
+
+impl<T: Send + 'static> BackgroundHandle<T> {
+    pub(crate) fn spawn(name: &str, work: impl FnOnce() -> T + Send + 'static) -> Self {
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(work)
+            .expect("cannot start a background thread");
+        BackgroundHandle { thread }
+    }
+
+    /// Blocks until the value is ready and returns it.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of the background work (which the library's own work does not do).
+    pub fn result(self) -> T {
+        match self.thread.join() {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Whether the value is ready (`result()` would not block).
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}

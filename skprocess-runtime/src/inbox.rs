@@ -1,0 +1,138 @@
+//! A queue of encoded messages with blocking, timed and async receive: the `listen` side of
+//! `tell`/`listen`, used by both the parent's handle and the child's context.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::task::Waker;
+use std::time::Instant;
+
+use crate::error::ListenError;
+
+/// Received, still encoded messages.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    messages: VecDeque<Vec<u8>>,
+    /// No more messages will arrive (the sender is gone).
+    closed: bool,
+    wakers: Vec<Waker>,
+}
+
+impl Inbox {
+    pub(crate) fn push(&self, bytes: Vec<u8>) {
+        let wakers = {
+            let mut state = self.lock();
+            state.messages.push_back(bytes);
+            std::mem::take(&mut state.wakers)
+        };
+        self.ready.notify_one();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Marks the end of the stream: queued messages stay readable.
+    pub(crate) fn close(&self) {
+        let wakers = {
+            let mut state = self.lock();
+            state.closed = true;
+            std::mem::take(&mut state.wakers)
+        };
+        self.ready.notify_all();
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Takes the next message, waiting until `deadline` (`None`: as long as it takes).
+    pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, ListenError> {
+        let mut state = self.lock();
+        loop {
+            if let Some(bytes) = state.messages.pop_front() {
+                return Ok(bytes);
+            }
+            if state.closed {
+                return Err(ListenError::Disconnected);
+            }
+            match deadline {
+                None => state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(ListenError::Timeout);
+                    }
+                    state = self
+                        .ready
+                        .wait_timeout(state, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Decodes a received message, keeping its bytes in the error if it does not decode.
+pub(crate) fn decode_message<T: serde::de::DeserializeOwned>(
+    bytes: Vec<u8>,
+) -> Result<T, ListenError> {
+    crate::wire::decode(&bytes).map_err(|message| ListenError::Decode {
+        type_name: std::any::type_name::<T>(),
+        message,
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn fifo_then_disconnected_after_close() {
+        let inbox = Inbox::default();
+        inbox.push(vec![1]);
+        inbox.push(vec![2]);
+        inbox.close();
+        assert_eq!(inbox.recv(None).unwrap(), vec![1]);
+        assert_eq!(inbox.recv(None).unwrap(), vec![2]);
+        assert!(matches!(inbox.recv(None), Err(ListenError::Disconnected)));
+    }
+
+    #[test]
+    fn timeout_is_distinct() {
+        let inbox = Inbox::default();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        assert!(matches!(
+            inbox.recv(Some(deadline)),
+            Err(ListenError::Timeout)
+        ));
+    }
+
+    #[test]
+    fn wakes_a_blocked_receiver() {
+        let inbox = Arc::new(Inbox::default());
+        let sender = Arc::clone(&inbox);
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            sender.push(vec![9]);
+        });
+        assert_eq!(inbox.recv(None).unwrap(), vec![9]);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn undecodable_message_keeps_its_bytes() {
+        let err = decode_message::<String>(vec![200, 1]).unwrap_err();
+        match err {
+            ListenError::Decode { bytes, .. } => assert_eq!(bytes, vec![200, 1]),
+            other => panic!("{other:?}"),
+        }
+    }
+}

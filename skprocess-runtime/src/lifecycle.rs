@@ -1,0 +1,361 @@
+//! The lifecycle contract between a process type and the engine, and the child-side context.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ProcessConfig;
+use crate::error::{Failure, ListenError, ProcessError, TellError};
+use crate::inbox::{Inbox, decode_message};
+use crate::shm::StatusPage;
+use crate::timing::Sktimer;
+use crate::wire::{Conn, Kind};
+
+/// A value that can cross a process boundary: serde both ways, `Send`, `'static`.
+///
+/// Implemented for every such type; it exists to name the requirement (and to give a clear
+/// error when it is not met).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross a process boundary",
+    label = "this type must be serializable, deserializable, `Send` and `'static`",
+    note = "derive `Serialize` and `Deserialize` for it (skprocess re-exports serde as `skprocess::serde`)"
+)]
+pub trait Transferable: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Transferable for T {}
+
+/// Which optional hooks a process type defines. Undefined hooks are skipped entirely: no call,
+/// no timer sample.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hooks {
+    /// `__prerun__` is defined.
+    pub prerun: bool,
+    /// `__postrun__` is defined.
+    pub postrun: bool,
+    /// `__onfinish__` is defined.
+    pub onfinish: bool,
+    /// `__error__` is defined.
+    pub error: bool,
+}
+
+impl Hooks {
+    /// Only `__run__` (and `__result__`, which always exists).
+    pub const NONE: Hooks = Hooks {
+        prerun: false,
+        postrun: false,
+        onfinish: false,
+        error: false,
+    };
+
+    /// Sets which hooks are defined (const, for generated code).
+    pub const fn new(prerun: bool, postrun: bool, onfinish: bool, error: bool) -> Hooks {
+        Hooks {
+            prerun,
+            postrun,
+            onfinish,
+            error,
+        }
+    }
+}
+
+/// The lifecycle of a process type: what the engine calls, in the child, in which order.
+///
+/// `#[skprocess]` on an `impl` block implements this trait from the block's `__prerun__`,
+/// `__run__`, `__postrun__`, `__onfinish__`, `__result__`, `__error__` and `__config__` methods;
+/// implementing it by hand is possible too (then register the type with
+/// [`register!`](crate::register)).
+///
+/// The engine runs `prerun → run → postrun` for each iteration while the process should
+/// continue (runs left, `join_in` not passed, no stop), then `onfinish` and `result`. A failure
+/// in an iteration costs a life; with none left, or on a failure in `onfinish`/`result`,
+/// `error` decides the outcome.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no process lifecycle",
+    label = "missing `#[skprocess] impl {Self} {{ fn __run__(&mut self) {{ .. }} }}`",
+    note = "add `#[skprocess]` to an `impl` block of `{Self}` that defines `__run__`"
+)]
+pub trait Lifecycle: Serialize + DeserializeOwned + Send + 'static {
+    /// What `result` produces and the parent receives.
+    type Output: Transferable;
+
+    /// The optional hooks this type defines.
+    const HOOKS: Hooks = Hooks::NONE;
+
+    /// Adjusts the configuration, once, in the parent, when the handle is created.
+    fn configure(&self, config: &mut ProcessConfig) {
+        let _ = config;
+    }
+
+    /// Before each iteration.
+    fn prerun(&mut self, cx: &mut Context) -> Result<(), Failure> {
+        let _ = cx;
+        Ok(())
+    }
+
+    /// Each iteration.
+    fn run(&mut self, cx: &mut Context) -> Result<(), Failure>;
+
+    /// After each iteration.
+    fn postrun(&mut self, cx: &mut Context) -> Result<(), Failure> {
+        let _ = cx;
+        Ok(())
+    }
+
+    /// Once, when the loop ends normally.
+    fn onfinish(&mut self, cx: &mut Context) -> Result<(), Failure> {
+        let _ = cx;
+        Ok(())
+    }
+
+    /// Produces the result.
+    fn result(&mut self, cx: &mut Context) -> Result<Self::Output, Failure>;
+
+    /// Handles a failure: `Ok(value)` makes `value` the result; `Err(error)` delivers an error.
+    fn error(
+        &mut self,
+        cx: &mut Context,
+        error: ProcessError,
+    ) -> Result<Self::Output, ProcessError> {
+        let _ = cx;
+        Err(error)
+    }
+}
+
+/// The timers of every section of a process, filled in the child and available on the handle
+/// after it finishes.
+///
+/// Sections a type does not define have empty timers. `full_run` gets one sample per completed
+/// iteration: the sum of that iteration's `__prerun__`, `__run__` and `__postrun__` times.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProcessTimers {
+    /// `__prerun__`.
+    pub prerun: Sktimer,
+    /// `__run__`.
+    pub run: Sktimer,
+    /// `__postrun__`.
+    pub postrun: Sktimer,
+    /// `__onfinish__`.
+    pub onfinish: Sktimer,
+    /// `__result__`.
+    pub result: Sktimer,
+    /// `__error__`.
+    pub error: Sktimer,
+    /// Whole iterations (prerun + run + postrun).
+    pub full_run: Sktimer,
+}
+
+impl ProcessTimers {
+    pub(crate) fn with_window(window: usize) -> ProcessTimers {
+        let timer = || Sktimer::with_max_times(window);
+        ProcessTimers {
+            prerun: timer(),
+            run: timer(),
+            postrun: timer(),
+            onfinish: timer(),
+            result: timer(),
+            error: timer(),
+            full_run: timer(),
+        }
+    }
+
+    /// The timer of one section.
+    pub fn section(&self, section: crate::Section) -> &Sktimer {
+        use crate::Section;
+        match section {
+            Section::Prerun => &self.prerun,
+            Section::Run => &self.run,
+            Section::Postrun => &self.postrun,
+            Section::Onfinish => &self.onfinish,
+            Section::Result => &self.result,
+            Section::Error => &self.error,
+        }
+    }
+}
+
+/// What the child's context reaches: the connection to the parent, the inbox of the parent's
+/// messages and the status page. Absent connection: a pool worker running a process inline.
+#[derive(Debug)]
+pub(crate) struct ChildLink {
+    pub(crate) conn: Option<Arc<Conn>>,
+    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) status: Arc<StatusPage>,
+}
+
+/// The child-side view of a running process, passed to lifecycle hooks that ask for it
+/// (`fn __run__(&mut self, cx: &mut Context)`): talk to the parent, stop, read the run index and
+/// the configuration.
+#[derive(Debug, Clone)]
+pub struct Context {
+    link: Arc<ChildLink>,
+    config: Arc<ProcessConfig>,
+    current_run: usize,
+    lives_left: u32,
+    /// Set when the engine abandoned the section this context was lent to (it timed out): later
+    /// `tell`s from that section go nowhere.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Context {
+    pub(crate) fn new(link: Arc<ChildLink>, config: Arc<ProcessConfig>) -> Context {
+        let lives_left = config.lives;
+        Context {
+            link,
+            config,
+            current_run: 0,
+            lives_left,
+            abandoned: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub(crate) fn set_position(&mut self, current_run: usize, lives_left: u32) {
+        self.current_run = current_run;
+        self.lives_left = lives_left;
+    }
+
+    /// A copy for a section that runs on its own thread and may be abandoned.
+    pub(crate) fn for_abandonable_section(&self) -> Context {
+        Context {
+            abandoned: Arc::new(AtomicBool::new(false)),
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
+
+    /// The index of the current run: the number of completed iterations (`_current_run` in the
+    /// original).
+    pub fn current_run(&self) -> usize {
+        self.current_run
+    }
+
+    /// Lives left, counting the current attempt.
+    pub fn lives_left(&self) -> u32 {
+        self.lives_left
+    }
+
+    /// The process's configuration.
+    pub fn config(&self) -> &ProcessConfig {
+        &self.config
+    }
+
+    /// Asks the process to stop: the engine finishes the current section, skips the rest of the
+    /// iteration, then runs `__onfinish__` and `__result__`.
+    pub fn stop(&self) {
+        self.link.status.request_stop();
+    }
+
+    /// Whether a stop was requested (by the parent, this process, or SIGINT/SIGTERM).
+    pub fn stop_requested(&self) -> bool {
+        self.link.status.stop_requested()
+    }
+
+    /// Sends a message to the parent, which receives it with
+    /// [`Skprocess::listen`](crate::Skprocess::listen).
+    ///
+    /// # Errors
+    ///
+    /// [`TellError::Encode`] if the value cannot be encoded, [`TellError::Disconnected`] if the
+    /// parent is gone (or this process runs inline in a pool, where no parent listens, or the
+    /// section this context belongs to was abandoned after a timeout).
+    pub fn tell<T: Serialize>(&self, message: T) -> Result<(), TellError> {
+        let bytes = crate::wire::encode(&message).map_err(TellError::Encode)?;
+        if self.abandoned.load(Ordering::Acquire) {
+            return Err(TellError::Disconnected);
+        }
+        let conn = self.link.conn.as_ref().ok_or(TellError::Disconnected)?;
+        conn.send(Kind::Tell, &bytes)
+            .map_err(|_| TellError::Disconnected)
+    }
+
+    pub(crate) fn send_raw(&self, bytes: &[u8]) -> Result<(), crate::error::IpcError> {
+        let conn = self
+            .link
+            .conn
+            .as_ref()
+            .ok_or(crate::error::IpcError::Disconnected)?;
+        conn.send_raw(bytes)
+    }
+
+    /// Waits for the parent's next message (sent with [`Skprocess::tell`](crate::Skprocess::tell)).
+    ///
+    /// # Errors
+    ///
+    /// [`ListenError::Disconnected`] once the parent is gone and nothing is queued;
+    /// [`ListenError::Decode`] (holding the bytes) if the message is not a `T`.
+    pub fn listen<T: DeserializeOwned>(&self) -> Result<T, ListenError> {
+        decode_message(self.link.inbox.recv(None)?)
+    }
+
+    /// Like [`listen`](Context::listen), giving up after `timeout` with [`ListenError::Timeout`].
+    pub fn listen_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, ListenError> {
+        let deadline = Instant::now().checked_add(timeout);
+        decode_message(self.link.inbox.recv(deadline)?)
+    }
+
+    /// Takes a queued message without waiting ([`ListenError::Timeout`] when none is queued).
+    pub fn try_listen<T: DeserializeOwned>(&self) -> Result<T, ListenError> {
+        decode_message(self.link.inbox.recv(Some(Instant::now()))?)
+    }
+}
+
+/// Converts what a hook returned into the engine's terms. Used by generated code.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a valid return type for this lifecycle method",
+    label = "return `()` or `Result<(), E>` where `E` converts into `Box<dyn Error + Send + Sync>`",
+    note = "`__prerun__`, `__run__`, `__postrun__` and `__onfinish__` return nothing or a `Result`"
+)]
+pub trait HookReturn<T> {
+    fn into_hook_result(self) -> Result<T, Failure>;
+}
+
+impl HookReturn<()> for () {
+    fn into_hook_result(self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+impl<T, E> HookReturn<T> for Result<T, E>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn into_hook_result(self) -> Result<T, Failure> {
+        self.map_err(|error| {
+            let boxed: Box<dyn std::error::Error + Send + Sync> = error.into();
+            Failure::from_error(&*boxed)
+        })
+    }
+}
+
+/// Names the value type of a hook's `Result<T, E>` return (generated code uses it for
+/// `Lifecycle::Output`).
+#[doc(hidden)]
+pub trait FallibleReturn {
+    type Value;
+}
+
+impl<T, E> FallibleReturn for Result<T, E> {
+    type Value = T;
+}
+
+/// Implemented by `#[skprocess]` on a struct: the configuration its attribute keys set
+/// (`#[skprocess(runs = 10)]`), applied before the type's own `__config__`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a process type",
+    label = "missing `#[skprocess]` on the definition of `{Self}`",
+    note = "put `#[skprocess]` on the struct definition as well as on its impl block"
+)]
+pub trait ProcessStruct {
+    /// The name given with `#[skprocess(name = "...")]`, if any.
+    const NAME: Option<&'static str>;
+
+    fn apply_attributes(config: &mut ProcessConfig);
+}

@@ -1,0 +1,147 @@
+//! The registry: every process type of the executable, by stable name, in a linkme slice.
+//!
+//! `#[skprocess]` (or [`register!`](crate::register)) adds one [`ProcessEntry`] per type. The
+//! name is built from the module path, the type and the file/line/column of the registration,
+//! so two fn-local `Worker` types in one module get different names. A duplicated name is an
+//! error only when that name is spawned. The child looks its entry up by name; a name it cannot
+//! find makes it report and exit, never run `main`.
+
+use linkme::distributed_slice;
+
+use crate::child::ChildSession;
+
+/// One registered process type: its stable name and the child-side entry point.
+#[derive(Debug)]
+pub struct ProcessEntry {
+    name: &'static str,
+    run: fn(ChildSession) -> i32,
+}
+
+impl ProcessEntry {
+    /// An entry for `T` under `name` (used by generated code and `register!`).
+    pub const fn new<T: crate::Lifecycle>(name: &'static str) -> ProcessEntry {
+        ProcessEntry {
+            name,
+            run: crate::child::run_process::<T>,
+        }
+    }
+
+    /// An entry with a custom child-side entry point (built-in entries such as pool workers).
+    pub(crate) const fn with_entry(name: &'static str, run: fn(ChildSession) -> i32) -> Self {
+        ProcessEntry { name, run }
+    }
+
+    /// The stable name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn run(&self, session: ChildSession) -> i32 {
+        (self.run)(session)
+    }
+}
+
+/// Every process type of the executable.
+#[distributed_slice]
+pub static PROCESSES: [ProcessEntry];
+
+// The runtime's own entry: an empty slice breaks some linkers, and it is a handy self-check.
+#[distributed_slice(PROCESSES)]
+static SELF_CHECK: ProcessEntry =
+    ProcessEntry::with_entry("skprocess::self-check", crate::child::self_check_entry);
+
+/// Finds the single entry registered under `name`.
+pub(crate) fn lookup(name: &str) -> Result<&'static ProcessEntry, crate::ProcessError> {
+    let mut found = PROCESSES.iter().filter(|entry| entry.name == name);
+    let first = found.next();
+    let extra = found.count();
+    match first {
+        None => Err(crate::ProcessError::NotRegistered {
+            name: name.to_owned(),
+        }),
+        Some(_) if extra > 0 => Err(crate::ProcessError::DuplicateName {
+            name: name.to_owned(),
+            count: extra + 1,
+        }),
+        Some(entry) => Ok(entry),
+    }
+}
+
+/// A process type with a registry entry, so the child can find it by name.
+///
+/// Implemented by `#[skprocess]` on non-generic structs and by [`register!`](crate::register)
+/// for concrete instantiations of generic ones.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a registered process type",
+    label = "not a registered process type",
+    note = "a process type needs `#[skprocess]` on its struct and on the impl block that defines \
+            `__run__`; a generic one also needs `skprocess::register!({Self});`"
+)]
+pub trait Registered: crate::Lifecycle {
+    /// The stable name the type is registered under.
+    const NAME: &'static str;
+
+    /// The registry entry for this type (what `#[skprocess]` puts in the registry).
+    #[doc(hidden)]
+    const ENTRY: ProcessEntry = ProcessEntry::new::<Self>(Self::NAME);
+
+    /// The entry in the registry (referencing it also keeps it linked in).
+    fn entry() -> &'static ProcessEntry;
+}
+
+/// Registers a process type (a concrete instantiation of a generic one, or a type that
+/// implements [`Lifecycle`](crate::Lifecycle) by hand) so that it can be spawned.
+///
+/// ```
+/// use skprocess::prelude::*;
+///
+/// #[skprocess]
+/// struct Repeat<T> {
+///     value: T,
+///     times: usize,
+/// }
+///
+/// #[skprocess]
+/// impl<T> Repeat<T>
+/// where
+///     T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+/// {
+///     fn __config__(&self, config: &mut ProcessConfig) {
+///         config.runs = Some(self.times);
+///     }
+///     fn __run__(&mut self) {}
+///     fn __result__(&mut self) -> Vec<T> {
+///         vec![self.value.clone(); self.times]
+///     }
+/// }
+///
+/// skprocess::register!(Repeat<u32>);
+/// # use skprocess::__private::serde;
+/// ```
+#[macro_export]
+macro_rules! register {
+    ($ty:ty $(,)?) => {
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::PROCESSES)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static __SK_ENTRY: $crate::__private::ProcessEntry =
+                <$ty as $crate::__private::Registered>::ENTRY;
+            impl $crate::__private::Registered for $ty {
+                const NAME: &'static str = ::core::concat!(
+                    ::core::module_path!(),
+                    "::",
+                    ::core::stringify!($ty),
+                    "@",
+                    ::core::file!(),
+                    ":",
+                    ::core::line!(),
+                    ":",
+                    ::core::column!()
+                );
+                fn entry() -> &'static $crate::__private::ProcessEntry {
+                    &__SK_ENTRY
+                }
+            }
+        };
+    };
+}

@@ -1,0 +1,224 @@
+//! The few operating-system calls the runtime needs, each wrapped once with its safety argument.
+//!
+//! Linux is the supported platform: pidfds make signalling a child immune to pid reuse, memfd
+//! carries the shared status page, and `PR_SET_PDEATHSIG` ties a child's life to its parent.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Fills `buf` with cryptographically secure random bytes.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system's random number generator failed");
+}
+
+/// Opens a pidfd for a child that has not been reaped yet.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments; on success it returns a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends `signal` to the process behind `pidfd`. Never hits a recycled pid: once the process
+/// is reaped, the call fails with `ESRCH`.
+pub(crate) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: plain syscall; a null siginfo is allowed and means "as kill(2)".
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits until `fd` is readable (for a pidfd: the process has exited), at most `timeout`.
+/// Returns whether it became readable.
+pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+    loop {
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, millis) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        return Ok(rc > 0);
+    }
+}
+
+/// The conventional name of a signal number.
+pub(crate) fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => "unknown signal",
+    }
+}
+
+/// Ignores SIGPIPE in this process, so a write to a closed socket is an error, not a death.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN is always sound.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Installs `handler` for SIGINT and SIGTERM. The handler must be async-signal-safe.
+pub(crate) fn on_interrupt(handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed sigaction is a valid starting point; the handler is async-signal-safe by
+    // this function's contract; SA_RESTART keeps blocking calls from failing with EINTR.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+}
+
+/// A shared, zero-filled memory region of `len` bytes backed by a memfd, so that another
+/// process can map the same pages.
+pub(crate) struct SharedRegion {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the region is plain shared memory accessed only through atomics (see shm.rs).
+unsafe impl Send for SharedRegion {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRegion {}
+
+impl SharedRegion {
+    /// Creates a new region and the memfd that backs it (close-on-exec).
+    pub(crate) fn create(len: usize) -> io::Result<(SharedRegion, OwnedFd)> {
+        // SAFETY: the name is a valid C string; flags are valid.
+        let fd = unsafe { libc::memfd_create(c"skprocess-status".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh descriptor owned by us.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: valid fd, valid length.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let region = SharedRegion::map(fd.as_fd(), len)?;
+        Ok((region, fd))
+    }
+
+    /// Maps an existing memfd (in the child).
+    pub(crate) fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<SharedRegion> {
+        // SAFETY: a shared read/write mapping of a file we hold; the kernel checks the fd.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedRegion {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    /// The start of the region (page aligned).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// The region's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for SharedRegion {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len come from a successful mmap and are unmapped once.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
+/// Sets the signal this process receives when the thread that spawned it exits, then checks that
+/// the parent did not die before the setting took effect. Called in the child, between fork and
+/// exec; only async-signal-safe calls.
+pub(crate) fn die_with_parent(expected_parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number is async-signal-safe.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: getppid is async-signal-safe and always succeeds.
+    if unsafe { libc::getppid() } != expected_parent {
+        // The parent died between fork and prctl: nobody would ever stop us.
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(70) };
+    }
+    Ok(())
+}
+
+/// Clears close-on-exec on `fd` so that it survives the coming exec. Async-signal-safe.
+pub(crate) fn keep_across_exec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number; errors are reported, nothing is dereferenced.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether `fd` is an open descriptor of this process.
+pub(crate) fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only reads the descriptor's flags; an invalid number gives EBADF.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1
+}
+
+/// Ends this process at once, without running destructors or flushing anything.
+pub(crate) fn hard_exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and is always sound to call.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,27 @@
+//! Hooks for the crate's own robustness tests: talk to the hub and the wire directly, the way an
+//! attacker or a broken peer would. Not an API.
+
+use crate::error::IpcError;
+use crate::lifecycle::Context;
+use crate::wire::auth::Secret;
+
+/// The name of this process's hub, if it has one (it does once a process was started).
+pub fn hub_name() -> Option<String> {
+    crate::wire::hub::existing_hub_name()
+}
+
+/// The session secret of this process's hub.
+pub fn hub_secret() -> Option<[u8; 32]> {
+    crate::wire::hub::hub().ok().map(|hub| hub.secret().0)
+}
+
+/// Connects to the hub `name` proving `secret` and presenting `token`; `Ok` only if the hub
+/// welcomed the connection.
+pub fn connect_to_hub(name: &str, secret: [u8; 32], token: [u8; 16]) -> Result<(), IpcError> {
+    crate::wire::hub::connect(name, &Secret(secret), &token).map(drop)
+}
+
+/// Sends raw bytes to the parent from a child, bypassing framing.
+pub fn send_raw(cx: &Context, bytes: &[u8]) -> Result<(), IpcError> {
+    cx.send_raw(bytes)
+}

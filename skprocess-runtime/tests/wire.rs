@@ -1,0 +1,320 @@
+//! The wire and the registry under bad input: wrong secrets, malformed and oversized frames,
+//! values that do not decode, unregistered and duplicated types. Each is a typed error; nothing
+//! hangs and nothing else is disturbed.
+
+use std::time::Duration;
+
+use skprocess::__private::{Lifecycle, ProcessEntry, Registered};
+use skprocess::__testing;
+use skprocess::prelude::*;
+use skprocess::{Failure, IpcError};
+
+/// Echoes what the parent tells it, until told `0`.
+#[skprocess]
+struct Echo {
+    seen: u64,
+}
+
+#[skprocess]
+impl Echo {
+    fn __run__(
+        &mut self,
+        cx: &mut Context,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let value: u64 = cx.listen()?;
+        if value == 0 {
+            cx.stop();
+        } else {
+            self.seen += 1;
+            cx.tell(value * 2)?;
+        }
+        Ok(())
+    }
+
+    fn __result__(&mut self) -> u64 {
+        self.seen
+    }
+}
+
+#[test]
+fn a_wrong_secret_is_refused_and_the_process_is_unaffected() {
+    let process = Skprocess::new(Echo { seen: 0 });
+    process.start().unwrap();
+    process.tell(21u64).unwrap();
+    assert_eq!(process.listen::<u64>().unwrap(), 42);
+
+    let hub = __testing::hub_name().expect("a hub exists once a process started");
+    let mut wrong = __testing::hub_secret().unwrap();
+    wrong[0] ^= 1;
+    match __testing::connect_to_hub(&hub, wrong, [0; 16]) {
+        Err(IpcError::Auth(_)) => {}
+        other => panic!("a wrong secret was not refused: {other:?}"),
+    }
+    // The right secret with a token nobody expects is refused too.
+    let right = __testing::hub_secret().unwrap();
+    match __testing::connect_to_hub(&hub, right, [7; 16]) {
+        Err(IpcError::Auth(_)) => {}
+        other => panic!("an unknown token was not refused: {other:?}"),
+    }
+
+    // The process never noticed.
+    process.tell(5u64).unwrap();
+    assert_eq!(process.listen::<u64>().unwrap(), 10);
+    process.tell(0u64).unwrap();
+    assert_eq!(process.result().unwrap(), 2);
+}
+
+/// Sends the given raw bytes to the parent, then keeps running.
+#[skprocess]
+struct SendsGarbage {
+    bytes: Vec<u8>,
+}
+
+#[skprocess]
+impl SendsGarbage {
+    fn __run__(&mut self, cx: &mut Context) {
+        if cx.current_run() == 0 {
+            __testing::send_raw(cx, &self.bytes).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn an_oversized_frame_is_an_error_and_the_child_is_put_down() {
+    let frame = vec![0xFF, 0xFF, 0xFF, 0xFF, 11];
+    let err = Skprocess::new(SendsGarbage { bytes: frame })
+        .run()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProcessError::Ipc(IpcError::FrameTooLarge {
+                len: 0xFFFF_FFFF,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_malformed_frame_is_an_error_and_the_child_is_put_down() {
+    let frame = vec![0, 0, 0, 0, 0xEE];
+    let err = Skprocess::new(SendsGarbage { bytes: frame })
+        .run()
+        .unwrap_err();
+    assert!(
+        matches!(&err, ProcessError::Ipc(IpcError::Malformed(m)) if m.contains("kind")),
+        "{err:?}"
+    );
+}
+
+/// Listens for a number; reports what `listen` said.
+#[skprocess(runs = 1)]
+struct ListensForNumber {
+    report: String,
+}
+
+#[skprocess]
+impl ListensForNumber {
+    fn __run__(&mut self, cx: &mut Context) {
+        self.report = match cx.listen::<u64>() {
+            Ok(n) => format!("got {n}"),
+            Err(ListenError::Decode { bytes, .. }) => {
+                // nothing is lost: the bytes decode as what was really sent
+                let text: String = skprocess_decode(&bytes);
+                format!("decode error, bytes hold {text:?}")
+            }
+            Err(other) => format!("other error: {other}"),
+        };
+        cx.tell(vec![0xFFu8, 0xFE]).unwrap();
+    }
+
+    fn __result__(&mut self) -> String {
+        self.report.clone()
+    }
+}
+
+/// The codec of the wire (bincode 2, standard configuration) as a test would decode by hand.
+fn skprocess_decode(bytes: &[u8]) -> String {
+    // A string is a varint length and UTF-8 bytes.
+    let len = bytes[0] as usize;
+    String::from_utf8(bytes[1..1 + len].to_vec()).unwrap()
+}
+
+#[test]
+fn a_message_that_does_not_decode_is_an_error_holding_its_bytes_both_ways() {
+    let process = Skprocess::new(ListensForNumber {
+        report: String::new(),
+    });
+    process.start().unwrap();
+    process.tell("not a number").unwrap();
+    // The child sent bytes that are not UTF-8; asking for a String fails, and the bytes stay.
+    match process.listen_timeout::<String>(Duration::from_secs(30)) {
+        Err(ListenError::Decode {
+            bytes, type_name, ..
+        }) => {
+            assert_eq!(bytes, vec![2, 0xFF, 0xFE]);
+            assert!(type_name.contains("String"), "{type_name}");
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    assert_eq!(
+        process.result().unwrap(),
+        "decode error, bytes hold \"not a number\""
+    );
+}
+
+#[test]
+fn listen_timeout_is_distinct_from_messages_and_from_a_gone_child() {
+    let process = Skprocess::new(Echo { seen: 0 });
+    assert!(matches!(
+        process.listen_timeout::<u64>(Duration::ZERO),
+        Err(ListenError::NotStarted)
+    ));
+    process.start().unwrap();
+    assert!(matches!(
+        process.listen_timeout::<u64>(Duration::from_millis(50)),
+        Err(ListenError::Timeout)
+    ));
+    process.tell(0u64).unwrap();
+    process.wait().unwrap();
+    assert!(matches!(
+        process.listen_timeout::<u64>(Duration::from_secs(5)),
+        Err(ListenError::Disconnected)
+    ));
+    assert!(matches!(process.tell(1u64), Err(TellError::Disconnected)));
+}
+
+/// Implements the traits by hand, with a registration that is not in the registry.
+#[derive(skprocess::serde::Serialize, skprocess::serde::Deserialize)]
+#[serde(crate = "skprocess::serde")]
+struct Unregistered;
+
+impl Lifecycle for Unregistered {
+    type Output = ();
+    fn run(&mut self, _cx: &mut Context) -> Result<(), Failure> {
+        Ok(())
+    }
+    fn result(&mut self, _cx: &mut Context) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+impl Registered for Unregistered {
+    const NAME: &'static str = "tests::Unregistered";
+    fn entry() -> &'static ProcessEntry {
+        static ENTRY: ProcessEntry = <Unregistered as Registered>::ENTRY;
+        &ENTRY
+    }
+}
+
+#[test]
+fn an_unregistered_type_fails_before_spawning() {
+    let process = Skprocess::new(Unregistered);
+    match process.start() {
+        Err(ProcessError::NotRegistered { name }) => assert_eq!(name, "tests::Unregistered"),
+        other => panic!("unexpected: {other:?}"),
+    }
+    assert_eq!(process.pid(), None, "nothing may be spawned");
+}
+
+#[skprocess(name = "tests::duplicated", runs = 1)]
+struct First;
+
+#[skprocess]
+impl First {
+    fn __run__(&mut self) {}
+}
+
+#[skprocess(name = "tests::duplicated", runs = 1)]
+struct Second;
+
+#[skprocess]
+impl Second {
+    fn __run__(&mut self) {}
+}
+
+#[test]
+fn a_duplicated_name_is_an_error_only_when_spawned() {
+    match Skprocess::new(First).run() {
+        Err(ProcessError::DuplicateName { name, count: 2 }) => {
+            assert_eq!(name, "tests::duplicated")
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+    assert!(matches!(
+        Skprocess::new(Second).start(),
+        Err(ProcessError::DuplicateName { .. })
+    ));
+    // Everything else still spawns.
+    let echo = Skprocess::new(Echo { seen: 0 });
+    echo.start().unwrap();
+    echo.tell(0u64).unwrap();
+    assert_eq!(echo.result().unwrap(), 0);
+}
+
+#[skprocess(runs = 1)]
+struct EncodesBadly;
+
+#[skprocess]
+impl EncodesBadly {
+    fn __run__(&mut self) {}
+
+    fn __result__(&mut self) -> NotEncodable {
+        NotEncodable
+    }
+}
+
+/// A value whose serialization always fails.
+#[derive(Debug)]
+struct NotEncodable;
+
+impl skprocess::serde::Serialize for NotEncodable {
+    fn serialize<S: skprocess::serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(skprocess::serde::ser::Error::custom(
+            "this value refuses to be encoded",
+        ))
+    }
+}
+
+impl<'de> skprocess::serde::Deserialize<'de> for NotEncodable {
+    fn deserialize<D: skprocess::serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(NotEncodable)
+    }
+}
+
+#[test]
+fn a_result_that_cannot_be_encoded_is_a_typed_error() {
+    match Skprocess::new(EncodesBadly).run() {
+        Err(ProcessError::Encode { what, message }) => {
+            assert!(what.contains("result"), "{what}");
+            assert!(message.contains("refuses to be encoded"), "{message}");
+        }
+        other => panic!("unexpected: {other:?}"),
+    }
+}
+
+#[test]
+fn a_message_that_cannot_be_encoded_is_not_sent() {
+    let process = Skprocess::new(Echo { seen: 0 });
+    process.start().unwrap();
+    assert!(matches!(
+        process.tell(NotEncodable),
+        Err(TellError::Encode(_))
+    ));
+    process.tell(0u64).unwrap();
+    assert_eq!(process.result().unwrap(), 0);
+}
+
+#[test]
+fn invalid_configuration_is_rejected_before_spawning() {
+    let process = Skprocess::new(Echo { seen: 0 });
+    process.configure(|config| config.lives = 0).unwrap();
+    assert!(matches!(
+        process.start(),
+        Err(ProcessError::InvalidConfig { .. })
+    ));
+    assert_eq!(process.pid(), None);
+}

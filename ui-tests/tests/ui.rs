@@ -1,0 +1,11 @@
+//! Compile-fail and compile-pass cases for the macros, checked by trybuild.
+//!
+//! `.stderr` files come only from the pinned toolchain; regenerate them with
+//! `TRYBUILD=overwrite cargo test -p ui-tests` and review the diff like code.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/fail/**/*.rs");
+    t.pass("tests/ui/pass/*.rs");
+}

@@ -1,0 +1,8 @@
+use skprocess::prelude::*;
+
+#[skprocess]
+struct Worker;
+
+fn main() {
+    let _ = Skprocess::new(Worker);
+}

@@ -1,0 +1,8 @@
+use skprocess::prelude::*;
+
+#[skprocess]
+enum Worker {
+    A,
+}
+
+fn main() {}

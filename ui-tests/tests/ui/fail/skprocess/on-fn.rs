@@ -1,0 +1,6 @@
+use skprocess::prelude::*;
+
+#[skprocess]
+fn __run__() {}
+
+fn main() {}

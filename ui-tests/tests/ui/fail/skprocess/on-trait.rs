@@ -1,0 +1,8 @@
+use skprocess::prelude::*;
+
+#[skprocess]
+trait Worker {
+    fn __run__(&mut self);
+}
+
+fn main() {}

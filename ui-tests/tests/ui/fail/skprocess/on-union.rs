@@ -1,0 +1,8 @@
+use skprocess::prelude::*;
+
+#[skprocess]
+union Worker {
+    a: u32,
+}
+
+fn main() {}

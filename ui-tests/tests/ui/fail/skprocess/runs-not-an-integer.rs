@@ -1,0 +1,6 @@
+use skprocess::prelude::*;
+
+#[skprocess(runs = "ten")]
+struct Worker;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use skprocess::prelude::*;
+
+#[skprocess(retry = 3)]
+struct Worker;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use skprocess::prelude::*;
+
+#[skprocess(lives = 0)]
+struct Worker;
+
+fn main() {}

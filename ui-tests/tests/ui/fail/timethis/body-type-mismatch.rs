@@ -1,0 +1,8 @@
+use skprocess::timethis;
+
+#[timethis]
+fn count() -> u32 {
+    "three"
+}
+
+fn main() {}

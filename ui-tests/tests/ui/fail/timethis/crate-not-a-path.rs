@@ -1,0 +1,6 @@
+use skprocess::timethis;
+
+#[timethis(crate = "not a path")]
+fn work() {}
+
+fn main() {}

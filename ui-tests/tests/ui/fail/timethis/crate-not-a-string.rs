@@ -1,0 +1,6 @@
+use skprocess::timethis;
+
+#[timethis(crate = skprocess)]
+fn work() {}
+
+fn main() {}

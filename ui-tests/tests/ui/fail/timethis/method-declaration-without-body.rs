@@ -1,0 +1,8 @@
+use skprocess::timethis;
+
+trait Job {
+    #[timethis]
+    fn run(&self);
+}
+
+fn main() {}

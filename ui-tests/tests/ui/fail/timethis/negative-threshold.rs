@@ -1,0 +1,6 @@
+use skprocess::timethis;
+
+#[timethis(threshold = -0.5)]
+fn work() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use skprocess::timethis;
+
+#[timethis(threshold = "fast")]
+fn work() {}
+
+fn main() {}

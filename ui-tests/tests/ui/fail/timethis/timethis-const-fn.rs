@@ -1,0 +1,8 @@
+use skprocess::timethis;
+
+#[timethis]
+const fn answer() -> u32 {
+    42
+}
+
+fn main() {}

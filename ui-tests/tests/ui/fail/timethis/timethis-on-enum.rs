@@ -1,0 +1,9 @@
+use skprocess::timethis;
+
+#[timethis]
+pub enum State {
+    Idle,
+    Busy,
+}
+
+fn main() {}

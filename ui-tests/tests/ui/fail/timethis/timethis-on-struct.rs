@@ -1,0 +1,8 @@
+use skprocess::timethis;
+
+#[timethis]
+struct Worker {
+    jobs: u32,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use skprocess::timethis;
+
+#[timethis(retries = 3)]
+fn work() {}
+
+fn main() {}

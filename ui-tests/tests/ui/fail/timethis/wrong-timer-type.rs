@@ -1,0 +1,6 @@
+use skprocess::timethis;
+
+#[timethis(timer = 5)]
+fn work() {}
+
+fn main() {}

@@ -1,0 +1,47 @@
+use skprocess::prelude::*;
+
+#[allow(dead_code)]
+struct Result;
+#[allow(dead_code)]
+struct Ok;
+#[allow(dead_code)]
+struct Err;
+#[allow(dead_code)]
+struct Option;
+#[allow(dead_code)]
+struct Some;
+#[allow(dead_code)]
+struct None;
+#[allow(dead_code)]
+struct Box;
+#[allow(dead_code)]
+struct Vec;
+#[allow(dead_code)]
+struct Duration;
+#[allow(dead_code)]
+struct Context;
+#[allow(dead_code)]
+struct ProcessConfig;
+#[allow(dead_code)]
+mod serde {}
+#[allow(dead_code)]
+mod core {}
+
+#[skprocess(runs = 1, join_in = 2.0, timeouts(result = 1.0))]
+struct Worker {
+    count: u32,
+}
+
+#[skprocess]
+impl Worker {
+    fn __run__(&mut self) {
+        self.count += 1;
+    }
+    fn __result__(&mut self) -> ::std::result::Result<u32, ::std::string::String> {
+        ::std::result::Result::Ok(self.count)
+    }
+}
+
+fn main() {
+    let _ = Skprocess::new(Worker { count: 0 });
+}
