@@ -2,6 +2,7 @@
 //!
 //! Run: `cargo run -p examples --example async_wait`
 
+// ANCHOR: all
 use futures::future::join_all;
 use sha2::{Digest, Sha256};
 use skprocess::prelude::*;
@@ -55,6 +56,7 @@ impl AsyncFriendlyProcess {
     }
 }
 
+// ANCHOR: concurrent
 /// Runs several processes and waits for all of them concurrently.
 async fn run_processes_concurrently() -> Result<Vec<Vec<ChunkHash>>, ProcessError> {
     // data for each process
@@ -79,7 +81,9 @@ async fn run_processes_concurrently() -> Result<Vec<Vec<ChunkHash>>, ProcessErro
     // collect the results
     processes.iter().map(Skprocess::result).collect()
 }
+// ANCHOR_END: concurrent
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // any executor will do; this one comes with the `futures` crate
     let results = futures::executor::block_on(run_processes_concurrently())?;
@@ -88,3 +92,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

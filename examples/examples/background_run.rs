@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo run -p examples --example background_run`
 
+// ANCHOR: all
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
 
@@ -35,6 +36,7 @@ impl BackgroundProcess {
         config.runs = Some(self.numbers.len());
     }
 
+    // ANCHOR: run
     fn __run__(&mut self, cx: &mut Context) {
         let n = self.numbers[cx.current_run()];
         let factors = Self::prime_factors(n);
@@ -57,6 +59,7 @@ impl BackgroundProcess {
         }
         factors
     }
+    // ANCHOR_END: run
 
     fn __result__(&mut self) -> Vec<Factorization> {
         std::mem::take(&mut self.results)
@@ -82,6 +85,7 @@ fn factorial_digits(n: u32) -> usize {
     (limbs.len() - 1) * 9 + top.to_string().len()
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // start the process and get a handle to its result at once
     let numbers = vec![123456789, 987654321, 1000000007, 999999937, 2147483647];
@@ -106,3 +110,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

@@ -3,11 +3,13 @@
 //!
 //! Run: `cargo run --release -p examples --example demo`
 
+// ANCHOR: all
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
 
+// ANCHOR: counter
 /// Counts its iterations, in a child process.
 #[skprocess(runs = 100)]
 struct Counter {
@@ -24,6 +26,7 @@ impl Counter {
         (self.count, std::process::id())
     }
 }
+// ANCHOR_END: counter
 
 /// Fails its second run twice, then succeeds: three lives are enough.
 #[skprocess(runs = 3, lives = 3)]
@@ -75,6 +78,7 @@ impl Overrun {
     }
 }
 
+// ANCHOR: doubler
 /// What the parent asks the doubler.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(crate = "skprocess::serde")]
@@ -109,7 +113,9 @@ impl Doubler {
         self.answered
     }
 }
+// ANCHOR_END: doubler
 
+// ANCHOR: crasher
 /// Dies from an abort in its first run.
 #[skprocess(runs = 1)]
 struct Crasher;
@@ -120,6 +126,7 @@ impl Crasher {
         std::process::abort();
     }
 }
+// ANCHOR_END: crasher
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== a process: 100 iterations in a child");
@@ -159,11 +166,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     doubler.tell(Request::Done)?;
     println!("the child answered {} requests", doubler.result()?);
 
+    // ANCHOR: crash
     println!("\n== a crash is a typed error, not a hang");
     match Skprocess::new(Crasher).run() {
         Err(error) => println!("{error}"),
         Ok(()) => println!("unexpected: the crasher survived"),
     }
+    // ANCHOR_END: crash
 
     println!("\n== timers, filled in the child");
     let timers = counter.timers();
@@ -176,3 +185,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("full iterations: {}", counter.process_timer().num_times());
     Ok(())
 }
+// ANCHOR_END: all

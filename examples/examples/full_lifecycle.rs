@@ -2,9 +2,11 @@
 //!
 //! Run: `cargo run -p examples --example full_lifecycle`
 
+// ANCHOR: all
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
 
+// ANCHOR: struct
 /// A process demonstrating all lifecycle methods.
 ///
 /// - `__prerun__`: setup before each run
@@ -21,6 +23,7 @@ struct DataProcessor {
     processed_batches: Vec<Vec<String>>,
     total_items: usize,
 }
+// ANCHOR_END: struct
 
 /// What the process returns.
 #[derive(Debug, Serialize, Deserialize)]
@@ -43,6 +46,7 @@ impl DataProcessor {
         }
     }
 
+    // ANCHOR: prerun
     // called before each __run__: fetch the next batch of data
     fn __prerun__(&mut self, cx: &mut Context) {
         let batch_number = cx.current_run();
@@ -55,7 +59,9 @@ impl DataProcessor {
         );
         self.current_batch = Some(batch);
     }
+    // ANCHOR_END: prerun
 
+    // ANCHOR: run
     // called each iteration: process each item in the current batch
     fn __run__(&mut self) {
         let mut processed = Vec::new();
@@ -67,7 +73,9 @@ impl DataProcessor {
         // store for postrun
         self.processed = Some(processed);
     }
+    // ANCHOR_END: run
 
+    // ANCHOR: postrun
     // called after each __run__: save results and clean up
     fn __postrun__(&mut self) {
         self.processed_batches
@@ -78,7 +86,9 @@ impl DataProcessor {
             self.processed_batches.len()
         );
     }
+    // ANCHOR_END: postrun
 
+    // ANCHOR: onfinish
     // called once when the process ends (stop signal or run limit)
     fn __onfinish__(&mut self) {
         println!(
@@ -86,7 +96,9 @@ impl DataProcessor {
             self.total_items
         );
     }
+    // ANCHOR_END: onfinish
 
+    // ANCHOR: result
     // return the final data
     fn __result__(&mut self) -> Summary {
         Summary {
@@ -95,10 +107,12 @@ impl DataProcessor {
             num_batches: self.processed_batches.len(),
         }
     }
+    // ANCHOR_END: result
 
     // NOTE: no __error__, so the error itself is what `run()` returns on failure
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = Skprocess::new(DataProcessor::new(3));
     let result = process.run()?;
@@ -109,3 +123,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo run -p examples --example indefinite_stop`
 
+// ANCHOR: all
 use sha2::{Digest, Sha256};
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
@@ -32,6 +33,7 @@ impl MonitorProcess {
         MonitorProcess { events: Vec::new() }
     }
 
+    // ANCHOR: run
     // record a timestamp and system info each iteration
     fn __run__(&mut self, cx: &mut Context) {
         let run = cx.current_run();
@@ -56,11 +58,14 @@ impl MonitorProcess {
         };
         usage.ru_maxrss as f64 / 1024.0
     }
+    // ANCHOR_END: run
 
+    // ANCHOR: onfinish
     // called when the stop signal arrives
     fn __onfinish__(&mut self) {
         println!("Monitor shutting down after {} events", self.events.len());
     }
+    // ANCHOR_END: onfinish
 
     fn __result__(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
@@ -71,6 +76,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // start the monitor
     let process = Skprocess::new(MonitorProcess::new());
@@ -94,3 +100,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Captured {} events", events.len());
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

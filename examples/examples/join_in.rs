@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo run -p examples --example join_in`
 
+// ANCHOR: all
 use sha2::{Digest, Sha256};
 use skprocess::prelude::*;
 
@@ -22,9 +23,11 @@ impl TimeBoundProcess {
         }
     }
 
+    // ANCHOR: config
     fn __config__(&self, config: &mut ProcessConfig) {
         config.join_in = Some(std::time::Duration::from_secs_f64(self.max_seconds));
     }
+    // ANCHOR_END: config
 
     fn __run__(&mut self, cx: &mut Context) {
         let digest = Sha256::digest(format!("iter_{}", cx.current_run()).as_bytes());
@@ -38,9 +41,12 @@ impl TimeBoundProcess {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = Skprocess::new(TimeBoundProcess::new(1.0));
     let result = process.run()?;
     println!("Completed {result} iterations in ~1 second");
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

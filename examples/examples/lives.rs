@@ -3,10 +3,12 @@
 //!
 //! Run: `cargo run -p examples --example lives`
 
+// ANCHOR: all
 use sha2::{Digest, Sha256};
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
 
+// ANCHOR: struct
 /// A process that may fail but retries automatically.
 ///
 /// - `lives` for automatic retry on failure
@@ -31,6 +33,7 @@ enum Outcome {
         error: String,
     },
 }
+// ANCHOR_END: struct
 
 #[skprocess]
 impl UnreliableProcess {
@@ -41,6 +44,7 @@ impl UnreliableProcess {
         }
     }
 
+    // ANCHOR: prerun_run
     // track attempts
     fn __prerun__(&mut self) {
         self.attempt_count += 1;
@@ -57,7 +61,9 @@ impl UnreliableProcess {
         self.successful_runs += 1;
         Ok(())
     }
+    // ANCHOR_END: prerun_run
 
+    // ANCHOR: error
     // called when all lives are exhausted
     fn __error__(&mut self, error: ProcessError) -> Outcome {
         println!("Process failed after {} attempts", self.attempt_count);
@@ -68,6 +74,7 @@ impl UnreliableProcess {
             error: error.to_string(),
         }
     }
+    // ANCHOR_END: error
 
     fn __result__(&mut self) -> Outcome {
         Outcome::Success {
@@ -77,6 +84,7 @@ impl UnreliableProcess {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = Skprocess::new(UnreliableProcess::new());
     match process.run() {
@@ -85,3 +93,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

@@ -3,9 +3,11 @@
 //!
 //! Run: `cargo run -p examples --example section_timeouts`
 
+// ANCHOR: all
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
 
+// ANCHOR: struct
 /// A process with timeout protection on lifecycle methods.
 ///
 /// - timeouts for individual lifecycle sections
@@ -14,6 +16,7 @@ use skprocess::serde::{Deserialize, Serialize};
 struct SlowProcess {
     completed_runs: u32,
 }
+// ANCHOR_END: struct
 
 /// The outcome, from `__result__` or `__error__`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -40,6 +43,7 @@ impl SlowProcess {
     // quick prerun, well within its timeout
     fn __prerun__(&mut self) {}
 
+    // ANCHOR: run
     fn __run__(&mut self, cx: &mut Context) {
         if cx.current_run() == 3 {
             // This run exceeds its timeout. Rust computes fib(40) in well under a second, so
@@ -55,7 +59,9 @@ impl SlowProcess {
         }
         self.completed_runs += 1;
     }
+    // ANCHOR_END: run
 
+    // ANCHOR: error
     fn __error__(&mut self, error: &ProcessError) -> Report {
         // handle the timeout error
         if let ProcessError::Timeout {
@@ -69,6 +75,7 @@ impl SlowProcess {
             completed_runs: self.completed_runs,
         }
     }
+    // ANCHOR_END: error
 
     fn __result__(&mut self) -> Report {
         Report {
@@ -78,6 +85,7 @@ impl SlowProcess {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = Skprocess::new(SlowProcess::new());
     let result = process.run()?;
@@ -86,3 +94,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Result: Report { status: "timeout", completed_runs: 3 }
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

@@ -2,14 +2,17 @@
 //!
 //! Run: `cargo run -p examples --example simple_counter`
 
+// ANCHOR: all
 use skprocess::prelude::*;
 
+// ANCHOR: struct
 /// A process that counts up to a target.
 #[skprocess]
 struct CounterProcess {
     target: usize,
     counter: usize,
 }
+// ANCHOR_END: struct
 
 #[skprocess]
 impl CounterProcess {
@@ -17,11 +20,14 @@ impl CounterProcess {
         CounterProcess { target, counter: 0 }
     }
 
+    // ANCHOR: config
     // configure: run exactly `target` iterations
     fn __config__(&self, config: &mut ProcessConfig) {
         config.runs = Some(self.target);
     }
+    // ANCHOR_END: config
 
+    // ANCHOR: run_result
     // increment the counter each iteration
     fn __run__(&mut self) {
         self.counter += 1;
@@ -31,8 +37,10 @@ impl CounterProcess {
     fn __result__(&mut self) -> usize {
         self.counter
     }
+    // ANCHOR_END: run_result
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // create a process with a target of 100
     let process = Skprocess::new(CounterProcess::new(100));
@@ -48,3 +56,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Final count: {result}"); // Final count: 100
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

@@ -3,12 +3,14 @@
 //!
 //! Run: `cargo run -p examples --example tell_listen`
 
+// ANCHOR: all
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
 
+// ANCHOR: messages
 /// What the parent tells the child.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(crate = "skprocess::serde")]
@@ -24,6 +26,7 @@ struct Progress {
     progress: usize,
     latest: u32,
 }
+// ANCHOR_END: messages
 
 /// One run's value.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,6 +52,7 @@ impl CommandableProcess {
         }
     }
 
+    // ANCHOR: prerun
     // check for commands (waits at most 0.1 s)
     fn __prerun__(&mut self, cx: &mut Context) {
         match cx.listen_timeout::<Command>(Duration::from_millis(100)) {
@@ -60,6 +64,7 @@ impl CommandableProcess {
             Err(_) => {} // no command this time
         }
     }
+    // ANCHOR_END: prerun
 
     // do some real work: hash chains
     fn __run__(&mut self, cx: &mut Context) {
@@ -71,6 +76,7 @@ impl CommandableProcess {
         let value = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) % 1000;
         self.results.push(RunValue { run, value });
 
+        // ANCHOR: tell
         // notify the parent of progress
         if run.is_multiple_of(5) {
             let _ = cx.tell(Progress {
@@ -78,6 +84,7 @@ impl CommandableProcess {
                 latest: value,
             });
         }
+        // ANCHOR_END: tell
     }
 
     fn __result__(&mut self) -> Vec<RunValue> {
@@ -92,6 +99,7 @@ fn parent_work(seed: &[u8]) {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = Skprocess::new(CommandableProcess::new());
     process.start()?;
@@ -110,14 +118,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    // ANCHOR: drain
     // stop the process, then drain any remaining messages
     process.tell(Command::Stop)?;
     process.wait()?;
     while let Ok(msg) = process.listen_timeout::<Progress>(Duration::from_millis(100)) {
         println!("[Parent] Progress (late): {msg:?}");
     }
+    // ANCHOR_END: drain
 
     let results = process.result()?;
     println!("Got {} results", results.len());
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo run -p examples --example tell_listen_async`
 
+// ANCHOR: all
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -38,6 +39,7 @@ impl AsyncWorker {
         config.runs = Some(self.data_items.len());
     }
 
+    // ANCHOR: run
     fn __run__(&mut self, cx: &mut Context) -> Result<(), TellError> {
         // process a data item: compute its hash
         let run = cx.current_run();
@@ -55,12 +57,14 @@ impl AsyncWorker {
         }
         Ok(())
     }
+    // ANCHOR_END: run
 
     fn __result__(&mut self) -> Vec<String> {
         std::mem::take(&mut self.results)
     }
 }
 
+// ANCHOR: monitor
 /// Monitors a process with async listen.
 async fn monitor_process() -> Result<(), Box<dyn std::error::Error>> {
     let data = (0..20).map(|i| format!("async_data_item_{i}")).collect();
@@ -88,7 +92,9 @@ async fn monitor_process() -> Result<(), Box<dyn std::error::Error>> {
     println!("Final: {} hashes computed", result.len());
     Ok(())
 }
+// ANCHOR_END: monitor
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     futures::executor::block_on(monitor_process())
 }
+// ANCHOR_END: all

@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo run -p examples --example timing_data`
 
+// ANCHOR: all
 use sha2::{Digest, Sha256};
 use skprocess::prelude::*;
 
@@ -54,12 +55,14 @@ impl TimedProcess {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = Skprocess::new(TimedProcess::new(20));
     process.run()?;
     let timers = process.timers();
     let secs = |value: Option<f64>| value.unwrap_or(0.0);
 
+    // ANCHOR: sections
     // individual timers
     println!("__prerun__ timing:");
     println!("  mean:   {:.4}s", secs(timers.prerun.mean()));
@@ -73,12 +76,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\n__postrun__ timing:");
     println!("  total:  {:.4}s", timers.postrun.total_time());
+    // ANCHOR_END: sections
 
+    // ANCHOR: full
     // aggregate timer for full iterations
     let full = process.process_timer();
     println!("\nFull iteration timing (prerun + run + postrun):");
     println!("  mean:   {:.4}s", secs(full.mean()));
     println!("  total:  {:.4}s", full.total_time());
     println!("  count:  {}", full.num_times());
+    // ANCHOR_END: full
     Ok(())
 }
+// ANCHOR_END: main
+// ANCHOR_END: all

@@ -200,3 +200,200 @@ fn demo() {
         "full iterations: 100",
     ]);
 }
+
+// ---- Examples of the book (not ports of the seed) -------------------------------------------
+
+#[test]
+fn configuration() {
+    let out = harness::run("configuration", DEADLINE);
+    out.expect_in_order(&[
+        "from the type: runs Some(10), lives 2, run timeout Some(100ms), timer window 100",
+        "after configure: runs Some(3)",
+        "readings: [0, 10, 20]",
+        "configure after start: the process was already started",
+        "invalid process configuration: `lives` must be at least 1 (pid: None)",
+    ]);
+}
+
+#[test]
+fn error_kinds() {
+    let out = harness::run("error_kinds", DEADLINE);
+    out.expect_in_order(&[
+        "__run__ failed on run 0: cannot read /nonexistent/settings.toml: No such file or directory",
+        "panic: true, message \"attempt to divide by zero\", in Some(Run) on run Some(1)",
+        "at examples/examples/error_kinds.rs:",
+        "run(): error in __run__ on run 0: the server answered 503",
+        "its last word: rolled back after: error in __run__ on run 0: the server answered 503",
+    ]);
+}
+
+#[test]
+fn deadline() {
+    let out = harness::run("deadline", DEADLINE);
+    out.expect_in_order(&[
+        "ticker: no result within 0.3s",
+        "[child] __onfinish__ after",
+        "ticker stopped by itself; result() still gives",
+        "stuck: no result within 0.3s",
+        "stuck: killed,",
+    ]);
+    let ticks = out.lines_containing("result() still gives");
+    assert!(number_after(ticks[0], "still gives ") >= 1, "{out}");
+}
+
+#[test]
+fn registration() {
+    let out = harness::run("registration", DEADLINE);
+    out.expect_in_order(&[
+        "Heartbeat: 2",
+        "Repeat: [7, 7, 7] [\"hi\", \"hi\"]",
+        "Countdown: [3, 2, 1]",
+        "registration::Heartbeat@examples/examples/registration.rs:",
+        "examples::registration::Beacon",
+        "registration::Repeat<u32>@examples/examples/registration.rs:",
+        "registration::Countdown@examples/examples/registration.rs:",
+    ]);
+}
+
+// ---- Pool (examples 11-22) --------------------------------------------------------------------
+
+/// The numbers in the first `[...]` list on `line`.
+fn list_after(line: &str, prefix: &str) -> Vec<u64> {
+    let start = line.find(prefix).expect("prefix") + prefix.len();
+    let rest = &line[start..];
+    let open = rest.find('[').expect("a list");
+    let close = rest.find(']').expect("a list");
+    rest[open + 1..close]
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().expect("a number"))
+        .collect()
+}
+
+fn assert_permutation_of_0_to_19(order: &[u64], out: &harness::Output) {
+    let mut sorted = order.to_vec();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..20).collect::<Vec<u64>>(), "{out}");
+}
+
+#[test]
+fn pool_map() {
+    harness::run("pool_map", DEADLINE).expect_line("[1, 4, 9, 16, 25, 36, 49, 64, 81, 100]");
+}
+
+#[test]
+fn pool_scope() {
+    let out = harness::run("pool_scope", DEADLINE);
+    for line in [
+        "Apple -> apple (1f3870be)",
+        "BANANA -> banana (72b302bf)",
+        "Cherry -> cherry (c7a4476f)",
+        "DATE -> date (5fc73231)",
+        "elderberry -> elderberry (8625dc8c)",
+    ] {
+        out.expect_line_ws(line);
+    }
+}
+
+#[test]
+fn pool_star() {
+    let out = harness::run("pool_star", DEADLINE);
+    out.expect_line("Sums: [3, 7, 11, 15]");
+    out.expect_line("Products: [6, 120, 504]");
+}
+
+#[test]
+fn pool_unordered_map() {
+    let out = harness::run("pool_unordered_map", DEADLINE);
+    out.expect_line("Got 20 results");
+    let order = out.lines_containing("Order received:");
+    assert_eq!(order.len(), 1, "{out}");
+    assert_permutation_of_0_to_19(&list_after(order[0], "Order received:"), &out);
+}
+
+#[test]
+fn pool_imap() {
+    let out = harness::run("pool_imap", DEADLINE);
+    out.expect_in_order(&[
+        "Processed 20 items, latest hash: c5dba7d209662794...",
+        "Processed 40 items, latest hash: 0aad4b7f6a36ce37...",
+        "Processed 60 items, latest hash: 5e1f6959fe604afa...",
+        "Processed 80 items, latest hash: d6769ac649a286c2...",
+        "Processed 100 items, latest hash: 82893b2c025e3d5e...",
+        "Done! Processed 100 total items",
+    ]);
+}
+
+#[test]
+fn pool_unordered_imap() {
+    let out = harness::run("pool_unordered_imap", DEADLINE);
+    assert_eq!(out.lines_containing("Got item").len(), 20, "{out}");
+    let order = out.lines_containing("Order received:");
+    assert_eq!(order.len(), 1, "{out}");
+    assert_permutation_of_0_to_19(&list_after(order[0], "Order received:"), &out);
+}
+
+#[test]
+fn pool_timeout() {
+    let out = harness::run("pool_timeout", DEADLINE);
+    out.expect_in_order(&[
+        "Operation timed out: pool call timed out after 2.0s",
+        "Got: 10946",
+        "Got: 17711",
+        "Got: 28657",
+    ]);
+}
+
+#[test]
+fn pool_background() {
+    let out = harness::run("pool_background", DEADLINE);
+    out.expect_in_order(&[
+        "Got 20 factorizations",
+        "First result: Factored { input: 0, number: 1000000007, factors: [1000000007] }",
+    ]);
+}
+
+#[test]
+fn pool_async() {
+    let out = harness::run("pool_async", DEADLINE);
+    out.expect_in_order(&[
+        "Batch 1: 10 items, first: Chained { input: 0, hash: \"d85fe7b5a215d5e2\" }",
+        "Batch 2: 10 items, first: Chained { input: 10, hash: \"e7cda5cf711072ce\" }",
+        "Batch 3: 10 items, first: Chained { input: 20, hash: \"d2eb2dc310f4ff8a\" }",
+    ]);
+}
+
+#[test]
+fn pool_skprocess() {
+    let out = harness::run("pool_skprocess", DEADLINE);
+    out.expect_in_order(&[
+        "ID 1: 10 -> doubled=20, squared=100",
+        "ID 2: 20 -> doubled=40, squared=400",
+        "ID 3: 30 -> doubled=60, squared=900",
+        "ID 4: 40 -> doubled=80, squared=1600",
+    ]);
+}
+
+#[test]
+fn pool_star_modifiers() {
+    let out = harness::run("pool_star_modifiers", DEADLINE);
+    out.expect_in_order(&[
+        "star + timeout: [3, 7, 11, 16] digits",
+        "star + background: [3, 7, 11, 16] digits",
+        "star + async: [3, 7, 11, 16] digits",
+        "star + imap: (1, 2) (3, 4) (5, 6) (7, 8)",
+    ]);
+    let unordered = out.lines_containing("star + unordered_imap:");
+    assert_eq!(unordered.len(), 1, "{out}");
+    for pair in ["(1, 2)", "(3, 4)", "(5, 6)", "(7, 8)"] {
+        assert_eq!(unordered[0].matches(pair).count(), 1, "{out}");
+    }
+}
+
+#[test]
+fn pool_errors() {
+    let out = harness::run("pool_errors", DEADLINE);
+    out.expect_in_order(&["Caught error:", "Safe results: [2, 4, 8, 10]"]);
+    let caught = out.lines_containing("Caught error:");
+    assert!(caught[0].contains("Cannot process 3"), "{out}");
+}

@@ -39,6 +39,15 @@ pub(crate) enum Outcome<O> {
 thread_local! {
     /// Where the last panic on this thread happened, recorded by the panic hook.
     static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+
+    /// Whether an engine on this thread ever abandoned a section thread (a pool worker that did
+    /// retires after the item: the abandoned thread may still hold resources).
+    static ABANDONED_A_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether an engine running on this thread abandoned a timed-out section's thread.
+pub(crate) fn abandoned_a_thread() -> bool {
+    ABANDONED_A_THREAD.with(std::cell::Cell::get)
 }
 
 /// Installs (once) a panic hook that remembers each panic's location for the thread that
@@ -68,7 +77,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Calls a hook, turning an unwinding panic into a [`Failure`] with its message and location.
-fn call_hook<R>(f: impl FnOnce() -> Result<R, Failure>) -> Result<R, Failure> {
+pub(crate) fn call_hook<R>(f: impl FnOnce() -> Result<R, Failure>) -> Result<R, Failure> {
     PANIC_LOCATION.with(|slot| slot.borrow_mut().take());
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
@@ -299,6 +308,7 @@ impl<T: Lifecycle> Engine<T> {
             }
             Err(_) => {
                 abandon.abandon();
+                ABANDONED_A_THREAD.with(|flag| flag.set(true));
                 self.runner = None; // the overrunning thread keeps the old state; forget both
                 let restored: T = crate::wire::decode(&snapshot).map_err(|message| {
                     SectionError::Engine(ProcessError::Decode {

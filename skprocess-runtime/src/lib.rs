@@ -86,7 +86,9 @@ mod config;
 mod engine;
 mod error;
 mod inbox;
+mod launch;
 mod lifecycle;
+pub mod pool;
 mod process;
 mod registry;
 mod shm;
@@ -115,6 +117,7 @@ pub use skprocess_macros::timethis;
 
 /// The items most programs need: `use skprocess::prelude::*;`.
 pub mod prelude {
+    pub use crate::pool::{Pool, PoolError};
     pub use crate::skprocess;
     pub use crate::timethis;
     pub use crate::timing::{Sktimer, TimeThis};

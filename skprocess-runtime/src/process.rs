@@ -24,9 +24,6 @@ use crate::wire::frame::{MAX_FRAME, encode_frame, read_frame};
 use crate::wire::hub::Expectation;
 use crate::wire::{Conn, Frame, Kind, decode, encode};
 
-/// How long a child may take to start and connect back (generous: CI machines are slow).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// After a `.timeout(..)` deadline, how long a stopped process may take to finish before it is
 /// killed.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
@@ -617,17 +614,11 @@ enum Delivered {
 
 impl ChildHandle {
     fn spawn(start_frame: Vec<u8>) -> Result<ChildHandle, ProcessError> {
-        let hub = crate::wire::hub::hub().map_err(ProcessError::Ipc)?;
-        let expectation = hub.expect();
-        let (status, status_fd) = StatusPage::create().map_err(ProcessError::Spawn)?;
-        let spawned =
-            crate::spawn::spawn_child(hub.name(), hub.secret(), expectation.token(), &status_fd)
-                .map_err(ProcessError::Spawn)?;
-        drop(status_fd);
-        let pid = spawned.child.id();
-        let status = Arc::new(status);
+        let launched = crate::launch::launch()?;
+        let pid = launched.pid;
+        let status = Arc::clone(&launched.status);
         let io = Arc::new(IoShared {
-            pidfd: spawned.pidfd,
+            pidfd: launched.pidfd,
             conn: Mutex::new(ConnSlot::Connecting(vec![start_frame])),
             inbox: Inbox::default(),
             done: Mutex::new(Done::default()),
@@ -635,7 +626,7 @@ impl ChildHandle {
             killed: AtomicBool::new(false),
         });
         let thread_io = Arc::clone(&io);
-        let child = spawned.child;
+        let (child, expectation) = (launched.child, launched.expectation);
         let thread = std::thread::Builder::new()
             .name(format!("skprocess-io-{pid}"))
             .spawn(move || io_main(&thread_io, expectation, child));
@@ -780,61 +771,43 @@ impl IoShared {
 
 /// The I/O thread of one child: waits for it to connect, sends the start frame and any queued
 /// messages, reads its frames until it hangs up, then reaps it.
-fn io_main(io: &IoShared, expectation: Expectation, mut child: Child) {
-    if let Some(conn) = await_connection(io, &expectation) {
-        drop(expectation);
-        let conn = Arc::new(conn);
-        let connected = {
-            let mut slot = lock(&io.conn);
-            let queued = match std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(&conn)))
-            {
-                ConnSlot::Connecting(queued) => queued,
-                _ => Vec::new(),
+fn io_main(io: &IoShared, expectation: Expectation, child: Child) {
+    match crate::launch::await_connection(&io.pidfd, &expectation) {
+        Ok(conn) => {
+            drop(expectation);
+            let conn = Arc::new(conn);
+            let connected = {
+                let mut slot = lock(&io.conn);
+                let queued =
+                    match std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(&conn))) {
+                        ConnSlot::Connecting(queued) => queued,
+                        _ => Vec::new(),
+                    };
+                queued.iter().try_for_each(|frame| conn.send_raw(frame))
             };
-            queued.iter().try_for_each(|frame| conn.send_raw(frame))
-        };
-        match connected {
-            Ok(()) => read_frames(io, &conn),
-            Err(e) => io.deliver(Delivered::Error(ProcessError::Ipc(e)), None),
+            match connected {
+                Ok(()) => read_frames(io, &conn),
+                Err(e) => io.deliver(Delivered::Error(ProcessError::Ipc(e)), None),
+            }
+            *lock(&io.conn) = ConnSlot::Closed;
+            conn.shutdown();
         }
-        *lock(&io.conn) = ConnSlot::Closed;
-        conn.shutdown();
-    } else {
-        *lock(&io.conn) = ConnSlot::Closed;
+        Err(failure) => {
+            *lock(&io.conn) = ConnSlot::Closed;
+            if let Some(error) = failure.into_error() {
+                io.deliver(Delivered::Error(error), None);
+            }
+        }
     }
     io.inbox.close();
     // The child hung up or died; it should be gone at once. Never wait forever on it.
-    if !crate::sys::poll_readable(io.pidfd.as_fd(), Duration::from_secs(5)).unwrap_or(true) {
-        io.signal(libc::SIGKILL);
-    }
-    let exit = child.wait().map(ExitInfo::from_status).ok();
+    let exit =
+        crate::launch::reap(child, &io.pidfd, Duration::from_secs(5)).map(ExitInfo::from_status);
     let mut done = lock(&io.done);
     done.exit = exit;
     done.finished = true;
     drop(done);
     io.done_cond.notify_all();
-}
-
-/// Waits for the child's authenticated connection, watching for its death and the deadline.
-fn await_connection(io: &IoShared, expectation: &Expectation) -> Option<Conn> {
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    loop {
-        if let Some(conn) = expectation.wait(Duration::from_millis(20)) {
-            return Some(conn);
-        }
-        let exited = crate::sys::poll_readable(io.pidfd.as_fd(), Duration::ZERO).unwrap_or(false);
-        if exited {
-            return None;
-        }
-        if Instant::now() > deadline {
-            io.deliver(
-                Delivered::Error(ProcessError::Ipc(IpcError::ConnectTimeout(CONNECT_TIMEOUT))),
-                None,
-            );
-            io.signal(libc::SIGKILL);
-            return None;
-        }
-    }
 }
 
 fn read_frames(io: &IoShared, conn: &Conn) {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sys::SharedRegion;
 
 const PAGE: usize = 4096;
-const MAGIC: u64 = 0x736b_7072_6f63_0001; // "skproc" + layout version 1
+const MAGIC: u64 = 0x736b_7072_6f63_0002; // "skproc" + layout version 2
 
 /// The layout of the page. Only atomics: both processes access it concurrently.
 #[repr(C)]
@@ -21,8 +21,13 @@ struct Layout {
     stop: AtomicU32,
     /// The child's [`Phase`].
     phase: AtomicU32,
-    /// The index of the run the child is in (the number of completed iterations).
+    /// The index of the run the child is in (the number of completed iterations); in a pool
+    /// worker, the index of the item it is running within its current task.
     current_run: AtomicU64,
+    /// In a pool worker: the id of the task (chunk of items) it is running.
+    task: AtomicU64,
+    /// In a pool worker: a task the parent cancelled before it started; the worker skips it.
+    skip_task: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Layout>() <= PAGE);
@@ -103,7 +108,6 @@ impl StatusPage {
         self.layout().phase.store(phase as u32, Ordering::Release);
     }
 
-    #[allow(dead_code)] // read by tests and diagnostics
     pub(crate) fn phase(&self) -> Phase {
         match self.layout().phase.load(Ordering::Acquire) {
             0 => Phase::Starting,
@@ -111,6 +115,26 @@ impl StatusPage {
             2 => Phase::Finishing,
             _ => Phase::Done,
         }
+    }
+
+    // The task fields are sequentially consistent: a worker publishes the task it starts, then
+    // reads the skip mark; the parent publishes the skip mark, then reads the running task. One of
+    // them always sees the other's write, so a cancelled task is either skipped or seen running.
+
+    pub(crate) fn set_task(&self, task: u64) {
+        self.layout().task.store(task, Ordering::SeqCst);
+    }
+
+    pub(crate) fn task(&self) -> u64 {
+        self.layout().task.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_skip_task(&self, task: u64) {
+        self.layout().skip_task.store(task, Ordering::SeqCst);
+    }
+
+    pub(crate) fn skip_task(&self) -> u64 {
+        self.layout().skip_task.load(Ordering::SeqCst)
     }
 
     /// The stop flag's address, for the signal handler (which may only touch atomics).

@@ -36,6 +36,20 @@ impl Output {
         );
     }
 
+    /// Panics unless some stdout line contains `needle` once runs of whitespace are collapsed
+    /// to one space and the line is trimmed (for padded table output).
+    #[track_caller]
+    pub(crate) fn expect_line_ws(&self, needle: &str) {
+        let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let needle = collapse(needle);
+        assert!(
+            self.stdout
+                .lines()
+                .any(|line| collapse(line).contains(&needle)),
+            "no line contains {needle:?} (whitespace collapsed)\n{self}"
+        );
+    }
+
     /// Panics unless stdout has lines containing each needle, in this order (other lines may
     /// come between them).
     #[track_caller]

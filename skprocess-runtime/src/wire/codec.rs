@@ -27,6 +27,16 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     Ok(value)
 }
 
+/// Appends a value's encoding to `out`.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), String> {
+    bincode::serde::encode_into_std_write(value, out, CONFIG)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// Decodes a value at the start of `bytes`; returns it and the number of bytes it took.
 pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), String> {
     bincode::serde::decode_from_slice(bytes, CONFIG).map_err(|e| e.to_string())

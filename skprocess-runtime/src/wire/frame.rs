@@ -31,6 +31,7 @@ pub(crate) enum Kind {
     Task = 30,
     // pool, worker -> parent
     TaskDone = 31,
+    TaskSkipped = 32,
 }
 
 impl Kind {
@@ -47,6 +48,7 @@ impl Kind {
             22 => Kind::SetupFailed,
             30 => Kind::Task,
             31 => Kind::TaskDone,
+            32 => Kind::TaskSkipped,
             _ => return None,
         })
     }

@@ -1,6 +1,8 @@
 //! `#[skprocess]` with the runtime renamed to `sk`: `::skprocess` does not resolve in this
 //! crate, so every generated path must go through `crate = "sk"`.
 
+// ANCHOR: renamed
+// Cargo.toml: sk = { package = "skprocess-runtime", ... }
 #[sk::skprocess(runs = 3, crate = "sk")]
 struct Counter {
     count: u32,
@@ -16,6 +18,7 @@ impl Counter {
         self.count
     }
 }
+// ANCHOR_END: renamed
 
 #[test]
 fn a_process_runs_with_a_renamed_crate() {

@@ -1,0 +1,438 @@
+//! Tasks: what a pool runs for each item, and how a task travels to a worker.
+//!
+//! A task is a `fn` item or a closure that captures nothing. Its type is zero-sized, so there is
+//! nothing to send but *which code* to run. The parent sends the address of a monomorphized
+//! trampoline (which decodes the inputs, calls the task and encodes the outputs) as an offset
+//! from [`anchor`], a function of this crate. Parent and worker are the same executable, so the
+//! offset means the same code in both, whatever address-space layout randomization did. Three
+//! things make this safe:
+//!
+//! - the worker accepts offsets only from its authenticated parent (the connection proved the
+//!   session secret before the first task);
+//! - the worker checks that it runs the same executable as the parent: the parent sends its
+//!   executable's identity (the linker's GNU build id, or the file's identity when there is
+//!   none) in the start message, and a worker whose identity differs refuses to start;
+//! - the trampoline's type is fixed ([`Trampoline`]), and every offset the parent sends was
+//!   computed from a function of that type.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use super::error::TaskError;
+use crate::engine::{Engine, Outcome};
+use crate::error::Failure;
+use crate::lifecycle::{ChildLink, HookReturn, Lifecycle, Transferable};
+use crate::shm::StatusPage;
+
+/// How arguments reach a task, and how its return value is read. Zero-sized markers used as
+/// type parameters of [`PoolCall`](super::PoolCall); you never build them.
+pub mod mode {
+    /// Each item is the task's single argument: `f(item)`.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Plain;
+    /// Each item is a tuple, unpacked into the task's arguments: `f(a, b, c)` (`star()`).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Star;
+    /// The task's return value is the item's result.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Value;
+    /// The task returns a `Result`; `Err` fails the item (`fallible()`).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Fallible;
+    /// The task builds a process value; its whole lifecycle runs in the worker and its result
+    /// is the item's result (`processes()`).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Processes;
+}
+
+use mode::{Fallible, Plain, Processes, Star, Value};
+
+/// A task a pool can run on items of type `I`, with argument mode `A` and return mode `K`
+/// (see [`mode`]).
+///
+/// Implemented for `fn` items and closures that capture nothing, of the shapes each mode
+/// expects. A capturing closure is rejected at compile time (when the call is monomorphized):
+/// the task travels as a code address, so it cannot carry data; pass data in the items.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a pool task for these items",
+    label = "expected a `fn` item or a non-capturing closure taking the item",
+    note = "with `star()` the item must be a tuple of the task's arguments; with `fallible()` the \
+            task returns a `Result`; with `processes()` it returns a process type"
+)]
+pub trait TaskFn<A, K, I>: Copy + Send + Sync + 'static {
+    /// What the item's result is.
+    type Output: Transferable;
+
+    /// Runs the task on one item (in the worker).
+    #[doc(hidden)]
+    fn call_task(self, input: I) -> Result<Self::Output, TaskError>;
+}
+
+impl<F, I, O> TaskFn<Plain, Value, I> for F
+where
+    F: Fn(I) -> O + Copy + Send + Sync + 'static,
+    O: Transferable,
+{
+    type Output = O;
+
+    fn call_task(self, input: I) -> Result<O, TaskError> {
+        Ok(self(input))
+    }
+}
+
+impl<F, I, T, E> TaskFn<Plain, Fallible, I> for F
+where
+    F: Fn(I) -> Result<T, E> + Copy + Send + Sync + 'static,
+    T: Transferable,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = T;
+
+    fn call_task(self, input: I) -> Result<T, TaskError> {
+        self(input).into_hook_result().map_err(TaskError::Failed)
+    }
+}
+
+impl<F, I, P> TaskFn<Plain, Processes, I> for F
+where
+    F: Fn(I) -> P + Copy + Send + Sync + 'static,
+    P: Lifecycle,
+{
+    type Output = P::Output;
+
+    fn call_task(self, input: I) -> Result<P::Output, TaskError> {
+        run_process_inline(self(input))
+    }
+}
+
+macro_rules! star_tasks {
+    ($($arg:ident)+) => {
+        impl<F, $($arg,)+ O> TaskFn<Star, Value, ($($arg,)+)> for F
+        where
+            F: Fn($($arg),+) -> O + Copy + Send + Sync + 'static,
+            O: Transferable,
+        {
+            type Output = O;
+
+            #[allow(non_snake_case)]
+            fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<O, TaskError> {
+                Ok(self($($arg),+))
+            }
+        }
+
+        impl<F, $($arg,)+ T, E> TaskFn<Star, Fallible, ($($arg,)+)> for F
+        where
+            F: Fn($($arg),+) -> Result<T, E> + Copy + Send + Sync + 'static,
+            T: Transferable,
+            E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        {
+            type Output = T;
+
+            #[allow(non_snake_case)]
+            fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<T, TaskError> {
+                self($($arg),+).into_hook_result().map_err(TaskError::Failed)
+            }
+        }
+
+        impl<F, $($arg,)+ P> TaskFn<Star, Processes, ($($arg,)+)> for F
+        where
+            F: Fn($($arg),+) -> P + Copy + Send + Sync + 'static,
+            P: Lifecycle,
+        {
+            type Output = P::Output;
+
+            #[allow(non_snake_case)]
+            fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<P::Output, TaskError> {
+                run_process_inline(self($($arg),+))
+            }
+        }
+    };
+}
+
+star_tasks!(A1);
+star_tasks!(A1 A2);
+star_tasks!(A1 A2 A3);
+star_tasks!(A1 A2 A3 A4);
+star_tasks!(A1 A2 A3 A4 A5);
+star_tasks!(A1 A2 A3 A4 A5 A6);
+star_tasks!(A1 A2 A3 A4 A5 A6 A7);
+star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8);
+star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9);
+star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10);
+star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11);
+star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12);
+
+/// Runs a process value's whole lifecycle here (in a pool worker), with the same semantics as
+/// a standalone process: lives, timeouts, `__error__`'s value as the result.
+fn run_process_inline<P: Lifecycle>(process: P) -> Result<P::Output, TaskError> {
+    let mut config = crate::config::ProcessConfig::default();
+    process.configure(&mut config);
+    if let Err(message) = config.validate() {
+        return Err(TaskError::Process(
+            crate::error::ProcessError::InvalidConfig { message },
+        ));
+    }
+    let status = StatusPage::create()
+        .map_err(|e| TaskError::Failed(Failure::msg(format!("cannot create a status page: {e}"))))?
+        .0;
+    let inbox = crate::inbox::Inbox::default();
+    inbox.close(); // no parent listens to a process run inside a pool
+    let link = std::sync::Arc::new(ChildLink {
+        conn: None,
+        inbox: std::sync::Arc::new(inbox),
+        status: std::sync::Arc::new(status),
+    });
+    match Engine::new(process, config, link).run().0 {
+        Outcome::Value(value) => Ok(value),
+        Outcome::Error(error) => Err(TaskError::Process(error)),
+    }
+}
+
+/// The function every task offset points at: runs `lengths.len()` items whose encodings are
+/// concatenated in `items`, appending each item's encoded `Result<Output, TaskError>` to `out`
+/// and recording the index of the item in progress in `status`.
+pub(crate) type Trampoline =
+    fn(items: &[u8], lengths: &[u32], out: &mut Vec<u8>, status: &StatusPage);
+
+/// A fixed point of this crate's code; task offsets are relative to its address.
+#[inline(never)]
+pub(crate) fn anchor() {
+    std::hint::black_box(());
+}
+
+/// The offset of `T`'s trampoline from [`anchor`]. Fails to compile (when monomorphized) if
+/// `T` is not zero-sized, that is, a closure that captures something.
+pub(crate) fn task_offset<T, A, K, I>() -> i64
+where
+    T: TaskFn<A, K, I>,
+    I: Transferable,
+{
+    const {
+        assert!(
+            size_of::<T>() == 0,
+            "pool tasks must be `fn` items or closures that capture nothing: a task travels to \
+             the worker as a code address, so it cannot carry data (pass data in the items)"
+        );
+    }
+    let trampoline: Trampoline = trampoline::<T, A, K, I>;
+    (trampoline as usize as i64).wrapping_sub(anchor as fn() as usize as i64)
+}
+
+/// Turns an offset from the authenticated parent back into a trampoline.
+///
+/// # Safety
+///
+/// `offset` must come from [`task_offset`] in a process running this same executable (the
+/// caller checked the executable's identity and the peer's authentication).
+pub(crate) unsafe fn trampoline_at(offset: i64) -> Trampoline {
+    let address = (anchor as fn() as usize as i64).wrapping_add(offset) as usize;
+    // SAFETY: by this function's contract, `address` is the address of a function of type
+    // `Trampoline` in this executable (the same code the parent computed the offset from).
+    unsafe { std::mem::transmute::<usize, Trampoline>(address) }
+}
+
+fn trampoline<T, A, K, I>(items: &[u8], lengths: &[u32], out: &mut Vec<u8>, status: &StatusPage)
+where
+    T: TaskFn<A, K, I>,
+    I: Transferable,
+{
+    // SAFETY: `T` is zero-sized (checked at compile time in `task_offset`), so a value of it has
+    // no bytes to read, and the parent held a value of `T` when it sent this task, so `T` is
+    // inhabited: reading one from a dangling, well-aligned pointer is sound.
+    let task: T = unsafe { std::ptr::NonNull::<T>::dangling().as_ptr().read() };
+    let mut start = 0usize;
+    for (index, &len) in lengths.iter().enumerate() {
+        status.set_current_run(index);
+        let end = start + len as usize;
+        let outcome = match items.get(start..end) {
+            Some(bytes) => match crate::wire::decode::<I>(bytes) {
+                Ok(input) => run_one(task, input),
+                Err(message) => Err(TaskError::Decode(message)),
+            },
+            None => Err(TaskError::Decode(
+                "the item lengths exceed the task's bytes".into(),
+            )),
+        };
+        start = end;
+        append_outcome(out, &outcome);
+    }
+}
+
+fn run_one<T, A, K, I>(task: T, input: I) -> Result<T::Output, TaskError>
+where
+    T: TaskFn<A, K, I>,
+{
+    // A panic becomes the item's failure, with its message and location.
+    match crate::engine::call_hook(|| Ok(task.call_task(input))) {
+        Ok(result) => result,
+        Err(failure) => Err(TaskError::Failed(failure)),
+    }
+}
+
+/// Appends one item's outcome; an output that cannot be encoded becomes an encode error.
+fn append_outcome<O: Serialize>(out: &mut Vec<u8>, outcome: &Result<O, TaskError>) {
+    let mark = out.len();
+    if let Err(error) = crate::wire::codec::encode_into(out, outcome) {
+        out.truncate(mark);
+        let fallback: Result<O, TaskError> = Err(TaskError::Encode(error));
+        crate::wire::codec::encode_into(out, &fallback)
+            .expect("a TaskError::Encode always encodes");
+    }
+}
+
+/// The identity of this executable: its GNU build id, or (without one) a digest of the file's
+/// device, inode, size and modification time. Computed once.
+pub(crate) fn executable_identity() -> &'static [u8] {
+    static IDENTITY: OnceLock<Vec<u8>> = OnceLock::new();
+    IDENTITY.get_or_init(|| build_id().unwrap_or_else(file_identity))
+}
+
+fn build_id() -> Option<Vec<u8>> {
+    struct Found(Option<Vec<u8>>);
+    unsafe extern "C" fn callback(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid info for the current object; `data` is our `Found`.
+        let (info, found) = unsafe { (&*info, &mut *data.cast::<Found>()) };
+        // The first object is the main program.
+        // SAFETY: dlpi_phdr points at dlpi_phnum program headers of this loaded object.
+        let headers =
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+        for header in headers.iter().filter(|h| h.p_type == libc::PT_NOTE) {
+            let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
+            // SAFETY: a PT_NOTE segment of a loaded object is mapped and readable for its size.
+            let notes =
+                unsafe { std::slice::from_raw_parts(start as *const u8, header.p_memsz as usize) };
+            if let Some(id) = find_build_id(notes) {
+                found.0 = Some(id);
+                break;
+            }
+        }
+        1 // stop after the main program
+    }
+    let mut found = Found(None);
+    // SAFETY: the callback only reads what the loader hands it and writes into `found`.
+    unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut found).cast()) };
+    found.0
+}
+
+/// Finds the NT_GNU_BUILD_ID note in a run of ELF notes.
+fn find_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
+    const NT_GNU_BUILD_ID: u32 = 3;
+    let align4 = |n: usize| (n + 3) & !3;
+    while notes.len() >= 12 {
+        let word = |i: usize| u32::from_ne_bytes(notes[i..i + 4].try_into().expect("4 bytes"));
+        let (namesz, descsz, kind) = (word(0) as usize, word(4) as usize, word(8));
+        let name_end = 12 + align4(namesz);
+        let desc_end = name_end + align4(descsz);
+        if desc_end > notes.len() {
+            return None;
+        }
+        if kind == NT_GNU_BUILD_ID && &notes[12..12 + namesz] == b"GNU\0" {
+            return Some(notes[name_end..name_end + descsz].to_vec());
+        }
+        notes = &notes[desc_end..];
+    }
+    None
+}
+
+fn file_identity() -> Vec<u8> {
+    use std::os::unix::fs::MetadataExt;
+    let mut id = Vec::new();
+    if let Ok(meta) = std::fs::metadata("/proc/self/exe") {
+        for field in [meta.dev(), meta.ino(), meta.size(), meta.mtime() as u64] {
+            let _ = id.write_all(&field.to_le_bytes());
+        }
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_executable_has_an_identity() {
+        assert!(!executable_identity().is_empty());
+        assert_eq!(executable_identity(), executable_identity());
+    }
+
+    #[test]
+    fn build_id_notes_parse() {
+        let mut notes = Vec::new();
+        // an unrelated note first
+        notes.extend_from_slice(&4u32.to_ne_bytes());
+        notes.extend_from_slice(&4u32.to_ne_bytes());
+        notes.extend_from_slice(&1u32.to_ne_bytes());
+        notes.extend_from_slice(b"ABC\0");
+        notes.extend_from_slice(&[9, 9, 9, 9]);
+        // the build id
+        notes.extend_from_slice(&4u32.to_ne_bytes());
+        notes.extend_from_slice(&3u32.to_ne_bytes());
+        notes.extend_from_slice(&3u32.to_ne_bytes());
+        notes.extend_from_slice(b"GNU\0");
+        notes.extend_from_slice(&[1, 2, 3, 0]);
+        assert_eq!(find_build_id(&notes), Some(vec![1, 2, 3]));
+        assert_eq!(find_build_id(&notes[..20]), None);
+    }
+
+    fn double(x: u32) -> u32 {
+        x * 2
+    }
+
+    fn offsets_of<T: TaskFn<Plain, Value, u32>>(_task: T) -> (i64, Trampoline) {
+        (
+            task_offset::<T, Plain, Value, u32>(),
+            trampoline::<T, Plain, Value, u32>,
+        )
+    }
+
+    #[test]
+    fn offsets_round_trip_to_the_same_trampoline() {
+        let (offset, direct) = offsets_of(double);
+        // SAFETY: the offset was computed in this process from a `Trampoline`.
+        let back = unsafe { trampoline_at(offset) };
+        assert_eq!(back as usize, direct as usize);
+        let (closure_offset, _) = offsets_of(|x: u32| x + 1);
+        assert_ne!(closure_offset, offset);
+    }
+
+    #[test]
+    fn a_trampoline_runs_each_item_and_reports_failures() {
+        let (offset, _) = offsets_of(|x: u32| {
+            assert!(x != 3, "three is not allowed");
+            x * 10
+        });
+        let (status, _fd) = StatusPage::create().unwrap();
+        let mut items = Vec::new();
+        let mut lengths = Vec::new();
+        for x in [1u32, 3, 5] {
+            let bytes = crate::wire::encode(&x).unwrap();
+            lengths.push(bytes.len() as u32);
+            items.extend_from_slice(&bytes);
+        }
+        let mut out = Vec::new();
+        // SAFETY: computed in this process.
+        let trampoline = unsafe { trampoline_at(offset) };
+        trampoline(&items, &lengths, &mut out, &status);
+        let mut rest = &out[..];
+        let mut results = Vec::new();
+        for _ in 0..3 {
+            let (value, used): (Result<u32, TaskError>, usize) =
+                crate::wire::codec::decode_prefix(rest).unwrap();
+            results.push(value);
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty());
+        assert_eq!(results[0].as_ref().unwrap(), &10);
+        let failure = results[1].as_ref().unwrap_err().failure().unwrap();
+        assert_eq!(failure.message(), "three is not allowed");
+        assert!(failure.is_panic());
+        assert_eq!(results[2].as_ref().unwrap(), &50);
+        assert_eq!(status.current_run(), 2);
+    }
+}
