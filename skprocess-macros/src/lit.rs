@@ -8,6 +8,10 @@ use syn::{Expr, ExprLit, ExprUnary, Lit, UnOp};
 use crate::ctxt::Ctxt;
 use crate::symbol::Symbol;
 
+/// The largest number of seconds accepted (about 31,700 years): far beyond any real limit, and
+/// well within what a `Duration` holds.
+const MAX_SECONDS: f64 = 1e12;
+
 /// Seconds: a non-negative integer or float literal (`2`, `0.3`, `1.5e-3`). With
 /// `allow_zero = false`, zero is rejected too.
 pub(crate) fn seconds(
@@ -38,6 +42,13 @@ pub(crate) fn seconds(
         _ => None,
     };
     match value {
+        Some(v) if v > MAX_SECONDS => {
+            cx.error_spanned_by(
+                &expr,
+                format!("`{key}` is too large; the limit is {MAX_SECONDS:e} seconds"),
+            );
+            Ok(None)
+        }
         Some(v) if v.is_finite() && (v > 0.0 || (allow_zero && v == 0.0)) => Ok(Some(v)),
         _ => {
             cx.error_spanned_by(&expr, expected);
@@ -52,6 +63,7 @@ pub(crate) fn integer(
     key: Symbol,
     meta: &ParseNestedMeta<'_>,
     min: u64,
+    max: u64,
 ) -> syn::Result<Option<u64>> {
     let expr: Expr = meta.value()?.parse()?;
     let value = match &expr {
@@ -61,6 +73,10 @@ pub(crate) fn integer(
         _ => None,
     };
     match value {
+        Some(v) if v > max => {
+            cx.error_spanned_by(&expr, format!("`{key}` is too large; the limit is {max}"));
+            Ok(None)
+        }
         Some(v) if v >= min => Ok(Some(v)),
         _ => {
             let message = if min == 0 {

@@ -9,7 +9,7 @@
 //! `main` instead.
 
 use std::io::Write;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::time::Duration;
@@ -32,6 +32,10 @@ pub(crate) const ENV: &str = "SKPROCESS_CHILD";
 /// How long a child keeps going after its parent disappeared (to finish the current section and
 /// run `__onfinish__`) before it exits hard.
 pub(crate) const PARENT_GONE_GRACE: Duration = Duration::from_secs(2);
+
+/// The stack of the thread that runs a child's work (and of timed sections): the size of a
+/// main thread's stack on Linux, so that code that runs in `main` runs in a child too.
+pub(crate) const CHILD_STACK: usize = 8 << 20;
 
 /// Exit codes of a child that could not do its work (documented in the book).
 pub(crate) mod exit_code {
@@ -80,6 +84,7 @@ fn become_child_if_marked() {
     let marker = marker.to_string_lossy().into_owned();
     let code = std::thread::Builder::new()
         .name("skprocess-child".into())
+        .stack_size(CHILD_STACK)
         .spawn(move || child_main(&marker))
         .map(|thread| thread.join().unwrap_or(exit_code::RUNTIME_PANIC))
         .unwrap_or(exit_code::RUNTIME_PANIC);
@@ -93,7 +98,7 @@ struct Marker {
     hub: String,
     secret: Secret,
     token: [u8; TOKEN],
-    status_fd: RawFd,
+    parent: libc::pid_t,
 }
 
 impl Marker {
@@ -106,15 +111,15 @@ impl Marker {
             hub: parts.next()?.to_owned(),
             secret: Secret::from_hex(parts.next()?)?,
             token: unhex(parts.next()?)?,
-            status_fd: parts.next()?.parse().ok()?,
+            parent: parts.next()?.parse().ok()?,
         };
         parts.next().is_none().then_some(marker)
     }
 }
 
-pub(crate) fn marker_value(hub: &str, secret: &Secret, token: &[u8; TOKEN], fd: RawFd) -> String {
+pub(crate) fn marker_value(hub: &str, secret: &Secret, token: &[u8; TOKEN], parent: u32) -> String {
     format!(
-        "1;{hub};{};{};{fd}",
+        "1;{hub};{};{};{parent}",
         secret.to_hex(),
         crate::wire::auth::hex(token)
     )
@@ -162,31 +167,10 @@ fn child_main(marker: &str) -> i32 {
     };
     crate::sys::ignore_sigpipe();
     crate::engine::install_panic_hook();
-
-    if !crate::sys::fd_is_open(marker.status_fd) {
-        eprintln!(
-            "skprocess: the status page descriptor is not open; this process was not started by skprocess"
-        );
-        return exit_code::BAD_MARKER;
+    if !crate::sys::die_with_parent(marker.parent) {
+        // The parent is already gone (or this marker is not ours): nobody waits for us.
+        return exit_code::PARENT_GONE;
     }
-    // SAFETY: the descriptor is open, and the parent passed it for us alone (it cleared
-    // close-on-exec on it for this exec).
-    let status_fd = unsafe { OwnedFd::from_raw_fd(marker.status_fd) };
-    let status = match StatusPage::open(status_fd_ref(&status_fd)) {
-        Ok(page) => Arc::new(page),
-        Err(e) => {
-            eprintln!("skprocess: cannot map the status page: {e}");
-            return exit_code::SETUP_FAILED;
-        }
-    };
-    drop(status_fd);
-    // The signal handler may touch the page at any time from now on: never unmap it.
-    STOP_FLAG.store(
-        std::ptr::from_ref(status.stop_flag()).cast_mut(),
-        Ordering::Release,
-    );
-    std::mem::forget(Arc::clone(&status));
-    crate::sys::on_interrupt(on_interrupt);
 
     let conn = match crate::wire::hub::connect(&marker.hub, &marker.secret, &marker.token) {
         Ok(conn) => Arc::new(conn),
@@ -195,6 +179,29 @@ fn child_main(marker: &str) -> i32 {
             return exit_code::CANNOT_CONNECT;
         }
     };
+    let status = match conn
+        .recv_with_fd(Kind::Status)
+        .map_err(|e| e.to_string())
+        .and_then(|fd| StatusPage::open(fd.as_fd()).map_err(|e| e.to_string()))
+    {
+        Ok(page) => Arc::new(page),
+        Err(message) => {
+            return setup_failed(
+                &conn,
+                ProcessError::ChildSetup {
+                    message: format!("cannot map the status page: {message}"),
+                },
+            );
+        }
+    };
+    // The signal handler may touch the page at any time from now on: never unmap it.
+    STOP_FLAG.store(
+        std::ptr::from_ref(status.stop_flag()).cast_mut(),
+        Ordering::Release,
+    );
+    std::mem::forget(Arc::clone(&status));
+    crate::sys::on_interrupt(on_interrupt);
+
     let start = match read_start(&conn) {
         Ok(start) => start,
         Err(e) => {
@@ -212,11 +219,6 @@ fn child_main(marker: &str) -> i32 {
         status,
         body: start.body,
     })
-}
-
-fn status_fd_ref(fd: &OwnedFd) -> BorrowedFd<'_> {
-    use std::os::fd::AsFd;
-    fd.as_fd()
 }
 
 fn read_start(conn: &Conn) -> Result<StartFrame, IpcError> {

@@ -100,6 +100,7 @@ impl SectionRunner {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("skprocess-section".into())
+            .stack_size(crate::child::CHILD_STACK)
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     job();

@@ -72,6 +72,28 @@ impl Inbox {
         }
     }
 
+    /// Takes the next message if one is queued; otherwise registers `waker` to be woken when
+    /// one arrives or the inbox closes (async receive, no thread).
+    pub(crate) fn poll_recv(&self, waker: &Waker) -> Option<Result<Vec<u8>, ListenError>> {
+        let mut state = self.lock();
+        if let Some(bytes) = state.messages.pop_front() {
+            return Some(Ok(bytes));
+        }
+        if state.closed {
+            return Some(Err(ListenError::Disconnected));
+        }
+        if !state.wakers.iter().any(|w| w.will_wake(waker)) {
+            state.wakers.push(waker.clone());
+        }
+        None
+    }
+
+    /// Puts a message back at the front (a receiver that may no longer take it).
+    pub(crate) fn unreceive(&self, bytes: Vec<u8>) {
+        self.lock().messages.push_front(bytes);
+        self.ready.notify_one();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{IpcError, ProcessError};
-use crate::shm::StatusPage;
 use crate::wire::Conn;
 use crate::wire::hub::Expectation;
 
@@ -20,24 +19,29 @@ pub(crate) struct Launched {
     pub(crate) child: Child,
     pub(crate) pid: u32,
     pub(crate) pidfd: OwnedFd,
-    pub(crate) status: Arc<StatusPage>,
     pub(crate) expectation: Expectation,
 }
 
 /// Starts a child of this executable that will connect to this process's hub.
-pub(crate) fn launch() -> Result<Launched, ProcessError> {
+pub(crate) fn launch(greeter: Option<crate::wire::hub::Greeter>) -> Result<Launched, ProcessError> {
+    if std::env::var_os(crate::child::ENV).is_some() {
+        // Started as a child, yet running user code: built without `auto-init`, and `init()`
+        // was not the first call of `main`. Spawning here would repeat forever.
+        return Err(ProcessError::ChildSetup {
+            message: "this process was started as a skprocess child but is running `main`: \
+                      call `skprocess::init()` first thing in `main` (or enable the \
+                      `auto-init` feature)"
+                .into(),
+        });
+    }
     let hub = crate::wire::hub::hub().map_err(ProcessError::Ipc)?;
-    let expectation = hub.expect();
-    let (status, status_fd) = StatusPage::create().map_err(ProcessError::Spawn)?;
-    let spawned =
-        crate::spawn::spawn_child(hub.name(), hub.secret(), expectation.token(), &status_fd)
-            .map_err(ProcessError::Spawn)?;
-    drop(status_fd);
+    let expectation = hub.expect(greeter);
+    let spawned = crate::spawn::spawn_child(hub.name(), hub.secret(), expectation.token())
+        .map_err(ProcessError::Spawn)?;
     Ok(Launched {
         pid: spawned.child.id(),
         child: spawned.child,
         pidfd: spawned.pidfd,
-        status: Arc::new(status),
         expectation,
     })
 }
@@ -66,7 +70,7 @@ impl ConnectFailure {
 pub(crate) fn await_connection(
     pidfd: &OwnedFd,
     expectation: &Expectation,
-) -> Result<Conn, ConnectFailure> {
+) -> Result<Arc<Conn>, ConnectFailure> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         if let Some(conn) = expectation.wait(Duration::from_millis(20)) {

@@ -104,7 +104,7 @@ pub use crate::error::{
     ExitInfo, Failure, FailureKind, IpcError, ListenError, ProcessError, Section, TellError,
 };
 pub use crate::lifecycle::{Context, Hooks, Lifecycle, ProcessTimers, Transferable};
-pub use crate::process::{Asynced, Background, Deadline, KILL_GRACE, Skprocess};
+pub use crate::process::{Asynced, Background, Deadline, KILL_GRACE, ListenFuture, Skprocess};
 pub use crate::registry::{ProcessEntry, Registered};
 
 /// serde, re-exported so that process types need no direct dependency on it.

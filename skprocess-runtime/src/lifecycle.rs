@@ -287,21 +287,47 @@ impl Context {
     ///
     /// # Errors
     ///
-    /// [`ListenError::Disconnected`] once the parent is gone and nothing is queued;
-    /// [`ListenError::Decode`] (holding the bytes) if the message is not a `T`.
+    /// [`ListenError::Disconnected`] once the parent is gone and nothing is queued (and in a
+    /// section abandoned after its timeout); [`ListenError::Decode`] (holding the bytes) if the
+    /// message is not a `T`.
     pub fn listen<T: DeserializeOwned>(&self) -> Result<T, ListenError> {
-        decode_message(self.link.inbox.recv(None)?)
+        decode_message(self.receive(None)?)
     }
 
     /// Like [`listen`](Context::listen), giving up after `timeout` with [`ListenError::Timeout`].
     pub fn listen_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, ListenError> {
-        let deadline = Instant::now().checked_add(timeout);
-        decode_message(self.link.inbox.recv(deadline)?)
+        decode_message(self.receive(Instant::now().checked_add(timeout))?)
     }
 
     /// Takes a queued message without waiting ([`ListenError::Timeout`] when none is queued).
     pub fn try_listen<T: DeserializeOwned>(&self) -> Result<T, ListenError> {
-        decode_message(self.link.inbox.recv(Some(Instant::now()))?)
+        decode_message(self.receive(Some(Instant::now()))?)
+    }
+
+    /// Receives from the inbox, unless this context's section was abandoned: an abandoned
+    /// section must not take messages meant for the rest of the process. It waits in short
+    /// slices so that it notices the abandonment, and puts back a message it took too late.
+    fn receive(&self, deadline: Option<Instant>) -> Result<Vec<u8>, ListenError> {
+        const SLICE: Duration = Duration::from_millis(50);
+        loop {
+            if self.abandoned.load(Ordering::Acquire) {
+                return Err(ListenError::Disconnected);
+            }
+            let now = Instant::now();
+            let slice_end = now + SLICE;
+            let (until, last) = match deadline {
+                Some(deadline) if deadline <= slice_end => (deadline, true),
+                _ => (slice_end, false),
+            };
+            match self.link.inbox.recv(Some(until)) {
+                Ok(bytes) if self.abandoned.load(Ordering::Acquire) => {
+                    self.link.inbox.unreceive(bytes);
+                    return Err(ListenError::Disconnected);
+                }
+                Err(ListenError::Timeout) if !last => continue,
+                other => return other,
+            }
+        }
     }
 }
 

@@ -217,8 +217,10 @@ impl<P: Lifecycle> Skprocess<P> {
         Ok(self.child()?.io.wait_finished(deadline))
     }
 
-    /// Waits for the process to end and takes its result: the value of `__result__`, or the
-    /// value `__error__` returned, or the error.
+    /// Waits for the process's outcome and takes it: the value of `__result__`, or the value
+    /// `__error__` returned, or the error. It returns as soon as the child delivered it (the
+    /// child then exits on its own; [`wait`](Skprocess::wait) waits for that), or when the
+    /// child ended without delivering anything.
     ///
     /// # Errors
     ///
@@ -228,7 +230,7 @@ impl<P: Lifecycle> Skprocess<P> {
     /// the result does not decode, [`ProcessError::ResultTaken`] on a second call.
     pub fn result(&self) -> Result<P::Output, ProcessError> {
         let child = self.child()?;
-        child.io.wait_finished(None);
+        child.io.wait_outcome(None);
         child.take_outcome::<P::Output>()
     }
 
@@ -377,7 +379,7 @@ impl<P: Lifecycle> Skprocess<P> {
 
     fn result_within(&self, timeout: Duration) -> Result<P::Output, ProcessError> {
         let child = self.child()?;
-        if !child.io.wait_finished(Instant::now().checked_add(timeout)) {
+        if !child.io.wait_outcome(Instant::now().checked_add(timeout)) {
             child.stop_then_kill(KILL_GRACE);
             return Err(ProcessError::ResultTimeout { timeout });
         }
@@ -524,21 +526,68 @@ impl<P: Lifecycle> Asynced<P> {
         })
     }
 
-    /// [`Skprocess::listen`] as a future.
-    pub fn listen<T: DeserializeOwned + Send + 'static>(
-        self,
-    ) -> ThreadFuture<Result<T, ListenError>> {
-        let handle = self.handle;
-        spawn_blocking("skprocess-async", move || handle.listen())
+    /// [`Skprocess::listen`] as a future. No thread waits for the message: the future is woken
+    /// when it arrives. Dropping the future takes nothing from the queue.
+    pub fn listen<T: DeserializeOwned>(self) -> ListenFuture<T> {
+        ListenFuture::new(&self.handle, None)
     }
 
-    /// [`Skprocess::listen_timeout`] as a future.
-    pub fn listen_timeout<T: DeserializeOwned + Send + 'static>(
-        self,
-        timeout: Duration,
-    ) -> ThreadFuture<Result<T, ListenError>> {
-        let handle = self.handle;
-        spawn_blocking("skprocess-async", move || handle.listen_timeout(timeout))
+    /// [`Skprocess::listen_timeout`] as a future (the timeout never affects the process).
+    pub fn listen_timeout<T: DeserializeOwned>(self, timeout: Duration) -> ListenFuture<T> {
+        ListenFuture::new(&self.handle, Instant::now().checked_add(timeout))
+    }
+}
+
+/// The next message from a child, as a future: see [`Asynced::listen`].
+#[must_use = "futures do nothing unless polled"]
+pub struct ListenFuture<T> {
+    io: Option<Arc<IoShared>>,
+    timer: Option<crate::timing::timer_thread::Sleep>,
+    _message: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for ListenFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenFuture")
+            .field("started", &self.io.is_some())
+            .field("timed", &self.timer.is_some())
+            .finish()
+    }
+}
+
+impl<T> ListenFuture<T> {
+    fn new<P>(handle: &Skprocess<P>, deadline: Option<Instant>) -> Self {
+        ListenFuture {
+            io: handle.shared.child.get().map(|child| Arc::clone(&child.io)),
+            timer: deadline.map(crate::timing::timer_thread::sleep_until),
+            _message: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Future for ListenFuture<T> {
+    type Output = Result<T, ListenError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let Some(io) = &self.io else {
+            return Poll::Ready(Err(ListenError::NotStarted));
+        };
+        match io.inbox.poll_recv(cx.waker()) {
+            Some(Ok(bytes)) => return Poll::Ready(decode_message(bytes)),
+            Some(Err(error)) => return Poll::Ready(Err(error)),
+            None => {}
+        }
+        match self.timer.as_mut() {
+            Some(timer) => match std::pin::Pin::new(timer).poll(cx) {
+                Poll::Ready(_) => Poll::Ready(Err(ListenError::Timeout)),
+                Poll::Pending => Poll::Pending,
+            },
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -583,7 +632,7 @@ pub(crate) struct ChildHandle {
 /// State shared between a handle and its child's I/O thread.
 pub(crate) struct IoShared {
     pidfd: OwnedFd,
-    conn: Mutex<ConnSlot>,
+    conn: Arc<Mutex<ConnSlot>>,
     inbox: Inbox,
     done: Mutex<Done>,
     done_cond: Condvar,
@@ -591,8 +640,8 @@ pub(crate) struct IoShared {
 }
 
 enum ConnSlot {
-    /// Not connected yet: frames to send once connected.
-    Connecting(Vec<Vec<u8>>),
+    /// Not connected yet: the status page's descriptor, then frames to send, once connected.
+    Connecting(OwnedFd, Vec<Vec<u8>>),
     Connected(Arc<Conn>),
     Closed,
 }
@@ -614,12 +663,21 @@ enum Delivered {
 
 impl ChildHandle {
     fn spawn(start_frame: Vec<u8>) -> Result<ChildHandle, ProcessError> {
-        let launched = crate::launch::launch()?;
+        let (status, status_fd) = StatusPage::create().map_err(ProcessError::Spawn)?;
+        let status = Arc::new(status);
+        let conn_slot = Arc::new(Mutex::new(ConnSlot::Connecting(
+            status_fd,
+            vec![start_frame],
+        )));
+        let greeter_slot = Arc::clone(&conn_slot);
+        let greeter: crate::wire::hub::Greeter =
+            // A failed send shows up as the reader's end of stream; nothing to do here.
+            Box::new(move |conn: &Arc<Conn>| drop(connect_slot(&greeter_slot, conn)));
+        let launched = crate::launch::launch(Some(greeter))?;
         let pid = launched.pid;
-        let status = Arc::clone(&launched.status);
         let io = Arc::new(IoShared {
             pidfd: launched.pidfd,
-            conn: Mutex::new(ConnSlot::Connecting(vec![start_frame])),
+            conn: conn_slot,
             inbox: Inbox::default(),
             done: Mutex::new(Done::default()),
             done_cond: Condvar::new(),
@@ -740,6 +798,29 @@ impl IoShared {
         true
     }
 
+    /// Waits until the child delivered its outcome or ended, or `deadline` passes. Returns
+    /// whether one of the two happened.
+    fn wait_outcome(&self, deadline: Option<Instant>) -> bool {
+        let mut done = lock(&self.done);
+        while !done.finished && done.delivered.is_none() && !done.taken {
+            match deadline {
+                None => done = self.done_cond.wait(done).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    done = self
+                        .done_cond
+                        .wait_timeout(done, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        true
+    }
+
     fn timers(&self) -> Option<ProcessTimers> {
         lock(&self.done).timers.clone()
     }
@@ -747,7 +828,7 @@ impl IoShared {
     fn send_or_queue(&self, frame: Vec<u8>) -> Result<(), TellError> {
         let mut slot = lock(&self.conn);
         match &mut *slot {
-            ConnSlot::Connecting(queue) => {
+            ConnSlot::Connecting(_, queue) => {
                 queue.push(frame);
                 Ok(())
             }
@@ -765,6 +846,8 @@ impl IoShared {
         if done.delivered.is_none() && !done.taken {
             done.delivered = Some(delivered);
             done.timers = timers;
+            drop(done);
+            self.done_cond.notify_all();
         }
     }
 }
@@ -775,16 +858,8 @@ fn io_main(io: &IoShared, expectation: Expectation, child: Child) {
     match crate::launch::await_connection(&io.pidfd, &expectation) {
         Ok(conn) => {
             drop(expectation);
-            let conn = Arc::new(conn);
-            let connected = {
-                let mut slot = lock(&io.conn);
-                let queued =
-                    match std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(&conn))) {
-                        ConnSlot::Connecting(queued) => queued,
-                        _ => Vec::new(),
-                    };
-                queued.iter().try_for_each(|frame| conn.send_raw(frame))
-            };
+            // Normally the hub's greeter already sent the start frame and queued messages.
+            let connected = connect_slot(&io.conn, &conn);
             match connected {
                 Ok(()) => read_frames(io, &conn),
                 Err(e) => io.deliver(Delivered::Error(ProcessError::Ipc(e)), None),
@@ -808,6 +883,23 @@ fn io_main(io: &IoShared, expectation: Expectation, child: Child) {
     done.finished = true;
     drop(done);
     io.done_cond.notify_all();
+}
+
+/// Marks the connection as up: sends the frames queued while the child was starting (the start
+/// frame first), in order, under the slot's lock so that no `tell` can overtake them. Runs once
+/// (on the hub's thread, right after authentication); later calls do nothing.
+fn connect_slot(slot: &Mutex<ConnSlot>, conn: &Arc<Conn>) -> Result<(), IpcError> {
+    let mut slot = lock(slot);
+    let ConnSlot::Connecting(..) = &*slot else {
+        return Ok(());
+    };
+    let ConnSlot::Connecting(status_fd, queued) =
+        std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(conn)))
+    else {
+        unreachable!("checked above");
+    };
+    conn.send_with_fd(Kind::Status, &[], status_fd.as_fd())?;
+    queued.iter().try_for_each(|frame| conn.send_raw(frame))
 }
 
 fn read_frames(io: &IoShared, conn: &Conn) {

@@ -1,13 +1,13 @@
 //! Spawning children: re-execute this binary with the child marker, from one long-lived thread.
 //!
 //! Linux delivers `PR_SET_PDEATHSIG` when the *thread* that forked the child exits, not the
-//! process. A user thread that starts a process and then ends would otherwise take the child
-//! with it. So every fork happens on the "skprocess-spawner" thread, which lives as long as the
-//! process, and the death signal (SIGTERM, which the child treats as a stop) fires only when
-//! the parent process itself is gone.
+//! process, whenever the child asks for it. A user thread that starts a process and then ends
+//! would otherwise take the child with it. So every spawn happens on the "skprocess-spawner"
+//! thread, which lives as long as the process, and the death signal (SIGTERM, which the child
+//! treats as a stop) fires only when the parent process itself is gone.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -59,14 +59,8 @@ pub(crate) struct Spawned {
 }
 
 /// Starts a child that will connect to `hub` with `token`, mapping the status page `status_fd`.
-pub(crate) fn spawn_child(
-    hub: &str,
-    secret: &Secret,
-    token: &[u8; TOKEN],
-    status_fd: &OwnedFd,
-) -> io::Result<Spawned> {
+pub(crate) fn spawn_child(hub: &str, secret: &Secret, token: &[u8; TOKEN]) -> io::Result<Spawned> {
     let exe = executable()?;
-    let raw_fd = status_fd.as_raw_fd();
     let mut command = Command::new(exe);
     if let Some(arg0) = std::env::args_os().next() {
         command.arg0(arg0);
@@ -74,18 +68,12 @@ pub(crate) fn spawn_child(
     command
         .env(
             crate::child::ENV,
-            crate::child::marker_value(hub, secret, token, raw_fd),
+            crate::child::marker_value(hub, secret, token, std::process::id()),
         )
         .stdin(Stdio::null());
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-    // (fcntl, prctl, getppid, _exit).
-    unsafe {
-        command.pre_exec(move || {
-            crate::sys::keep_across_exec(raw_fd)?;
-            crate::sys::die_with_parent(parent)
-        });
-    }
+    // No `pre_exec`: without one, std spawns with posix_spawn (vfork-like, far cheaper than a
+    // fork of a large parent). The child asks for its parent-death signal itself, and receives
+    // its status page over the socket.
     let (reply, answer) = mpsc::sync_channel(1);
     spawner()?
         .send(Request { command, reply })

@@ -185,36 +185,133 @@ impl Drop for SharedRegion {
     }
 }
 
-/// Sets the signal this process receives when the thread that spawned it exits, then checks that
-/// the parent did not die before the setting took effect. Called in the child, between fork and
-/// exec; only async-signal-safe calls.
-pub(crate) fn die_with_parent(expected_parent: libc::pid_t) -> io::Result<()> {
-    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number is async-signal-safe.
-    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) } != 0 {
-        return Err(io::Error::last_os_error());
+/// Sends `bytes` on a Unix socket with one descriptor attached (SCM_RIGHTS). The whole of
+/// `bytes` goes out with the descriptor attached to its first byte.
+pub(crate) fn send_with_fd(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fd: BorrowedFd<'_>,
+) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: CMSG_SPACE of one int is a compile-time size computation.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr().cast_mut().cast(),
+        iov_len: bytes.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; every pointer set below outlives the sendmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    // SAFETY: the control buffer is CMSG_SPACE(sizeof(int)) bytes, enough for one header and one
+    // descriptor; CMSG_FIRSTHDR/CMSG_DATA point into it.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), raw);
     }
-    // SAFETY: getppid is async-signal-safe and always succeeds.
-    if unsafe { libc::getppid() } != expected_parent {
-        // The parent died between fork and prctl: nobody would ever stop us.
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(70) };
+    let mut sent = loop {
+        // SAFETY: msg is fully initialised above.
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    // The descriptor went with the first chunk; send any rest plainly.
+    while sent < bytes.len() {
+        // SAFETY: writing from a valid slice.
+        let n = unsafe {
+            libc::send(
+                socket.as_raw_fd(),
+                bytes[sent..].as_ptr().cast(),
+                bytes.len() - sent,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        sent += n as usize;
     }
     Ok(())
 }
 
-/// Clears close-on-exec on `fd` so that it survives the coming exec. Async-signal-safe.
-pub(crate) fn keep_across_exec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor number; errors are reported, nothing is dereferenced.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
-        return Err(io::Error::last_os_error());
+/// Reads exactly `buf.len()` bytes from a Unix socket, collecting a descriptor sent with them
+/// (SCM_RIGHTS), if any. Received descriptors are close-on-exec.
+pub(crate) fn recv_exact_with_fd(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<Option<OwnedFd>> {
+    // SAFETY: a compile-time size computation.
+    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    let mut received: Option<OwnedFd> = None;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let mut control = vec![0u8; space];
+        let mut iov = libc::iovec {
+            iov_base: buf[filled..].as_mut_ptr().cast(),
+            iov_len: buf.len() - filled,
+        };
+        // SAFETY: zeroed msghdr; pointers valid for the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg is initialised; MSG_CMSG_CLOEXEC marks received descriptors close-on-exec.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        filled += n as usize;
+        // SAFETY: walking the control messages the kernel wrote into `control`.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                    let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+                    // The kernel installed this descriptor for us: we own it.
+                    let owned = OwnedFd::from_raw_fd(fd);
+                    if received.is_none() {
+                        received = Some(owned);
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
     }
-    Ok(())
+    Ok(received)
 }
 
-/// Whether `fd` is an open descriptor of this process.
-pub(crate) fn fd_is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only reads the descriptor's flags; an invalid number gives EBADF.
-    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1
+/// Asks the kernel for SIGTERM when the thread that spawned this process exits (the parent's
+/// long-lived spawner thread: in effect, when the parent process dies). Returns whether the
+/// parent is still `expected_parent` afterwards: if it died before the request took effect, the
+/// signal will never come.
+pub(crate) fn die_with_parent(expected_parent: libc::pid_t) -> bool {
+    // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number.
+    let set = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) } == 0;
+    // SAFETY: getppid always succeeds.
+    set && unsafe { libc::getppid() } == expected_parent
 }
 
 /// Ends this process at once, without running destructors or flushing anything.

@@ -539,3 +539,25 @@ fn background_and_async_calls_compose_with_star_and_deadlines() {
         .map(forever, [1]);
     assert!(timed_out.result().unwrap_err().is_timeout());
 }
+
+/// Sleeps a time that depends on the item, so that idle workers take chunks back from busy
+/// ones.
+fn uneven(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_micros((x % 7) * 300));
+    x
+}
+
+#[test]
+fn taking_chunks_back_from_busy_workers_never_loses_or_repeats_an_item() {
+    let pool = Pool::new(3).unwrap();
+    for round in 0..20 {
+        let items: Vec<u64> = (0..60).map(|i| i * (round + 1)).collect();
+        assert_eq!(pool.map(uneven, items.iter().copied()).unwrap(), items);
+        let mut seen: Vec<u64> = pool
+            .unordered_imap(uneven, items.iter().copied())
+            .map(Result::unwrap)
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, items);
+    }
+}

@@ -258,18 +258,33 @@ fn a_malformed_child_marker_exits_without_running_main() {
 #[test]
 fn a_child_that_cannot_reach_its_parent_exits_without_running_main() {
     let exe = std::env::current_exe().unwrap();
+    // A well-formed marker naming this process as the parent, but a hub nobody listens on.
     let marker = format!(
-        "1;skprocess.nobody.listens;{};{};0",
+        "1;skprocess.nobody.listens;{};{};{}",
         "00".repeat(32),
-        "00".repeat(16)
+        "00".repeat(16),
+        std::process::id()
     );
     let started = Instant::now();
     let output = Command::new(exe)
         .env("SKPROCESS_CHILD", marker)
         .output()
         .unwrap();
-    assert_ne!(output.status.code(), Some(0));
+    assert_eq!(output.status.code(), Some(71), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("running"), "main ran: {stdout}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach its parent"));
     assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn a_child_whose_parent_is_not_the_named_one_exits_at_once() {
+    // The marker names a parent that is not this child's: it would never get a death signal.
+    let exe = std::env::current_exe().unwrap();
+    let marker = format!("1;x;{};{};1", "00".repeat(32), "00".repeat(16));
+    let output = Command::new(exe)
+        .env("SKPROCESS_CHILD", marker)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(75), "{output:?}");
 }

@@ -318,3 +318,91 @@ fn invalid_configuration_is_rejected_before_spawning() {
     ));
     assert_eq!(process.pid(), None);
 }
+
+/// Tells its attempt number in `__prerun__`; `__run__` waits for a number from the parent.
+/// The first attempt's `__run__` times out while waiting.
+#[skprocess(runs = 1, lives = 2, timeouts(run = 0.3))]
+struct WaitsForNumber {
+    attempts: u32,
+}
+
+#[skprocess]
+impl WaitsForNumber {
+    fn __prerun__(&mut self, cx: &mut Context) -> Result<(), TellError> {
+        self.attempts += 1;
+        cx.tell(self.attempts)
+    }
+
+    fn __run__(&mut self, cx: &mut Context) -> Result<(), ListenError> {
+        let n: u64 = cx.listen()?;
+        self.attempts += u32::try_from(n).unwrap_or(0) * 100;
+        Ok(())
+    }
+
+    fn __result__(&mut self) -> u32 {
+        self.attempts
+    }
+}
+
+#[test]
+fn an_abandoned_section_does_not_take_messages_meant_for_the_retry() {
+    let process = Skprocess::new(WaitsForNumber { attempts: 0 });
+    process.start().unwrap();
+    assert_eq!(
+        process
+            .listen_timeout::<u32>(Duration::from_secs(30))
+            .unwrap(),
+        1
+    );
+    // The first attempt's `__run__` (blocked in listen) times out and is abandoned.
+    assert_eq!(
+        process
+            .listen_timeout::<u32>(Duration::from_secs(30))
+            .unwrap(),
+        2
+    );
+    process.tell(3u64).unwrap();
+    // The retry (state rolled back to before run 0, attempts = 2) gets the message.
+    assert_eq!(process.result().unwrap(), 302);
+}
+
+/// Tells two numbers when told to go.
+#[skprocess(runs = 1)]
+struct TellsTwo;
+
+#[skprocess]
+impl TellsTwo {
+    fn __run__(
+        &mut self,
+        cx: &mut Context,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let () = cx.listen()?;
+        cx.tell(1u8)?;
+        cx.tell(2u8)?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_dropped_async_listen_takes_nothing() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Poll, Waker};
+
+    let process = Skprocess::new(TellsTwo);
+    process.start().unwrap();
+    let mut pending = Box::pin(process.asynced().listen::<u8>());
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    assert!(matches!(pending.as_mut().poll(&mut cx), Poll::Pending));
+    drop(pending);
+    process.tell(()).unwrap();
+    process.wait().unwrap();
+    assert_eq!(process.listen::<u8>().unwrap(), 1);
+    let second = futures::executor::block_on(process.asynced().listen::<u8>()).unwrap();
+    assert_eq!(second, 2);
+    let none = futures::executor::block_on(
+        process
+            .asynced()
+            .listen_timeout::<u8>(Duration::from_millis(50)),
+    );
+    assert!(matches!(none, Err(ListenError::Disconnected)), "{none:?}");
+}

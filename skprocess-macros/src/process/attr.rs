@@ -66,16 +66,16 @@ impl StructAttrs {
         const WHAT: &str = "skprocess";
         let parser = syn::meta::parser(|meta| {
             if meta.path == RUNS {
-                let v = lit::integer(cx, RUNS, &meta, 0)?;
+                let v = lit::integer(cx, RUNS, &meta, 0, u64::MAX)?;
                 runs.set(cx, &meta, WHAT, v);
             } else if meta.path == JOIN_IN {
                 let v = lit::seconds(cx, JOIN_IN, &meta, false)?;
                 join_in.set(cx, &meta, WHAT, v);
             } else if meta.path == LIVES {
-                let v = lit::integer(cx, LIVES, &meta, 1)?;
+                let v = lit::integer(cx, LIVES, &meta, 1, u64::from(u32::MAX))?;
                 lives.set(cx, &meta, WHAT, v);
             } else if meta.path == TIMER_WINDOW {
-                let v = lit::integer(cx, TIMER_WINDOW, &meta, 1)?;
+                let v = lit::integer(cx, TIMER_WINDOW, &meta, 1, u64::from(u32::MAX))?;
                 timer_window.set(cx, &meta, WHAT, v);
             } else if meta.path == NAME {
                 let v = lit::string(cx, NAME, &meta)?;

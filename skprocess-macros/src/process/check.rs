@@ -1,7 +1,24 @@
 //! Rules that span the whole impl block. One `check_*` per rule, all called from `check_impl`.
 
-use super::ast::{HookKind, ProcessImpl};
+use super::ast::{HookKind, ProcessImpl, ProcessStruct};
 use crate::ctxt::Ctxt;
+
+pub(crate) fn check_struct(cx: &Ctxt, model: &ProcessStruct<'_>) {
+    check_name_on_generic(cx, model);
+}
+
+/// A generic type has one registration per instantiation, each with its own name.
+fn check_name_on_generic(cx: &Ctxt, model: &ProcessStruct<'_>) {
+    if let Some(name) = &model.attrs.name
+        && !model.original.generics.params.is_empty()
+    {
+        cx.error_spanned_by(
+            name,
+            "`name` cannot be set on a generic process type: each instantiation is registered \
+             with `skprocess::register!(..)` under a name of its own",
+        );
+    }
+}
 
 pub(crate) fn check_impl(cx: &Ctxt, model: &ProcessImpl<'_>) {
     check_run_defined(cx, model);

@@ -40,6 +40,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
         Item::Struct(original) => {
             let attrs = attr::StructAttrs::from_args(&cx, args);
             let model = ast::ProcessStruct::from_syn(original, attrs);
+            check::check_struct(&cx, &model);
             cx.check()?;
             expand::struct_tokens(&model)
         }

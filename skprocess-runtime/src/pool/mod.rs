@@ -521,37 +521,32 @@ fn chunk_size(total: usize, workers: usize) -> usize {
     total.div_ceil(workers * 4).max(1)
 }
 
-/// Encodes items into chunks; items that cannot be encoded are returned as failures.
-struct Encoder {
-    chunks: Vec<Chunk>,
-    failures: Vec<(usize, TaskError)>,
-}
-
+/// Encodes items into chunks of `per_chunk`, handing each chunk to `emit` as soon as it is
+/// full (so workers start on the first chunk while the rest are encoded). Items that cannot be
+/// encoded are returned as failures.
 fn encode_chunks<I: Transferable>(
     sink: &Arc<CallSink>,
     offset: i64,
     items: Vec<I>,
     per_chunk: usize,
-) -> Encoder {
-    let mut encoder = Encoder {
-        chunks: Vec::new(),
-        failures: Vec::new(),
-    };
+    emit: &mut dyn FnMut(Chunk) -> Result<(), PoolError>,
+) -> Result<Vec<(usize, TaskError)>, PoolError> {
+    let mut failures = Vec::new();
     let mut lengths = Vec::new();
     let mut bytes = Vec::new();
     let mut first = 0;
-    let flush =
-        |lengths: &mut Vec<u32>, bytes: &mut Vec<u8>, first: usize, chunks: &mut Vec<Chunk>| {
-            if !lengths.is_empty() {
-                chunks.push(Chunk::new(
-                    Arc::clone(sink),
-                    offset,
-                    first,
-                    std::mem::take(lengths),
-                    std::mem::take(bytes),
-                ));
-            }
-        };
+    let mut flush = |lengths: &mut Vec<u32>, bytes: &mut Vec<u8>, first: usize| {
+        if lengths.is_empty() {
+            return Ok(());
+        }
+        emit(Chunk::new(
+            Arc::clone(sink),
+            offset,
+            first,
+            std::mem::take(lengths),
+            std::mem::take(bytes),
+        ))
+    };
     for (index, item) in items.into_iter().enumerate() {
         let mark = bytes.len();
         match crate::wire::codec::encode_into(&mut bytes, &item) {
@@ -561,18 +556,18 @@ fn encode_chunks<I: Transferable>(
                 }
                 lengths.push((bytes.len() - mark) as u32);
                 if lengths.len() == per_chunk {
-                    flush(&mut lengths, &mut bytes, first, &mut encoder.chunks);
+                    flush(&mut lengths, &mut bytes, first)?;
                 }
             }
             Err(message) => {
                 bytes.truncate(mark);
-                flush(&mut lengths, &mut bytes, first, &mut encoder.chunks);
-                encoder.failures.push((index, TaskError::Encode(message)));
+                flush(&mut lengths, &mut bytes, first)?;
+                failures.push((index, TaskError::Encode(message)));
             }
         }
     }
-    flush(&mut lengths, &mut bytes, first, &mut encoder.chunks);
-    encoder
+    flush(&mut lengths, &mut bytes, first)?;
+    Ok(failures)
 }
 
 /// Runs a whole call and collects its results (`map`, `unordered_map`, and the deferred forms).
@@ -592,7 +587,9 @@ where
     let sink = Arc::new(CallSink::default());
     let offset = task::task_offset::<T, A, K, I>();
     let per_chunk = chunk_size(total, pool.workers());
-    let Encoder { chunks, failures } = encode_chunks(&sink, offset, items, per_chunk);
+    let failures = encode_chunks(&sink, offset, items, per_chunk, &mut |chunk| {
+        shared.submit(vec![chunk])
+    })?;
 
     let mut slots: Vec<Option<Result<T::Output, TaskError>>> = Vec::new();
     let mut arrived: Vec<(usize, Result<T::Output, TaskError>)> = Vec::new();
@@ -610,7 +607,6 @@ where
     for (index, error) in failures {
         place(index, Err(error));
     }
-    shared.submit(chunks)?;
     let mut completed = 0;
     while remaining > 0 {
         match sink.next(deadline) {

@@ -150,11 +150,12 @@ impl CallSink {
     pub(crate) fn next(&self, deadline: Option<Instant>) -> Next {
         let mut state = lock(&self.state);
         loop {
-            if let Some(delivery) = state.deliveries.pop_front() {
-                return Next::Delivery(delivery);
-            }
+            // A closed pool ends the call, whatever had arrived.
             if let Some(FailureKind::Closed) = state.failure {
                 return Next::Failed(PoolError::Closed);
+            }
+            if let Some(delivery) = state.deliveries.pop_front() {
+                return Next::Delivery(delivery);
             }
             match deadline {
                 None => state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
@@ -279,7 +280,11 @@ impl Shared {
                 .iter()
                 .filter(|c| Arc::ptr_eq(&c.call, call))
             {
-                worker.status.set_skip_task(chunk.id);
+                // The skip mark may be busy with a chunk given to another worker; then this
+                // chunk runs, and its results are dropped (the call is cancelled).
+                if worker.stolen.is_empty() {
+                    worker.status.set_skip_task(chunk.id);
+                }
                 let running =
                     worker.status.task() == chunk.id && worker.status.phase() == Phase::Running;
                 if running && kill_running {
@@ -407,7 +412,9 @@ fn steal(workers: &mut [Option<Worker>], thief: usize) -> Option<Arc<Chunk>> {
         let Some(holder) = slot.as_mut() else {
             continue;
         };
-        if index == thief || holder.in_flight.len() < DEPTH {
+        // One skip mark per worker: never take a second chunk back before the worker has
+        // acknowledged the first, or the mark would be overwritten and the chunk run twice.
+        if index == thief || holder.in_flight.len() < DEPTH || !holder.stolen.is_empty() {
             continue;
         }
         let candidate = holder.in_flight.back().expect("DEPTH > 0");
@@ -453,11 +460,13 @@ fn slot_main(shared: &Arc<Shared>, index: usize) {
 
 /// Starts one worker and serves it until it ends. `Err` when it could not be started.
 fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
-    let launched = crate::launch::launch().map_err(|e| e.to_string())?;
+    let (status, status_fd) = StatusPage::create().map_err(|e| e.to_string())?;
+    let status = Arc::new(status);
+    let launched = crate::launch::launch(None).map_err(|e| e.to_string())?;
     let pid = launched.pid;
     let pidfd = Arc::new(launched.pidfd);
     let conn = match crate::launch::await_connection(&pidfd, &launched.expectation) {
-        Ok(conn) => Arc::new(conn),
+        Ok(conn) => conn,
         Err(_) => {
             let _ = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5));
             return Err("a pool worker did not connect back".into());
@@ -472,7 +481,11 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
         .expect("the worker start message encodes"),
     })
     .expect("the start frame encodes");
-    if conn.send(Kind::Start, &start).is_err() {
+    let greeted = conn
+        .send_with_fd(Kind::Status, &[], status_fd.as_fd())
+        .and_then(|()| conn.send(Kind::Start, &start));
+    drop(status_fd);
+    if greeted.is_err() {
         let _ = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5));
         return Err("a pool worker hung up at once".into());
     }
@@ -501,7 +514,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
         state.workers[index] = Some(Worker {
             pid,
             pidfd: Arc::clone(&pidfd),
-            status: Arc::clone(&launched.status),
+            status: Arc::clone(&status),
             outbox,
             in_flight: VecDeque::new(),
             stolen: Vec::new(),
@@ -573,8 +586,9 @@ fn complete(shared: &Shared, index: usize, payload: Vec<u8>, skipped: bool) -> b
     let Some(worker) = state.workers[index].as_mut() else {
         return false;
     };
-    if skipped && let Some(position) = worker.stolen.iter().position(|&stolen| stolen == id) {
-        // Given to another worker meanwhile.
+    if let Some(position) = worker.stolen.iter().position(|&stolen| stolen == id) {
+        // Given to another worker meanwhile. (A result for it, should the skip mark ever have
+        // been missed, is dropped: the other worker delivers that chunk.)
         worker.stolen.swap_remove(position);
         fill(&mut state, index);
         return true;
@@ -613,6 +627,15 @@ fn worker_gone(shared: &Shared, index: usize, exit: ExitInfo) {
     let Some(worker) = state.workers[index].take() else {
         return;
     };
+    if state.closed {
+        // Closed or terminated: what it held will not run anywhere.
+        drop(state);
+        for chunk in &worker.in_flight {
+            chunk.call.fail(FailureKind::Closed);
+        }
+        shared.changed.notify_all();
+        return;
+    }
     let blame = (worker.status.phase() == Phase::Running)
         .then(|| (worker.status.task(), worker.status.current_run()));
     let mut requeue = Vec::new();
@@ -647,11 +670,6 @@ fn worker_gone(shared: &Shared, index: usize, exit: ExitInfo) {
             pid: worker.pid,
             exit: exit.clone(),
         });
-    }
-    if state.closed {
-        for chunk in state.queue.drain(..) {
-            chunk.call.fail(FailureKind::Closed);
-        }
     }
     for other in 0..state.workers.len() {
         fill(&mut state, other);

@@ -23,8 +23,11 @@ use super::frame::{Kind, MAX_HANDSHAKE_FRAME, read_frame};
 use super::{Conn, Frame};
 use crate::error::IpcError;
 
-/// How long either side waits for the other's next handshake frame.
+/// How long a client waits for the server's next handshake frame.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the hub waits for a client's proof (it handshakes inline, so it stays short).
+pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 const NONCE: usize = 32;
 const MAC: usize = 32;
@@ -108,9 +111,11 @@ fn expect_frame(reader: &mut impl Read, kind: Kind, len: usize) -> Result<Vec<u8
 pub(crate) fn server_handshake(
     conn: &Conn,
     secret: &Secret,
+    timeout: Duration,
     accept_token: impl FnOnce(&[u8; TOKEN]) -> bool,
 ) -> Result<[u8; TOKEN], IpcError> {
-    conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
     let server_nonce = nonce();
     conn.send(Kind::Hello, &server_nonce)?;
     let mut reader = conn.raw_reader();
@@ -131,6 +136,7 @@ pub(crate) fn server_handshake(
         .into_bytes();
     conn.send(Kind::Welcome, &reply)?;
     conn.set_read_timeout(None)?;
+    conn.set_write_timeout(None)?;
     Ok(token)
 }
 

@@ -52,6 +52,50 @@ impl Conn {
         })
     }
 
+    /// Sends one frame with a descriptor attached (SCM_RIGHTS).
+    pub(crate) fn send_with_fd(
+        &self,
+        kind: Kind,
+        payload: &[u8],
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), IpcError> {
+        let bytes = encode_frame(kind, payload)?;
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        crate::sys::send_with_fd(self.socket_fd(), &bytes, fd).map_err(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => IpcError::Disconnected,
+            _ => IpcError::Io(e),
+        })
+    }
+
+    /// Reads one frame of kind `kind` and the descriptor sent with it.
+    pub(crate) fn recv_with_fd(&self, kind: Kind) -> Result<std::os::fd::OwnedFd, IpcError> {
+        let mut header = [0u8; 5];
+        let fd = crate::sys::recv_exact_with_fd(self.socket_fd(), &mut header).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                IpcError::Disconnected
+            } else {
+                IpcError::Io(e)
+            }
+        })?;
+        if header[4] != kind as u8 || header[..4] != [0, 0, 0, 0] {
+            return Err(IpcError::Malformed(format!(
+                "expected an empty {kind:?} frame, got kind {} with {} bytes",
+                header[4],
+                u32::from_le_bytes([header[0], header[1], header[2], header[3]])
+            )));
+        }
+        fd.ok_or_else(|| {
+            IpcError::Malformed(format!("a {kind:?} frame came without its descriptor"))
+        })
+    }
+
+    fn socket_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        #[allow(irrefutable_let_patterns)] // one variant on Unix
+        let Stream::UdSocket(stream) = &self.stream;
+        stream.inner().as_fd()
+    }
+
     /// The stream for unbuffered reads (the handshake reads exactly one frame at a time).
     pub(crate) fn raw_reader(&self) -> &Stream {
         &self.stream
@@ -64,6 +108,10 @@ impl Conn {
 
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.stream.set_recv_timeout(timeout)
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_send_timeout(timeout)
     }
 
     /// Shuts both directions down, waking a reader blocked on this connection.

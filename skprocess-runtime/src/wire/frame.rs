@@ -18,6 +18,8 @@ pub(crate) enum Kind {
     Hello = 1,
     Auth = 2,
     Welcome = 3,
+    /// Carries the status page's descriptor (SCM_RIGHTS); empty payload.
+    Status = 4,
     // parent -> child
     Start = 10,
     Stop = 12,
@@ -40,6 +42,7 @@ impl Kind {
             1 => Kind::Hello,
             2 => Kind::Auth,
             3 => Kind::Welcome,
+            4 => Kind::Status,
             10 => Kind::Start,
             11 => Kind::Tell,
             12 => Kind::Stop,

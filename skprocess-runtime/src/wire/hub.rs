@@ -18,7 +18,22 @@ use super::Conn;
 use super::auth::{self, Secret, TOKEN};
 use crate::error::IpcError;
 
-type Pending = Arc<Mutex<HashMap<[u8; TOKEN], mpsc::SyncSender<Conn>>>>;
+/// What runs on the hub's thread the moment a child is authenticated, before its connection is
+/// handed over: a process handle sends its start frame from here, saving a thread hop.
+pub(crate) type Greeter = Box<dyn FnOnce(&Arc<Conn>) + Send>;
+
+struct Waiter {
+    handover: mpsc::SyncSender<Arc<Conn>>,
+    greeter: Option<Greeter>,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter").finish_non_exhaustive()
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<[u8; TOKEN], Waiter>>>;
 
 /// The process-wide hub.
 #[derive(Debug)]
@@ -68,13 +83,10 @@ fn accept_loop(listener: Listener, secret: Secret, pending: Pending) {
                 continue;
             }
         };
-        let secret = secret.clone();
-        let pending = Arc::clone(&pending);
-        // A thread per handshake, so a slow or hostile client cannot hold up the others.
-        let spawned = std::thread::Builder::new()
-            .name("skprocess-handshake".into())
-            .spawn(move || handshake(Conn::new(stream), &secret, &pending));
-        drop(spawned);
+        // The handshake runs right here: a child answers within microseconds, and a thread per
+        // connection would cost more than the handshake. A client that stalls holds up the
+        // hub for at most `auth::ACCEPT_TIMEOUT`.
+        handshake(Conn::new(stream), &secret, &pending);
     }
 }
 
@@ -85,15 +97,19 @@ fn handshake(conn: Conn, secret: &Secret, pending: &Pending) {
             .unwrap_or_else(|e| e.into_inner())
             .contains_key(token)
     };
-    let Ok(token) = auth::server_handshake(&conn, secret, is_expected) else {
+    let Ok(token) = auth::server_handshake(&conn, secret, auth::ACCEPT_TIMEOUT, is_expected) else {
         return; // dropped: the connection closes, nothing else happens
     };
     let waiter = pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&token);
-    if let Some(waiter) = waiter {
-        let _ = waiter.send(conn);
+    if let Some(Waiter { handover, greeter }) = waiter {
+        let conn = Arc::new(conn);
+        if let Some(greet) = greeter {
+            greet(&conn);
+        }
+        let _ = handover.send(conn);
     }
 }
 
@@ -108,15 +124,22 @@ impl Hub {
         &self.secret
     }
 
-    /// Registers a fresh token; the child that presents it is handed to the expectation.
-    pub(crate) fn expect(&'static self) -> Expectation {
+    /// Registers a fresh token; the child that presents it is handed to the expectation, after
+    /// `greeter` (if any) ran on it.
+    pub(crate) fn expect(&'static self, greeter: Option<Greeter>) -> Expectation {
         let mut token = [0u8; TOKEN];
         crate::sys::random_bytes(&mut token);
         let (tx, rx) = mpsc::sync_channel(1);
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token, tx);
+            .insert(
+                token,
+                Waiter {
+                    handover: tx,
+                    greeter,
+                },
+            );
         Expectation {
             hub: self,
             token,
@@ -130,7 +153,7 @@ impl Hub {
 pub(crate) struct Expectation {
     hub: &'static Hub,
     token: [u8; TOKEN],
-    rx: mpsc::Receiver<Conn>,
+    rx: mpsc::Receiver<Arc<Conn>>,
 }
 
 impl Expectation {
@@ -139,7 +162,7 @@ impl Expectation {
     }
 
     /// Waits up to `timeout` for the child's authenticated connection.
-    pub(crate) fn wait(&self, timeout: Duration) -> Option<Conn> {
+    pub(crate) fn wait(&self, timeout: Duration) -> Option<Arc<Conn>> {
         self.rx.recv_timeout(timeout).ok()
     }
 }

@@ -1,0 +1,412 @@
+//! skprocess benchmarks, each against a baseline measured in the same run, printed as ratios.
+//!
+//! Run: `cargo run --release -p skprocess-bench` (add `--quick` for a smoke run with tiny counts).
+//! The last lines have the form `bench: NAME VALUE UNIT`. Targets are reported, never enforced:
+//! the machines are shared and noisy.
+//!
+//! | figure | baseline | target |
+//! |---|---|---|
+//! | a trivial process, start → result | re-exec of this binary + connect back | ≤ 1.5× |
+//! | engine overhead per iteration (empty `__run__`) | — | ≤ 1 µs |
+//! | tell/listen round trip, one CPU and two | raw local-socket round trip | ≤ 1.5× |
+//! | `Pool(2).map(x * x)` over 10,000 and 1,000 `u64` | a sequential loop | — |
+//! | CPU-bound `Pool(2).map` (~2 ms of hashing per item) | a 2-thread rayon pool | ≥ 0.9× throughput |
+
+use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use skprocess::pool::Pool;
+use skprocess::prelude::*;
+
+/// Environment variable that makes this binary a raw baseline child (not a skprocess child).
+const RAW_CHILD: &str = "SKPROCESS_BENCH_RAW_CHILD";
+
+/// A process that does nothing, once.
+#[skprocess(runs = 1)]
+struct Trivial;
+
+#[skprocess]
+impl Trivial {
+    fn __run__(&mut self) {}
+
+    fn __result__(&mut self) -> u8 {
+        1
+    }
+}
+
+/// An empty `__run__`, many times.
+#[skprocess]
+struct Empty {
+    runs: usize,
+}
+
+#[skprocess]
+impl Empty {
+    fn __config__(&self, config: &mut ProcessConfig) {
+        config.runs = Some(self.runs);
+    }
+
+    fn __run__(&mut self) {}
+}
+
+/// Echoes `rounds` messages back to the parent, in one `__run__`.
+#[skprocess(runs = 1)]
+struct Echo {
+    rounds: usize,
+}
+
+#[skprocess]
+impl Echo {
+    fn __run__(
+        &mut self,
+        cx: &mut Context,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        for _ in 0..self.rounds {
+            let value: u64 = cx.listen()?;
+            cx.tell(value)?;
+        }
+        Ok(())
+    }
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// About 2 ms of SHA-256 on this machine class (calibrated at start). Never inlined, so that
+/// every caller (the pool worker, rayon, the sequential loop) runs the very same machine code.
+#[inline(never)]
+fn hash_work(rounds: u64) -> u64 {
+    let mut data = Sha256::digest(rounds.to_le_bytes());
+    for _ in 1..rounds {
+        data = Sha256::digest(data);
+    }
+    u64::from_le_bytes(data[..8].try_into().expect("8 bytes"))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn time<R>(f: impl FnOnce() -> R) -> (f64, R) {
+    let started = Instant::now();
+    let value = f();
+    (started.elapsed().as_secs_f64(), value)
+}
+
+/// Pins the calling thread (and the threads it starts later) to `cpu`.
+fn pin_self(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity on ourselves.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Pins every thread of process `pid` to `cpu`.
+fn pin_process(pid: u32, cpu: usize) {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: as in pin_self, for a thread of our own child.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}
+
+fn unpin_self() {
+    // SAFETY: as in pin_self, with every CPU.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The raw baseline child: connect to the named abstract socket, then either say one byte and
+/// leave ("start"), or echo 8-byte messages until the parent hangs up ("echo").
+fn raw_child(spec: &str) -> ! {
+    let (mode, name) = spec.split_once(':').expect("mode:name");
+    let addr = SocketAddr::from_abstract_name(name).expect("abstract name");
+    let mut stream = UnixStream::connect_addr(&addr).expect("connect");
+    match mode {
+        "start" => {
+            stream.write_all(&[1]).expect("write");
+        }
+        _ => {
+            let mut buf = [0u8; 8];
+            while stream.read_exact(&mut buf).is_ok() {
+                if stream.write_all(&buf).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    std::process::exit(0);
+}
+
+fn raw_listener() -> (UnixListener, String) {
+    let name = format!("skprocess-bench.{}.{}", std::process::id(), rand_suffix());
+    let addr = SocketAddr::from_abstract_name(&name).expect("abstract name");
+    (UnixListener::bind_addr(&addr).expect("bind"), name)
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+fn spawn_raw(mode: &str, name: &str) -> std::process::Child {
+    Command::new("/proc/self/exe")
+        .env(RAW_CHILD, format!("{mode}:{name}"))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn the raw child")
+}
+
+/// Re-exec of this binary, connect back, one byte received: the floor for a process start.
+/// (Reaping the child is not timed, as a process's result is in hand before its child exits.)
+fn raw_start_once() -> f64 {
+    let (listener, name) = raw_listener();
+    let started = Instant::now();
+    let mut child = spawn_raw("start", &name);
+    let (mut stream, _) = listener.accept().expect("accept");
+    let mut byte = [0u8; 1];
+    stream.read_exact(&mut byte).expect("read");
+    let took = started.elapsed().as_secs_f64();
+    child.wait().expect("wait");
+    took
+}
+
+fn raw_round_trips(rounds: usize, two_cpus: bool) -> f64 {
+    let (listener, name) = raw_listener();
+    let mut child = spawn_raw("echo", &name);
+    let (mut stream, _) = listener.accept().expect("accept");
+    let mut buf = [0u8; 8];
+    // warm up, then place the child
+    stream.write_all(&0u64.to_le_bytes()).expect("write");
+    stream.read_exact(&mut buf).expect("read");
+    if two_cpus {
+        pin_process(child.id(), 1);
+    }
+    let started = Instant::now();
+    for i in 0..rounds as u64 {
+        stream.write_all(&i.to_le_bytes()).expect("write");
+        stream.read_exact(&mut buf).expect("read");
+    }
+    let per = started.elapsed().as_secs_f64() / rounds as f64;
+    drop(stream);
+    child.wait().expect("wait");
+    per
+}
+
+fn skprocess_round_trips(rounds: usize, two_cpus: bool) -> Result<f64, ProcessError> {
+    let process = Skprocess::new(Echo { rounds: rounds + 1 });
+    process.start()?;
+    process.tell(0u64).map_err(|e| ProcessError::ChildSetup {
+        message: e.to_string(),
+    })?;
+    let _: u64 = process.listen().map_err(|e| ProcessError::ChildSetup {
+        message: e.to_string(),
+    })?;
+    if two_cpus {
+        pin_process(process.pid().expect("started"), 1);
+    }
+    let started = Instant::now();
+    for i in 0..rounds as u64 {
+        process.tell(i).map_err(|e| ProcessError::ChildSetup {
+            message: e.to_string(),
+        })?;
+        let back: u64 = process.listen().map_err(|e| ProcessError::ChildSetup {
+            message: e.to_string(),
+        })?;
+        assert_eq!(back, i);
+    }
+    let per = started.elapsed().as_secs_f64() / rounds as f64;
+    process.result()?;
+    Ok(per)
+}
+
+struct Report {
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn figure(&mut self, name: &str, value: f64, unit: &str) {
+        self.lines.push(format!("bench: {name} {value:.3} {unit}"));
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if let Ok(spec) = std::env::var(RAW_CHILD) {
+        raw_child(&spec);
+    }
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 3 } else { 30 };
+    let mut report = Report { lines: Vec::new() };
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "skprocess benchmarks ({cpus} CPUs{})",
+        if quick { ", quick" } else { "" }
+    );
+
+    // 1. start -> result of a trivial process, against a bare re-exec + connect.
+    let _ = Skprocess::new(Trivial).run()?; // warm: the hub and the spawner thread exist
+    let _ = raw_start_once();
+    let mut sk = Vec::new();
+    let mut raw = Vec::new();
+    for _ in 0..reps {
+        raw.push(raw_start_once());
+        let process = Skprocess::new(Trivial);
+        sk.push(time(|| process.run()).0);
+        process.wait()?; // reaping, not timed (as for the baseline)
+    }
+    let (sk_start, raw_start) = (median(sk), median(raw));
+    println!(
+        "\nprocess start -> result: {:.3} ms; bare re-exec + connect: {:.3} ms; ratio {:.2}x (target <= 1.5x)",
+        sk_start * 1e3,
+        raw_start * 1e3,
+        sk_start / raw_start
+    );
+    report.figure("process_start_to_result", sk_start * 1e3, "ms");
+    report.figure("raw_reexec_connect", raw_start * 1e3, "ms");
+    report.figure("process_start_ratio", sk_start / raw_start, "x");
+
+    // 2. engine overhead per iteration of an empty __run__.
+    let runs = if quick { 10_000 } else { 2_000_000 };
+    let mut per_iteration = Vec::new();
+    for _ in 0..if quick { 1 } else { 5 } {
+        let (one, _) = time(|| Skprocess::new(Empty { runs: 1 }).run());
+        let (many, _) = time(|| Skprocess::new(Empty { runs: runs + 1 }).run());
+        per_iteration.push((many - one) / runs as f64);
+    }
+    let per_iteration = median(per_iteration);
+    println!(
+        "\nengine overhead per iteration (empty __run__, timers on): {:.3} us (target <= 1 us)",
+        per_iteration * 1e6
+    );
+    report.figure("engine_overhead_per_iteration", per_iteration * 1e6, "us");
+
+    // 3. tell/listen round trips against raw socket round trips, on one CPU and on two.
+    let rounds = if quick { 200 } else { 5_000 };
+    for (label, two) in [("one_cpu", false), ("two_cpus", true)] {
+        if two && cpus < 2 {
+            continue;
+        }
+        pin_self(0);
+        let raw = median((0..3).map(|_| raw_round_trips(rounds, two)).collect());
+        let sk = median(
+            (0..3)
+                .map(|_| skprocess_round_trips(rounds, two))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        unpin_self();
+        println!(
+            "tell/listen round trip ({}): {:.1} us; raw socket: {:.1} us; ratio {:.2}x (target <= 1.5x)",
+            label.replace('_', " "),
+            sk * 1e6,
+            raw * 1e6,
+            sk / raw
+        );
+        report.figure(&format!("tell_listen_rtt_{label}"), sk * 1e6, "us");
+        report.figure(&format!("raw_socket_rtt_{label}"), raw * 1e6, "us");
+        report.figure(&format!("tell_listen_ratio_{label}"), sk / raw, "x");
+    }
+
+    // 4. Pool(2).map(x * x) over 10,000 and 1,000 u64.
+    let (construct, pool) = time(|| Pool::new(2));
+    let pool = pool?;
+    report.figure("pool_construct_2_workers", construct * 1e3, "ms");
+    let _ = pool.map(square, 0..1_000u64)?; // warm
+    for n in [10_000u64, 1_000] {
+        let mut totals = Vec::new();
+        for _ in 0..reps.min(10) {
+            let (t, out) = time(|| pool.map(square, 0..n));
+            assert_eq!(out?.len() as u64, n);
+            totals.push(t);
+        }
+        let total = median(totals);
+        let (sequential, sum) = time(|| (0..n).map(square).map(std::hint::black_box).sum::<u64>());
+        std::hint::black_box(sum);
+        println!(
+            "\nPool(2).map(x * x) over {n}: {:.3} ms, {:.3} us per item; a sequential loop: {:.6} ms ({:.0}x)",
+            total * 1e3,
+            total / n as f64 * 1e6,
+            sequential * 1e3,
+            total / sequential.max(1e-9)
+        );
+        report.figure(&format!("pool_map_square_{n}_total"), total * 1e3, "ms");
+        report.figure(
+            &format!("pool_map_square_{n}_per_item"),
+            total / n as f64 * 1e6,
+            "us",
+        );
+    }
+
+    // 5. CPU-bound map against a 2-thread rayon pool on the same work.
+    let calibrate = Instant::now();
+    hash_work(20_000);
+    let per_round = calibrate.elapsed().as_secs_f64() / 20_000.0;
+    let rounds_for_2ms = ((0.002 / per_round) as u64).max(1);
+    let items: Vec<u64> = (0..if quick { 20 } else { 200 })
+        .map(|i| rounds_for_2ms + i % 3)
+        .collect();
+    let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
+    let mut ratios = Vec::new();
+    let mut pool_times = Vec::new();
+    let mut rayon_times = Vec::new();
+    for _ in 0..if quick { 1 } else { 5 } {
+        let (t_pool, a) = time(|| pool.map(hash_work, items.iter().copied()));
+        let (t_rayon, b) = time(|| {
+            use rayon::prelude::*;
+            threads.install(|| items.par_iter().map(|&r| hash_work(r)).collect::<Vec<_>>())
+        });
+        assert_eq!(a?, b);
+        ratios.push(t_rayon / t_pool);
+        pool_times.push(t_pool);
+        rayon_times.push(t_rayon);
+    }
+    let ratio = median(ratios);
+    let (pool_ms, rayon_ms) = (median(pool_times) * 1e3, median(rayon_times) * 1e3);
+    println!(
+        "\nCPU-bound map, {} items of ~2 ms: pool {:.1} ms, rayon (2 threads) {:.1} ms; throughput ratio {:.2} (target >= 0.9)",
+        items.len(),
+        pool_ms,
+        rayon_ms,
+        ratio
+    );
+    report.figure("cpu_map_pool", pool_ms, "ms");
+    report.figure("cpu_map_rayon", rayon_ms, "ms");
+    report.figure("cpu_map_throughput_ratio", ratio, "x");
+    drop(pool);
+
+    println!();
+    for line in &report.lines {
+        println!("{line}");
+    }
+    Ok(())
+}

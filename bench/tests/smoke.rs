@@ -1,0 +1,36 @@
+//! A smoke run of the benchmark binary (tiny counts): it runs to the end and prints every
+//! figure. Timings are not checked here.
+
+use std::process::Command;
+
+#[test]
+fn the_benchmark_runs_and_reports_every_figure() {
+    let output = Command::new(env!("CARGO_BIN_EXE_skprocess-bench"))
+        .arg("--quick")
+        .output()
+        .expect("the benchmark binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for figure in [
+        "process_start_to_result",
+        "raw_reexec_connect",
+        "process_start_ratio",
+        "engine_overhead_per_iteration",
+        "tell_listen_rtt_one_cpu",
+        "raw_socket_rtt_one_cpu",
+        "pool_map_square_10000_total",
+        "pool_map_square_1000_per_item",
+        "cpu_map_throughput_ratio",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("bench: {figure} "))),
+            "missing {figure}:\n{stdout}"
+        );
+    }
+}
