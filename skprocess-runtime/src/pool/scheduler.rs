@@ -678,26 +678,27 @@ fn worker_gone(shared: &Shared, index: usize, exit: ExitInfo) {
     shared.changed.notify_all();
 }
 
-/// Decodes the `count` results of a [`Delivery::Done`], in item order.
+/// Decodes the `count` results of a [`Delivery::Done`], in item order, handing each to `each`
+/// with its position in the chunk.
 pub(crate) fn decode_results<O: serde::de::DeserializeOwned>(
     bytes: &[u8],
     count: usize,
-) -> Vec<Result<O, TaskError>> {
+    each: &mut dyn FnMut(usize, Result<O, TaskError>),
+) {
     let mut rest = bytes;
-    let mut results = Vec::with_capacity(count);
-    for _ in 0..count {
+    for i in 0..count {
         match crate::wire::codec::decode_prefix::<Result<O, TaskError>>(rest) {
             Ok((value, used)) => {
-                results.push(value);
+                each(i, value);
                 rest = &rest[used..];
             }
             Err(message) => {
                 // Out of step: the remaining items cannot be located either.
-                while results.len() < count {
-                    results.push(Err(TaskError::Decode(message.clone())));
+                for j in i..count {
+                    each(j, Err(TaskError::Decode(message.clone())));
                 }
+                return;
             }
         }
     }
-    results
 }
