@@ -30,6 +30,7 @@ fn cpu_work(x: u64) -> Chained {
     }
 }
 
+// ANCHOR: batches
 /// Runs three batches concurrently on one pool.
 async fn process_batches() -> Result<[Vec<Chained>; 3], PoolError> {
     let pool = Pool::new(4)?;
@@ -54,3 +55,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+// ANCHOR_END: batches

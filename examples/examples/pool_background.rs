@@ -45,6 +45,7 @@ fn factorial_digits(n: u32) -> usize {
     (2..=n).map(|k| f64::from(k).log10()).sum::<f64>().floor() as usize + 1
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(4)?;
 
@@ -64,3 +65,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("First result: {:?}", results[0]);
     Ok(())
 }
+// ANCHOR_END: main

@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo run -p examples --example pool_errors`
 
+// ANCHOR: all
 use skprocess::pool::Pool;
 
 /// Fails on 3.
@@ -29,3 +30,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Safe results: {results:?}"); // [2, 4, 8, 10]
     Ok(())
 }
+// ANCHOR_END: all

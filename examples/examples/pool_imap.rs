@@ -36,6 +36,7 @@ fn heavy_computation(item: u64) -> Heavy {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(4)?;
     // imap yields results one at a time, in order: memory stays bounded for large inputs
@@ -53,3 +54,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Done! Processed {processed} total items");
     Ok(())
 }
+// ANCHOR_END: main

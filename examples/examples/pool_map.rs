@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo run -p examples --example pool_map`
 
+// ANCHOR: all
 use skprocess::pool::Pool;
 
 /// Squares a number.
@@ -24,3 +25,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pool.close();
     Ok(())
 }
+// ANCHOR_END: all

@@ -29,6 +29,7 @@ fn process_data(data: String) -> Processed {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         // the pool lives for this scope; dropping it ends and reaps its workers
@@ -43,3 +44,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } // the pool is closed here
     Ok(())
 }
+// ANCHOR_END: main

@@ -28,6 +28,7 @@ struct Transformed {
     processed: bool,
 }
 
+// ANCHOR: struct
 /// A process type used with a pool: one run per item.
 #[skprocess(runs = 1)]
 struct DataTransformer {
@@ -67,7 +68,9 @@ impl DataTransformer {
         self.transformed.clone()
     }
 }
+// ANCHOR_END: struct
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let items = (1..=4).map(|id| Input {
         id,
@@ -86,3 +89,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+// ANCHOR_END: main

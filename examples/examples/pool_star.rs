@@ -2,6 +2,7 @@
 //!
 //! Run: `cargo run -p examples --example pool_star`
 
+// ANCHOR: all
 use skprocess::pool::Pool;
 
 /// Adds two numbers.
@@ -31,3 +32,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Products: {products:?}"); // Products: [6, 120, 504]
     Ok(())
 }
+// ANCHOR_END: all

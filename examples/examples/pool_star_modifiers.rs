@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo run -p examples --example pool_star_modifiers`
 
+// ANCHOR: all
 use std::time::Duration;
 
 use skprocess::pool::{Pool, PoolError};
@@ -37,6 +38,7 @@ fn digits(results: &[Combination]) -> Vec<usize> {
     results.iter().map(|r| r.digits).collect()
 }
 
+// ANCHOR: run
 async fn run(pool: &Pool) -> Result<(), PoolError> {
     let pairs = [(1, 2), (3, 4), (5, 6), (7, 8)];
 
@@ -71,9 +73,11 @@ async fn run(pool: &Pool) -> Result<(), PoolError> {
     println!();
     Ok(())
 }
+// ANCHOR_END: run
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(4)?;
     futures::executor::block_on(run(&pool))?;
     Ok(())
 }
+// ANCHOR_END: all

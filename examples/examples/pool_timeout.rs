@@ -15,6 +15,7 @@ fn fib(n: u64) -> u64 {
     fib(n - 1) + fib(n - 2)
 }
 
+// ANCHOR: slow
 /// Quick for most items; item 5 is slow. Rust computes fib(40) far faster than Python, so the
 /// port keeps the slow item busy for 30 s (fifteen times the deadline) on every machine.
 fn slow_function(x: u64) -> u64 {
@@ -28,7 +29,9 @@ fn slow_function(x: u64) -> u64 {
         fib(20 + x)
     }
 }
+// ANCHOR_END: slow
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(4)?;
     let items = [1, 2, 3, 4, 5, 6, 7, 8];
@@ -56,3 +59,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+// ANCHOR_END: main

@@ -33,6 +33,7 @@ fn variable_work(item: u64) -> Work {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(4)?;
     println!("Using unordered_imap - fastest results first:");
@@ -50,3 +51,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("\nOrder received: {order:?}");
     Ok(())
 }
+// ANCHOR_END: main

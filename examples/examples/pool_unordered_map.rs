@@ -33,6 +33,7 @@ fn variable_work(item: u64) -> Work {
     }
 }
 
+// ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = Pool::new(4)?;
     // unordered_map returns a list (like map), in completion order (like unordered_imap)
@@ -44,3 +45,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the order is not sequential: items with fewer rounds complete first
     Ok(())
 }
+// ANCHOR_END: main

@@ -398,3 +398,29 @@ fn pool_errors() {
     let caught = out.lines_containing("Caught error:");
     assert!(caught[0].contains("Cannot process 3"), "{out}");
 }
+
+#[test]
+fn pool_tour() {
+    let out = harness::run("pool_tour", DEADLINE);
+    out.expect_in_order(&[
+        "2 workers, 2 live pids",
+        "lengths: [4, 2, 7]",
+        "scaled: [3, 6, 9, 12]",
+        "first squares: [1, 4, 9, 16, 25]",
+        "parsed 7",
+        "skipped: item 1 failed: invalid digit found in string",
+        "parsed -2",
+        "napped 10 ms",
+        "napped 20 ms",
+        "deadline: pool call timed out after 0.3s",
+        "item 3 crashed its worker: killed by signal 6 (SIGABRT)",
+        "after the crash: [1, 4, 9]",
+        "evens: [0, 4, 16, 36, 64]",
+        "odds: [1, 9, 25, 49, 81]",
+        "sum of squares: 385",
+        "after close(): the pool is closed",
+        "after terminate(): the pool is closed",
+    ]);
+    // the deadline ends the imap: the item after the stuck one is never yielded
+    assert!(out.lines_containing("napped 30 ms").is_empty(), "{out}");
+}

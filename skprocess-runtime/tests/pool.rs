@@ -561,3 +561,75 @@ fn taking_chunks_back_from_busy_workers_never_loses_or_repeats_an_item() {
         assert_eq!(seen, items);
     }
 }
+
+fn first_sleeps(x: u64) -> u64 {
+    if x == 0 {
+        std::thread::sleep(Duration::from_secs(120));
+    }
+    x
+}
+
+#[test]
+fn a_deadline_frees_a_worker_holding_several_chunks_of_the_expired_call() {
+    // One worker: it holds two chunks of the call, the first one never finishing in time.
+    let pool = Pool::new(1).unwrap();
+    let result = pool.timeout(Duration::ZERO).map(first_sleeps, 0..8);
+    assert!(
+        matches!(result, Err(PoolError::Timeout { .. })),
+        "{result:?}"
+    );
+    let started = Instant::now();
+    assert_eq!(pool.map(identity, 0..4).unwrap(), vec![0, 1, 2, 3]);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the next call waited for the expired call's item"
+    );
+}
+
+#[test]
+fn ordered_imap_stays_bounded_behind_a_slow_item() {
+    let pool = pool();
+    let pulled = AtomicUsize::new(0);
+    let source = (0u64..).inspect(|_| {
+        pulled.fetch_add(1, Ordering::Relaxed);
+    });
+    fn slow_zero(x: u64) -> u64 {
+        if x == 0 {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        x
+    }
+    let mut results = pool.imap(slow_zero, source);
+    assert_eq!(results.next().unwrap().unwrap(), 0);
+    let pulled_before_first = pulled.load(Ordering::Relaxed);
+    assert!(
+        pulled_before_first <= 64,
+        "pulled {pulled_before_first} items before the first result"
+    );
+    drop(results);
+}
+
+#[test]
+fn modifiers_compose_in_any_order() {
+    let pool = pool();
+    let add = |a: u64, b: u64| a + b;
+    let pairs = [(1u64, 2u64), (3, 4)];
+    assert_eq!(
+        pool.background().star().map(add, pairs).result().unwrap(),
+        vec![3, 7]
+    );
+    assert_eq!(
+        pool.timeout(Duration::from_secs(30))
+            .background()
+            .star()
+            .map(add, pairs)
+            .result()
+            .unwrap(),
+        vec![3, 7]
+    );
+    let future = pool.asynced().star().fallible().map(
+        |a: u64, b: u64| if a > b { Err("a > b") } else { Ok(b - a) },
+        pairs,
+    );
+    assert_eq!(futures::executor::block_on(future).unwrap(), vec![1, 1]);
+}

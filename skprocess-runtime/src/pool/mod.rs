@@ -428,6 +428,29 @@ macro_rules! deferred_call {
                 self
             }
 
+            fn with_mode<A2, K2>(self) -> $name<A2, K2> {
+                $name {
+                    pool: self.pool,
+                    timeout: self.timeout,
+                    _mode: PhantomData,
+                }
+            }
+
+            /// Unpacks tuple items into the task's arguments (see [`Pool::star`]).
+            pub fn star(self) -> $name<Star, K> {
+                self.with_mode()
+            }
+
+            /// Tasks return `Result<T, E>` (see [`Pool::fallible`]).
+            pub fn fallible(self) -> $name<A, Fallible> {
+                self.with_mode()
+            }
+
+            /// Tasks build process values (see [`Pool::processes`]).
+            pub fn processes(self) -> $name<A, Processes> {
+                self.with_mode()
+            }
+
             /// [`PoolCall::map`], deferred.
             pub fn map<T, I>(
                 self,
@@ -586,7 +609,13 @@ where
     let total = items.len();
     let sink = Arc::new(CallSink::default());
     let offset = task::task_offset::<T, A, K, I>();
-    let per_chunk = chunk_size(total, pool.workers());
+    // A process task may leave a timed-out section's thread behind, after which its worker
+    // retires: one item per chunk, so that it retires right after that item.
+    let per_chunk = if T::ONE_PER_CHUNK {
+        1
+    } else {
+        chunk_size(total, pool.workers())
+    };
     let failures = encode_chunks(&sink, offset, items, per_chunk, &mut |chunk| {
         shared.submit(vec![chunk])
     })?;
@@ -741,7 +770,9 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
     }
 
     fn top_up(&mut self) -> Result<(), PoolError> {
-        while self.in_flight < self.window && !self.exhausted {
+        // Results waiting behind a slow item count against the window too, so that memory stays
+        // bounded whatever order results arrive in.
+        while self.in_flight + self.buffered.len() < self.window && !self.exhausted {
             match (self.feed)() {
                 None => self.exhausted = true,
                 Some((index, Err(error))) => self.push(index, Err(error)),

@@ -116,9 +116,11 @@ struct SinkState {
     failure: Option<FailureKind>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum FailureKind {
     Closed,
+    /// No worker can be started (every slot gave up); the message says why.
+    Broken(String),
 }
 
 /// The outcome of waiting on a sink.
@@ -150,9 +152,15 @@ impl CallSink {
     pub(crate) fn next(&self, deadline: Option<Instant>) -> Next {
         let mut state = lock(&self.state);
         loop {
-            // A closed pool ends the call, whatever had arrived.
-            if let Some(FailureKind::Closed) = state.failure {
-                return Next::Failed(PoolError::Closed);
+            // A closed or broken pool ends the call, whatever had arrived.
+            match &state.failure {
+                Some(FailureKind::Closed) => return Next::Failed(PoolError::Closed),
+                Some(FailureKind::Broken(message)) => {
+                    return Next::Failed(PoolError::Spawn(ProcessError::ChildSetup {
+                        message: message.clone(),
+                    }));
+                }
+                None => {}
             }
             if let Some(delivery) = state.deliveries.pop_front() {
                 return Next::Delivery(delivery);
@@ -190,8 +198,10 @@ struct Worker {
 struct State {
     queue: VecDeque<Arc<Chunk>>,
     workers: Vec<Option<Worker>>,
-    /// Why workers cannot be started, if they cannot.
+    /// Why a worker could not be started, the last time one could not.
     spawn_error: Option<String>,
+    /// Slots that gave up after failing to start a worker three times in a row.
+    gave_up: usize,
     /// No new calls; shut the workers down once idle.
     closed: bool,
     next_chunk: u64,
@@ -216,6 +226,7 @@ impl Shared {
                 queue: VecDeque::new(),
                 workers: (0..size).map(|_| None).collect(),
                 spawn_error: None,
+                gave_up: 0,
                 closed: false,
                 next_chunk: 1,
             }),
@@ -232,8 +243,11 @@ impl Shared {
         }
         let mut state = lock(&shared.state);
         loop {
-            if let Some(message) = &state.spawn_error {
-                let message = message.clone();
+            if state.gave_up > 0 {
+                let message = state
+                    .spawn_error
+                    .clone()
+                    .unwrap_or_else(|| "a pool worker could not start".into());
                 drop(state);
                 shared.shut_down(Duration::ZERO);
                 return Err(PoolError::Spawn(ProcessError::ChildSetup { message }));
@@ -256,6 +270,14 @@ impl Shared {
         if state.closed {
             return Err(PoolError::Closed);
         }
+        if state.gave_up == state.workers.len() {
+            return Err(PoolError::Spawn(ProcessError::ChildSetup {
+                message: state
+                    .spawn_error
+                    .clone()
+                    .unwrap_or_else(|| "no pool worker can be started".into()),
+            }));
+        }
         for mut chunk in chunks {
             chunk.id = state.next_chunk;
             state.next_chunk += 1;
@@ -275,21 +297,25 @@ impl Shared {
         let mut state = lock(&self.state);
         state.queue.retain(|chunk| !Arc::ptr_eq(&chunk.call, call));
         for worker in state.workers.iter().flatten() {
-            for chunk in worker
+            let held: Vec<&Arc<Chunk>> = worker
                 .in_flight
                 .iter()
                 .filter(|c| Arc::ptr_eq(&c.call, call))
-            {
-                // The skip mark may be busy with a chunk given to another worker; then this
-                // chunk runs, and its results are dropped (the call is cancelled).
-                if worker.stolen.is_empty() {
-                    worker.status.set_skip_task(chunk.id);
-                }
-                let running =
-                    worker.status.task() == chunk.id && worker.status.phase() == Phase::Running;
-                if running && kill_running {
-                    let _ = crate::sys::pidfd_send_signal(worker.pidfd.as_fd(), libc::SIGKILL);
-                }
+                .collect();
+            let Some(&last) = held.last() else { continue };
+            // One chunk not yet started can be skipped through the skip mark (when the mark is
+            // free). Otherwise the worker runs, or is about to run, one of this call's chunks.
+            let skippable = held.len() == 1 && worker.stolen.is_empty();
+            if skippable {
+                worker.status.set_skip_task(last.id);
+            }
+            let running = held.iter().any(|chunk| {
+                worker.status.task() == chunk.id && worker.status.phase() == Phase::Running
+            });
+            if kill_running && (running || !skippable) {
+                // Its work belongs to the expired call (a worker holds at most `DEPTH` chunks,
+                // so any other call's chunk it held goes back to the queue when it is gone).
+                let _ = crate::sys::pidfd_send_signal(worker.pidfd.as_fd(), libc::SIGKILL);
             }
         }
     }
@@ -442,19 +468,30 @@ fn slot_main(shared: &Arc<Shared>, index: usize) {
             Err(message) => {
                 failures += 1;
                 if failures >= 3 {
-                    let mut state = lock(&shared.state);
-                    state.spawn_error.get_or_insert(message);
-                    let pending: Vec<_> = state.queue.drain(..).collect();
-                    drop(state);
-                    shared.changed.notify_all();
-                    for chunk in pending {
-                        chunk.call.fail(FailureKind::Closed);
-                    }
+                    give_up(shared, message);
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(50 * u64::from(failures)));
             }
         }
+    }
+}
+
+/// A slot stops trying. The other workers serve the queue; when none is left, every call
+/// waiting on the pool fails with the reason, and later calls fail at once.
+fn give_up(shared: &Shared, message: String) {
+    let mut state = lock(&shared.state);
+    state.spawn_error = Some(message.clone());
+    state.gave_up += 1;
+    let failed: Vec<Arc<Chunk>> = if state.gave_up == state.workers.len() {
+        state.queue.drain(..).collect()
+    } else {
+        Vec::new()
+    };
+    drop(state);
+    shared.changed.notify_all();
+    for chunk in failed {
+        chunk.call.fail(FailureKind::Broken(message.clone()));
     }
 }
 
@@ -488,6 +525,23 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
     if greeted.is_err() {
         let _ = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5));
         return Err("a pool worker hung up at once".into());
+    }
+    // The worker checks that it runs the pool's executable, then says it is ready.
+    let ready = match read_frame(&mut conn.raw_reader(), MAX_FRAME) {
+        Ok(Some(Frame {
+            kind: Kind::Ready, ..
+        })) => Ok(()),
+        Ok(Some(Frame {
+            kind: Kind::SetupFailed,
+            payload,
+        })) => Err(crate::wire::decode::<String>(&payload)
+            .unwrap_or_else(|_| "a pool worker could not start".into())),
+        Ok(_) | Err(_) => Err("a pool worker hung up before it was ready".into()),
+    };
+    if let Err(message) = ready {
+        conn.shutdown();
+        let _ = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5));
+        return Err(message);
     }
 
     let (outbox, inbox) = mpsc::channel::<Arc<Chunk>>();

@@ -65,6 +65,11 @@ pub trait TaskFn<A, K, I>: Copy + Send + Sync + 'static {
     /// What the item's result is.
     type Output: Transferable;
 
+    /// Whether each item goes in a chunk of its own (process tasks, whose worker may retire
+    /// after an item).
+    #[doc(hidden)]
+    const ONE_PER_CHUNK: bool = false;
+
     /// Runs the task on one item (in the worker).
     #[doc(hidden)]
     fn call_task(self, input: I) -> Result<Self::Output, TaskError>;
@@ -101,6 +106,7 @@ where
     P: Lifecycle,
 {
     type Output = P::Output;
+    const ONE_PER_CHUNK: bool = true;
 
     fn call_task(self, input: I) -> Result<P::Output, TaskError> {
         run_process_inline(self(input))
@@ -142,6 +148,7 @@ macro_rules! star_tasks {
             P: Lifecycle,
         {
             type Output = P::Output;
+            const ONE_PER_CHUNK: bool = true;
 
             #[allow(non_snake_case)]
             fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<P::Output, TaskError> {

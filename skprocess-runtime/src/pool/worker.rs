@@ -86,12 +86,14 @@ fn worker_entry(session: ChildSession) -> i32 {
         return setup_failed(
             &conn,
             ProcessError::ChildSetup {
-                message:
-                    "the worker's executable differs from the pool's (was the program rebuilt \
-                      while it ran?); refusing to run tasks"
-                        .into(),
+                message: "the worker runs a different executable than the pool (their build \
+                          ids differ); refusing to run tasks"
+                    .into(),
             },
         );
+    }
+    if conn.send(Kind::Ready, &[]).is_err() {
+        return exit_code::OK;
     }
     // Ctrl+C is for the parent: it dies, and its workers follow (below). SIGTERM, from the
     // kernel when the parent dies or from anyone else, ends the worker at once.
@@ -144,6 +146,8 @@ fn worker_entry(session: ChildSession) -> i32 {
         // executable (checked above), and was computed by `task_offset`.
         let trampoline = unsafe { trampoline_at(task.offset) };
         trampoline(task.items, &task.lengths, &mut out, &status);
+        // Past the last item: a death from here on is not the fault of any item.
+        status.set_current_run(task.lengths.len());
         if conn.send(Kind::TaskDone, &out).is_err() {
             return exit_code::OK;
         }

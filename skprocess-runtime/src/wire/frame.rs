@@ -34,6 +34,8 @@ pub(crate) enum Kind {
     // pool, worker -> parent
     TaskDone = 31,
     TaskSkipped = 32,
+    /// A pool worker checked the executable's identity and is ready for tasks.
+    Ready = 33,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             30 => Kind::Task,
             31 => Kind::TaskDone,
             32 => Kind::TaskSkipped,
+            33 => Kind::Ready,
             _ => return None,
         })
     }
