@@ -778,31 +778,21 @@ impl IoShared {
     /// Waits until the child ended and was reaped, or `deadline` passes. Returns whether it
     /// ended.
     fn wait_finished(&self, deadline: Option<Instant>) -> bool {
-        let mut done = lock(&self.done);
-        while !done.finished {
-            match deadline {
-                None => done = self.done_cond.wait(done).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return false;
-                    }
-                    done = self
-                        .done_cond
-                        .wait_timeout(done, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        true
+        self.wait_until(deadline, |done| done.finished)
     }
 
     /// Waits until the child delivered its outcome or ended, or `deadline` passes. Returns
     /// whether one of the two happened.
     fn wait_outcome(&self, deadline: Option<Instant>) -> bool {
+        self.wait_until(deadline, |done| {
+            done.finished || done.delivered.is_some() || done.taken
+        })
+    }
+
+    /// Waits on the completion state until `ready` holds or `deadline` passes.
+    fn wait_until(&self, deadline: Option<Instant>, ready: impl Fn(&Done) -> bool) -> bool {
         let mut done = lock(&self.done);
-        while !done.finished && done.delivered.is_none() && !done.taken {
+        while !ready(&done) {
             match deadline {
                 None => done = self.done_cond.wait(done).unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {
