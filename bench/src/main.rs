@@ -341,6 +341,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (construct, pool) = time(|| Pool::new(2));
     let pool = pool?;
     report.figure("pool_construct_2_workers", construct * 1e3, "ms");
+    // As the Python anchor (b2_pool.py) measures: a fresh pool, its first map only.
+    let mut firsts = Vec::new();
+    for _ in 0..reps.min(5) {
+        let fresh = Pool::new(2)?;
+        let (t, out) = time(|| fresh.map(square, 0..10_000u64));
+        assert_eq!(out?.len(), 10_000);
+        firsts.push(t);
+    }
+    let first = median(firsts);
+    println!(
+        "\nPool(2).map(x * x) over 10000, first call on a fresh pool (as Python's b2_pool.py): {:.3} ms",
+        first * 1e3
+    );
+    report.figure("pool_map_square_10000_first_call", first * 1e3, "ms");
     let _ = pool.map(square, 0..1_000u64)?; // warm
     for n in [10_000u64, 1_000] {
         let mut totals = Vec::new();
