@@ -148,6 +148,20 @@ fn kill_leftovers(helper: &Helper) {
     }
 }
 
+/// Reaps the (signalled) helper, then its children as they end: the pids of those still there
+/// after `limit`. Whatever is left is killed, so that a failing test leaves nothing behind.
+fn survivors_after(helper: &Helper, limit: Duration) -> Vec<i32> {
+    assert!(reaped_within(helper.pid, Duration::from_secs(10)));
+    let survivors = helper
+        .children
+        .iter()
+        .copied()
+        .filter(|&pid| !reaped_within(pid, limit))
+        .collect();
+    kill_leftovers(helper);
+    survivors
+}
+
 fn markers(dir: &Path) -> usize {
     (0..CHILDREN)
         .filter(|i| dir.join(format!("child-{i}")).exists())
@@ -159,14 +173,7 @@ fn a_sigkilled_parent_takes_its_children_with_it() {
     let helper = start_helper("sigkill");
     // SAFETY: the helper is our child, in a process group of its own.
     unsafe { libc::kill(helper.pid, libc::SIGKILL) };
-    assert!(reaped_within(helper.pid, Duration::from_secs(10)));
-    let survivors: Vec<i32> = helper
-        .children
-        .iter()
-        .copied()
-        .filter(|&pid| !reaped_within(pid, Duration::from_secs(5)))
-        .collect();
-    kill_leftovers(&helper);
+    let survivors = survivors_after(&helper, Duration::from_secs(5));
     assert!(
         survivors.is_empty(),
         "children {survivors:?} outlived their parent by 5 s"
@@ -180,14 +187,7 @@ fn ctrl_c_to_the_group_stops_every_child_gracefully() {
     // A terminal's Ctrl+C: SIGINT to the helper's whole process group (never ours).
     // SAFETY: a signal to the helper's own group.
     unsafe { libc::kill(-helper.pid, libc::SIGINT) };
-    assert!(reaped_within(helper.pid, Duration::from_secs(10)));
-    let survivors: Vec<i32> = helper
-        .children
-        .iter()
-        .copied()
-        .filter(|&pid| !reaped_within(pid, Duration::from_secs(5)))
-        .collect();
-    kill_leftovers(&helper);
+    let survivors = survivors_after(&helper, Duration::from_secs(5));
     assert!(
         survivors.is_empty(),
         "children {survivors:?} still running 5 s after Ctrl+C"
