@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // an error in any item reaches the caller, with the item's index
     match pool.fallible().map(risky_function, items) {
         Ok(results) => println!("Results: {results:?}"),
-        Err(e) => println!("Caught error: {e}"),
+        Err(e) => println!("Caught error: {}", skprocess::ErrorChain(&e)),
     }
 
     // the pool is still usable: process the items that don't fail

@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         match result {
             Ok(n) => println!("parsed {n}"),
-            Err(e) => println!("skipped: {e}"),
+            Err(e) => println!("skipped: {}", skprocess::ErrorChain(&e)),
         }
     }
     // ANCHOR_END: imap_errors

@@ -8,7 +8,7 @@
 use skprocess::prelude::*;
 use skprocess::serde::de::DeserializeOwned;
 use skprocess::serde::{Deserialize, Serialize};
-use skprocess::{Failure, Lifecycle, Registered};
+use skprocess::{Failure, Lifecycle};
 
 // ANCHOR: default_name
 /// Registered by `#[skprocess]` under a name it builds.
@@ -121,10 +121,10 @@ fn main() -> Result<(), ProcessError> {
     println!("Countdown: {:?}", countdown.run()?);
 
     // the names the child looks its type up by
-    println!("{}", <Heartbeat as Registered>::NAME);
-    println!("{}", <Beacon as Registered>::NAME);
-    println!("{}", <Repeat<u32> as Registered>::NAME);
-    println!("{}", <Countdown as Registered>::NAME);
+    println!("{}", skprocess::registered_name::<Heartbeat, _>());
+    println!("{}", skprocess::registered_name::<Beacon, _>());
+    println!("{}", skprocess::registered_name::<Repeat<u32>, _>());
+    println!("{}", skprocess::registered_name::<Countdown, _>());
     // ANCHOR_END: main
     Ok(())
 }

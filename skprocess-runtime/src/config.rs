@@ -4,6 +4,24 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// The default frame limit (1 GiB): see [`ProcessConfig::frame_limit`].
+pub const DEFAULT_FRAME_LIMIT: usize = 1 << 30;
+
+/// Checks a configured frame limit: at least 64 KiB, and it must fit the `u32` length of a
+/// frame.
+pub(crate) fn check_frame_limit(limit: usize) -> Result<u32, String> {
+    let min = crate::wire::frame::MIN_FRAME_LIMIT;
+    u32::try_from(limit)
+        .ok()
+        .filter(|limit| *limit >= min)
+        .ok_or_else(|| {
+            format!(
+                "`frame_limit` must be between {min} and {} bytes, not {limit}",
+                u32::MAX
+            )
+        })
+}
+
 /// How a process runs: iterations, wall-clock limit, attempts and per-section timeouts.
 ///
 /// A process type sets its own configuration, either with attribute keys
@@ -53,6 +71,13 @@ pub struct ProcessConfig {
     /// means, minimums, maximums and variances cover every sample whatever this is). Keeps a
     /// process that loops a million times from shipping a million samples. Default 1000.
     pub timer_window: usize,
+    /// The largest message, in bytes, either side accepts: the encoded process state, each
+    /// `tell`, the result with its timers. Default 1 GiB; at least 64 KiB and below 4 GiB.
+    /// Anything larger is refused where it is sent, with a typed error
+    /// ([`ProcessError::Encode`](crate::ProcessError::Encode) for the state and the result,
+    /// [`TellError::Encode`](crate::TellError::Encode) for a message), and never reaches the
+    /// other process.
+    pub frame_limit: usize,
 }
 
 impl Default for ProcessConfig {
@@ -63,13 +88,14 @@ impl Default for ProcessConfig {
             lives: 1,
             timeouts: TimeoutConfig::default(),
             timer_window: 1000,
+            frame_limit: DEFAULT_FRAME_LIMIT,
         }
     }
 }
 
 impl ProcessConfig {
-    /// Checks the configuration before anything is spawned.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    /// Checks the configuration before anything is spawned; returns the frame limit.
+    pub(crate) fn validate(&self) -> Result<u32, String> {
         if self.lives == 0 {
             return Err("`lives` must be at least 1".to_owned());
         }
@@ -81,7 +107,7 @@ impl ProcessConfig {
                 return Err(format!("`timeouts.{name}` must be greater than zero"));
             }
         }
-        Ok(())
+        check_frame_limit(self.frame_limit)
     }
 }
 

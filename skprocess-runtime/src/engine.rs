@@ -66,7 +66,7 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -195,23 +195,53 @@ impl<T: Lifecycle> Engine<T> {
         while self.should_continue(join_at) {
             let mut full = 0.0;
             if hooks.prerun {
-                full += self.section(Section::Prerun, |s, cx| s.prerun(cx))?.1;
+                let Some((_, took)) = self.loop_section(Section::Prerun, |s, cx| s.prerun(cx))?
+                else {
+                    break;
+                };
+                full += took;
                 if self.link.status.stop_requested() {
                     break;
                 }
             }
-            full += self.section(Section::Run, |s, cx| s.run(cx))?.1;
+            let Some((_, took)) = self.loop_section(Section::Run, |s, cx| s.run(cx))? else {
+                break;
+            };
+            full += took;
             if self.link.status.stop_requested() {
                 break;
             }
             if hooks.postrun {
-                full += self.section(Section::Postrun, |s, cx| s.postrun(cx))?.1;
+                let Some((_, took)) = self.loop_section(Section::Postrun, |s, cx| s.postrun(cx))?
+                else {
+                    break;
+                };
+                full += took;
             }
             self.current_run += 1;
             self.link.status.set_current_run(self.current_run);
             self.timers.full_run.add_time(full);
         }
         Ok(())
+    }
+
+    /// Runs a section of the loop. `Ok(None)`: it failed only because a `tell` found the parent
+    /// gone, which is a stop (the iteration ends as stopped, no life is lost, `__onfinish__`
+    /// and `__result__` run).
+    fn loop_section<F>(&mut self, section: Section, f: F) -> Result<Option<((), f64)>, ProcessError>
+    where
+        F: FnOnce(&mut T, &mut Context) -> Result<(), crate::error::Failure> + Send + 'static,
+    {
+        let failed_tells = self.link.failed_tells();
+        match self.section(section, f) {
+            Ok(done) => Ok(Some(done)),
+            Err(ProcessError::Section { .. })
+                if self.link.failed_tells() > failed_tells && self.link.status.stop_requested() =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Runs `__error__` (or the default, which hands the error on) on `error`.

@@ -143,6 +143,56 @@ impl fmt::Display for Failure {
     }
 }
 
+impl std::error::Error for Failure {}
+
+/// Displays an error with its whole chain of sources: `outer: inner: innermost`.
+///
+/// Errors of this crate follow the Rust convention: an error that has a source does not repeat
+/// the source's text in its own message. Print an error through `ErrorChain` to see all of it:
+///
+/// ```
+/// use skprocess::ErrorChain;
+/// use skprocess::pool::Pool;
+///
+/// fn risky(x: i32) -> Result<i32, String> {
+///     if x == 3 { Err(format!("Cannot process {x}")) } else { Ok(x) }
+/// }
+///
+/// # fn main() -> Result<(), skprocess::pool::PoolError> {
+/// let pool = Pool::new(1)?;
+/// let error = pool.fallible().map(risky, [1, 2, 3]).unwrap_err();
+/// assert_eq!(ErrorChain(&error).to_string(), "item 2 failed: Cannot process 3");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy)]
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut written = self.0.to_string();
+        f.write_str(&written)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            let text = error.to_string();
+            // An error that already repeats its source's text (outside this crate) is not
+            // printed twice.
+            if !text.is_empty() && !written.ends_with(&text) {
+                write!(f, ": {text}")?;
+                written = text;
+            }
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
 /// How a child process ended without delivering its outcome.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -224,7 +274,7 @@ pub enum ProcessError {
         failure: Failure,
     },
     /// A lifecycle hook ran past its timeout.
-    #[error("{section} timed out after {}s on run {current_run}", fmt_secs(*timeout))]
+    #[error("{section} timed out after {}s on run {current_run}", crate::sync::fmt_secs(*timeout))]
     Timeout {
         /// The hook that timed out.
         section: Section,
@@ -244,7 +294,7 @@ pub enum ProcessError {
     },
     /// A deadline set with `.timeout(..)` on `run` or `result` passed. The process is stopped,
     /// then killed after a grace period.
-    #[error("no result within {}s", fmt_secs(*timeout))]
+    #[error("no result within {}s", crate::sync::fmt_secs(*timeout))]
     ResultTimeout {
         /// The deadline that passed.
         timeout: Duration,
@@ -332,15 +382,6 @@ pub enum ProcessError {
     Ipc(#[source] IpcError),
 }
 
-fn fmt_secs(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs.fract() == 0.0 {
-        format!("{secs:.1}")
-    } else {
-        format!("{secs}")
-    }
-}
-
 impl ProcessError {
     /// The section a lifecycle error or timeout happened in.
     pub fn section(&self) -> Option<Section> {
@@ -405,6 +446,10 @@ pub enum IpcError {
     /// The child did not connect back in time.
     #[error("the child did not connect within {0:?}")]
     ConnectTimeout(Duration),
+    /// The peer did not read or write within the time allowed (during the handshake, which
+    /// has one deadline for all of it).
+    #[error("the peer did not answer in time")]
+    Timeout,
 }
 
 /// Why [`tell`](crate::Skprocess::tell) failed. Nothing was sent.
@@ -509,6 +554,7 @@ impl ProcessError {
                 IpcError::Malformed(m) => IpcError::Malformed(m.clone()),
                 IpcError::Auth(m) => IpcError::Auth(m.clone()),
                 IpcError::ConnectTimeout(d) => IpcError::ConnectTimeout(*d),
+                IpcError::Timeout => IpcError::Timeout,
             }),
             ProcessError::Encode { what, message } => ProcessError::Encode {
                 what: what.clone(),

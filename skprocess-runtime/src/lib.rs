@@ -77,6 +77,7 @@
 
 extern crate self as skprocess;
 
+#[cfg(feature = "__testing")]
 #[doc(hidden)]
 #[path = "testing.rs"]
 pub mod __testing;
@@ -85,6 +86,8 @@ mod child;
 mod config;
 mod engine;
 mod error;
+mod exit;
+mod identity;
 mod inbox;
 mod launch;
 mod lifecycle;
@@ -92,20 +95,24 @@ pub mod pool;
 mod process;
 mod registry;
 mod shm;
-mod spawn;
+mod signals;
+mod sync;
 mod sys;
 pub mod timing;
 mod wire;
 
 pub use crate::asyncs::{BackgroundHandle, ThreadFuture};
 pub use crate::child::init;
+pub use crate::config::DEFAULT_FRAME_LIMIT;
 pub use crate::config::{ProcessConfig, TimeoutConfig};
 pub use crate::error::{
-    ExitInfo, Failure, FailureKind, IpcError, ListenError, ProcessError, Section, TellError,
+    ErrorChain, ExitInfo, Failure, FailureKind, IpcError, ListenError, ProcessError, Section,
+    TellError,
 };
 pub use crate::lifecycle::{Context, Hooks, Lifecycle, ProcessTimers, Transferable};
 pub use crate::process::{Asynced, Background, Deadline, KILL_GRACE, ListenFuture, Skprocess};
-pub use crate::registry::{ProcessEntry, Registered};
+pub use crate::registry::{ProcessEntry, Registered, registered_name};
+pub use crate::signals::{ctrl_c_pressed, graceful_ctrl_c};
 
 /// serde, re-exported so that process types need no direct dependency on it.
 pub use ::serde;

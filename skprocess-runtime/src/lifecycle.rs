@@ -1,7 +1,7 @@
 //! The lifecycle contract between a process type and the engine, and the child-side context.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -12,7 +12,7 @@ use crate::error::{Failure, ListenError, ProcessError, TellError};
 use crate::inbox::{Inbox, decode_message};
 use crate::shm::StatusPage;
 use crate::timing::Sktimer;
-use crate::wire::{Conn, Kind};
+use crate::wire::{Conn, FrameBuf, Kind};
 
 /// A value that can cross a process boundary: serde both ways, `Send`, `'static`.
 ///
@@ -184,6 +184,31 @@ pub(crate) struct ChildLink {
     pub(crate) conn: Option<Arc<Conn>>,
     pub(crate) inbox: Arc<Inbox>,
     pub(crate) status: Arc<StatusPage>,
+    /// How many `tell`s failed because the parent was gone. A section that fails after such a
+    /// tell, with a stop requested, ended because of the stop, not of its own fault.
+    failed_tells: AtomicU64,
+}
+
+impl ChildLink {
+    pub(crate) fn new(conn: Option<Arc<Conn>>, inbox: Arc<Inbox>, status: Arc<StatusPage>) -> Self {
+        ChildLink {
+            conn,
+            inbox,
+            status,
+            failed_tells: AtomicU64::new(0),
+        }
+    }
+
+    /// The number of tells that failed because the parent is gone.
+    pub(crate) fn failed_tells(&self) -> u64 {
+        self.failed_tells.load(Ordering::Acquire)
+    }
+
+    /// A tell found the parent gone: that is a stop.
+    fn parent_gone(&self) {
+        self.status.request_stop();
+        self.failed_tells.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// The child-side view of a running process, passed to lifecycle hooks that ask for it
@@ -259,28 +284,41 @@ impl Context {
     /// Sends a message to the parent, which receives it with
     /// [`Skprocess::listen`](crate::Skprocess::listen).
     ///
+    /// A tell that finds the parent gone is a stop: the process finishes the current section,
+    /// runs `__onfinish__` and `__result__`, and a section that failed because of that tell
+    /// (`cx.tell(..)?`) does not count as a failure.
+    ///
     /// # Errors
     ///
-    /// [`TellError::Encode`] if the value cannot be encoded, [`TellError::Disconnected`] if the
-    /// parent is gone (or this process runs inline in a pool, where no parent listens, or the
-    /// section this context belongs to was abandoned after a timeout).
+    /// [`TellError::Encode`] if the value cannot be encoded or is larger than the frame limit,
+    /// [`TellError::Disconnected`] if the parent is gone (or this process runs inline in a
+    /// pool, where no parent listens, or the section this context belongs to was abandoned
+    /// after a timeout).
     pub fn tell<T: Serialize>(&self, message: T) -> Result<(), TellError> {
-        let bytes = crate::wire::encode(&message).map_err(TellError::Encode)?;
         if self.abandoned.load(Ordering::Acquire) {
             return Err(TellError::Disconnected);
         }
         let conn = self.link.conn.as_ref().ok_or(TellError::Disconnected)?;
-        conn.send(Kind::Tell, &bytes)
-            .map_err(|_| TellError::Disconnected)
+        let mut frame = FrameBuf::new(Kind::Tell);
+        crate::wire::codec::encode_into(frame.buf(), &message).map_err(TellError::Encode)?;
+        let frame = frame
+            .finish(conn.limit())
+            .map_err(|e| TellError::Encode(e.to_string()))?;
+        conn.send_frames(&frame).map_err(|_| {
+            self.link.parent_gone();
+            TellError::Disconnected
+        })
     }
 
+    /// Sends raw bytes to the parent, bypassing framing (for the project's own tests).
+    #[cfg(feature = "__testing")]
     pub(crate) fn send_raw(&self, bytes: &[u8]) -> Result<(), crate::error::IpcError> {
         let conn = self
             .link
             .conn
             .as_ref()
             .ok_or(crate::error::IpcError::Disconnected)?;
-        conn.send_raw(bytes)
+        conn.send_frames(bytes)
     }
 
     /// Waits for the parent's next message (sent with [`Skprocess::tell`](crate::Skprocess::tell)).

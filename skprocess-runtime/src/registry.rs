@@ -6,9 +6,42 @@
 //! error only when that name is spawned. The child looks its entry up by name; a name it cannot
 //! find makes it report and exit, never run `main`.
 
+use std::sync::Arc;
+
 use linkme::distributed_slice;
 
-use crate::child::ChildSession;
+use crate::error::ProcessError;
+use crate::shm::StatusPage;
+use crate::wire::{Conn, Kind};
+
+/// What an entry gets in the child: its connection to the parent, its status page and its own
+/// start message. The entry returns the process's exit code.
+#[derive(Debug)]
+pub(crate) struct ChildSession {
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) status: Arc<StatusPage>,
+    /// The entry's own start message.
+    pub(crate) body: Vec<u8>,
+}
+
+impl ChildSession {
+    /// Tells the parent why this child cannot do its work; returns the exit code to leave with.
+    pub(crate) fn setup_failed(&self, error: ProcessError) -> i32 {
+        Self::report_setup_failure(&self.conn, error)
+    }
+
+    /// [`setup_failed`](ChildSession::setup_failed) before a session exists.
+    pub(crate) fn report_setup_failure(conn: &Conn, error: ProcessError) -> i32 {
+        let message = match &error {
+            ProcessError::ChildSetup { message } => message.clone(),
+            other => other.to_string(),
+        };
+        if let Ok(bytes) = crate::wire::encode(&message) {
+            let _ = conn.send(Kind::SetupFailed, &bytes);
+        }
+        crate::exit::code::SETUP_FAILED
+    }
+}
 
 /// One registered process type: its stable name and the child-side entry point.
 #[derive(Debug)]
@@ -22,7 +55,7 @@ impl ProcessEntry {
     pub const fn new<T: crate::Lifecycle>(name: &'static str) -> ProcessEntry {
         ProcessEntry {
             name,
-            run: crate::child::run_process::<T>,
+            run: crate::process::entry::run_process::<T>,
         }
     }
 
@@ -47,8 +80,16 @@ pub static PROCESSES: [ProcessEntry];
 
 // The runtime's own entry: an empty slice breaks some linkers, and it is a handy self-check.
 #[distributed_slice(PROCESSES)]
-static SELF_CHECK: ProcessEntry =
-    ProcessEntry::with_entry("skprocess::self-check", crate::child::self_check_entry);
+static SELF_CHECK: ProcessEntry = ProcessEntry::with_entry(SELF_CHECK_NAME, self_check_entry);
+
+/// The name of the runtime's own entry.
+pub(crate) const SELF_CHECK_NAME: &str = "skprocess::self-check";
+
+/// The runtime's own entry: replies to its start message with the same bytes.
+fn self_check_entry(session: ChildSession) -> i32 {
+    let _ = session.conn.send(Kind::Result, &session.body);
+    crate::exit::code::OK
+}
 
 /// Finds the single entry registered under `name`.
 pub(crate) fn lookup(name: &str) -> Result<&'static ProcessEntry, crate::ProcessError> {
@@ -71,13 +112,19 @@ pub(crate) fn lookup(name: &str) -> Result<&'static ProcessEntry, crate::Process
 ///
 /// Implemented by `#[skprocess]` on non-generic structs and by [`register!`](crate::register)
 /// for concrete instantiations of generic ones.
+///
+/// `M` only keeps registrations apart: [`register!`](crate::register) implements
+/// `Registered<M>` with a marker type of its own, which is what lets any crate register an
+/// instantiation of a generic process type defined in another crate (`register!(Echo<Point>)`
+/// next to `Point`) without breaking the orphan rules. Code that needs a registered type writes
+/// `P: Registered<M>` with `M` inferred; a type registered twice is ambiguous there.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a registered process type",
     label = "not a registered process type",
     note = "a process type needs `#[skprocess]` on its struct and on the impl block that defines \
             `__run__`; a generic one also needs `skprocess::register!({Self});`"
 )]
-pub trait Registered: crate::Lifecycle {
+pub trait Registered<M = ()>: crate::Lifecycle {
     /// The stable name the type is registered under.
     const NAME: &'static str;
 
@@ -89,8 +136,17 @@ pub trait Registered: crate::Lifecycle {
     fn entry() -> &'static ProcessEntry;
 }
 
+/// The stable name `P` is registered under (what a child looks its type up by):
+/// `skprocess::registered_name::<MyProcess, _>()`.
+pub fn registered_name<P: Registered<M>, M>() -> &'static str {
+    P::NAME
+}
+
 /// Registers a process type (a concrete instantiation of a generic one, or a type that
 /// implements [`Lifecycle`](crate::Lifecycle) by hand) so that it can be spawned.
+///
+/// Works in any crate of the program, including one that instantiates a generic process type
+/// of a library with its own types. Register each type once.
 ///
 /// ```
 /// use skprocess::prelude::*;
@@ -122,11 +178,13 @@ pub trait Registered: crate::Lifecycle {
 macro_rules! register {
     ($ty:ty $(,)?) => {
         const _: () = {
+            #[doc(hidden)]
+            pub struct __SkRegistration;
             #[$crate::__private::linkme::distributed_slice($crate::__private::PROCESSES)]
             #[linkme(crate = $crate::__private::linkme)]
             static __SK_ENTRY: $crate::__private::ProcessEntry =
-                <$ty as $crate::__private::Registered>::ENTRY;
-            impl $crate::__private::Registered for $ty {
+                <$ty as $crate::__private::Registered<__SkRegistration>>::ENTRY;
+            impl $crate::__private::Registered<__SkRegistration> for $ty {
                 const NAME: &'static str = ::core::concat!(
                     ::core::module_path!(),
                     "::",

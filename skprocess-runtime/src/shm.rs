@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sys::SharedRegion;
 
 const PAGE: usize = 4096;
-const MAGIC: u64 = 0x736b_7072_6f63_0002; // "skproc" + layout version 2
+const MAGIC: u64 = 0x736b_7072_6f63_0003; // "skproc" + layout version 3
 
 /// The layout of the page. Only atomics: both processes access it concurrently.
 #[repr(C)]
@@ -24,10 +24,11 @@ struct Layout {
     /// The index of the run the child is in (the number of completed iterations); in a pool
     /// worker, the index of the item it is running within its current task.
     current_run: AtomicU64,
-    /// In a pool worker: the id of the task (chunk of items) it is running.
-    task: AtomicU64,
-    /// In a pool worker: a task the parent cancelled before it started; the worker skips it.
-    skip_task: AtomicU64,
+    /// In a pool worker: the id of the last chunk it claimed (see [`StatusPage::claim`]).
+    claimed: AtomicU64,
+    /// In a pool worker: a chunk the parent revoked before it started, or 0 (see
+    /// [`StatusPage::revoke`]).
+    revoked: AtomicU64,
 }
 
 const _: () = assert!(size_of::<Layout>() <= PAGE);
@@ -117,24 +118,59 @@ impl StatusPage {
         }
     }
 
-    // The task fields are sequentially consistent: a worker publishes the task it starts, then
-    // reads the skip mark; the parent publishes the skip mark, then reads the running task. One of
-    // them always sees the other's write, so a cancelled task is either skipped or seen running.
+    // Taking back a chunk a worker holds but has not started (to give it to an idle worker, or
+    // because its call was cancelled) is decided by one compare-and-swap on `revoked`, so that
+    // exactly one side wins:
+    //
+    //   worker, before chunk c:  claimed := c;  if CAS(revoked: c -> 0) { skip c } else { run c }
+    //   parent, revoking c:      CAS(revoked: 0 -> c) (else a revocation is pending: give up);
+    //                            if claimed == c { revoked iff CAS(revoked: c -> 0) fails }
+    //                            else { revoked }
+    //
+    // All sequentially consistent. If the parent sees `claimed != c`, the worker's store comes
+    // later in the total order, so its CAS sees `c` and it skips. If the parent sees `claimed ==
+    // c`, the worker either took the mark first (it skips; the parent's retraction fails) or the
+    // parent retracts first (the worker finds nothing and runs). Either way the mark is gone
+    // afterwards, so it can never hit the same chunk again if it comes back to this worker.
 
-    pub(crate) fn set_task(&self, task: u64) {
-        self.layout().task.store(task, Ordering::SeqCst);
+    /// Worker side: claims chunk `chunk` before running it. `false`: the parent revoked it;
+    /// skip it (the revocation is used up).
+    pub(crate) fn claim(&self, chunk: u64) -> bool {
+        let layout = self.layout();
+        layout.claimed.store(chunk, Ordering::SeqCst);
+        #[cfg(feature = "__testing")]
+        crate::__testing::claim_delay();
+        layout
+            .revoked
+            .compare_exchange(chunk, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
     }
 
-    pub(crate) fn task(&self) -> u64 {
-        self.layout().task.load(Ordering::SeqCst)
+    /// The last chunk the worker claimed.
+    pub(crate) fn claimed(&self) -> u64 {
+        self.layout().claimed.load(Ordering::SeqCst)
     }
 
-    pub(crate) fn set_skip_task(&self, task: u64) {
-        self.layout().skip_task.store(task, Ordering::SeqCst);
-    }
-
-    pub(crate) fn skip_task(&self) -> u64 {
-        self.layout().skip_task.load(Ordering::SeqCst)
+    /// Parent side: takes back chunk `chunk` (never 0) if the worker has not started it.
+    /// Returns whether it did; then the worker will skip it. At most one revocation is pending
+    /// per worker: while one is, this returns `false`.
+    pub(crate) fn revoke(&self, chunk: u64) -> bool {
+        debug_assert_ne!(chunk, 0);
+        let layout = self.layout();
+        if layout
+            .revoked
+            .compare_exchange(0, chunk, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        if layout.claimed.load(Ordering::SeqCst) != chunk {
+            return true;
+        }
+        layout
+            .revoked
+            .compare_exchange(chunk, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
     }
 
     /// The stop flag's address, for the signal handler (which may only touch atomics).

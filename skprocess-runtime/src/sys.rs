@@ -91,16 +91,8 @@ pub(crate) fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-/// Ignores SIGPIPE in this process, so a write to a closed socket is an error, not a death.
-pub(crate) fn ignore_sigpipe() {
-    // SAFETY: installing SIG_IGN is always sound.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
-
-/// Installs `handler` for SIGINT and SIGTERM. The handler must be async-signal-safe.
-pub(crate) fn on_interrupt(handler: extern "C" fn(libc::c_int)) {
+/// Installs `handler` for `signal`. The handler must be async-signal-safe.
+pub(crate) fn set_signal_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
     // SAFETY: a zeroed sigaction is a valid starting point; the handler is async-signal-safe by
     // this function's contract; SA_RESTART keeps blocking calls from failing with EINTR.
     unsafe {
@@ -108,8 +100,28 @@ pub(crate) fn on_interrupt(handler: extern "C" fn(libc::c_int)) {
         action.sa_sigaction = handler as usize;
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
-        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+    }
+}
+
+/// Restores the default action of `signal` and raises it in this process. Async-signal-safe
+/// (only `sigaction` and `raise`), so a signal handler may call it.
+pub(crate) fn reraise_default(signal: libc::c_int) {
+    // SAFETY: sigaction with SIG_DFL and raise are async-signal-safe and always sound.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut());
+        libc::raise(signal);
+    }
+}
+
+/// Ignores `signal` in this process.
+pub(crate) fn ignore_signal(signal: libc::c_int) {
+    // SAFETY: installing SIG_IGN is always sound.
+    unsafe {
+        libc::signal(signal, libc::SIG_IGN);
     }
 }
 
@@ -185,6 +197,79 @@ impl Drop for SharedRegion {
     }
 }
 
+/// Writes all of `bytes` to a socket with `MSG_NOSIGNAL`: a peer that is gone is an
+/// `EPIPE` error, never a SIGPIPE that would end this process (the library installs no signal
+/// handler in a parent, so it cannot rely on SIGPIPE being ignored).
+pub(crate) fn send_all(socket: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        // SAFETY: writing from a valid slice to a descriptor we borrow.
+        let n = unsafe {
+            libc::send(
+                socket.as_raw_fd(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        let n = usize::try_from(n).expect("send returned a non-negative count");
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Writes all of several buffers, in order, to a socket with `MSG_NOSIGNAL` (one `sendmsg` per
+/// round, so a large body is not copied to join it to its head).
+pub(crate) fn send_all_vectored(socket: BorrowedFd<'_>, pieces: &[&[u8]]) -> io::Result<()> {
+    let mut pieces: Vec<&[u8]> = pieces.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut first = 0;
+    while first < pieces.len() {
+        let mut iov: Vec<libc::iovec> = pieces[first..]
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr().cast_mut().cast(),
+                iov_len: p.len(),
+            })
+            .collect();
+        // SAFETY: a zeroed msghdr is valid; the iovecs point into live slices for the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        // SAFETY: msg is initialised above.
+        let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        let mut sent = usize::try_from(n).expect("non-negative");
+        while first < pieces.len() && sent >= pieces[first].len() {
+            sent -= pieces[first].len();
+            first += 1;
+        }
+        if sent > 0 {
+            pieces[first] = &pieces[first][sent..];
+        }
+    }
+    Ok(())
+}
+
+/// The size of a control buffer that holds one descriptor.
+fn one_fd_space() -> usize {
+    let len = u32::try_from(size_of::<RawFd>()).expect("an fd is 4 bytes");
+    // SAFETY: a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(len) };
+    usize::try_from(space).expect("a small size")
+}
+
 /// Sends `bytes` on a Unix socket with one descriptor attached (SCM_RIGHTS). The whole of
 /// `bytes` goes out with the descriptor attached to its first byte.
 pub(crate) fn send_with_fd(
@@ -193,8 +278,7 @@ pub(crate) fn send_with_fd(
     fd: BorrowedFd<'_>,
 ) -> io::Result<()> {
     let raw = fd.as_raw_fd();
-    // SAFETY: CMSG_SPACE of one int is a compile-time size computation.
-    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+    let space = one_fd_space();
     let mut control = vec![0u8; space];
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr().cast_mut().cast(),
@@ -215,11 +299,11 @@ pub(crate) fn send_with_fd(
         (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), raw);
     }
-    let mut sent = loop {
+    let sent = loop {
         // SAFETY: msg is fully initialised above.
         let n = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
         if n >= 0 {
-            break n as usize;
+            break usize::try_from(n).expect("non-negative");
         }
         let err = io::Error::last_os_error();
         if err.kind() != io::ErrorKind::Interrupted {
@@ -227,37 +311,20 @@ pub(crate) fn send_with_fd(
         }
     };
     // The descriptor went with the first chunk; send any rest plainly.
-    while sent < bytes.len() {
-        // SAFETY: writing from a valid slice.
-        let n = unsafe {
-            libc::send(
-                socket.as_raw_fd(),
-                bytes[sent..].as_ptr().cast(),
-                bytes.len() - sent,
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        sent += n as usize;
-    }
-    Ok(())
+    send_all(socket, &bytes[sent..])
 }
 
-/// Reads exactly `buf.len()` bytes from a Unix socket, collecting a descriptor sent with them
-/// (SCM_RIGHTS), if any. Received descriptors are close-on-exec.
+/// Reads exactly `buf.len()` bytes from a Unix socket, collecting the one descriptor sent with
+/// them (SCM_RIGHTS), if any. Received descriptors are close-on-exec. More than one descriptor,
+/// or a truncated control message (`MSG_CTRUNC`: the kernel dropped descriptors), is an
+/// `InvalidData` error; every descriptor received is closed then, none leaks.
 pub(crate) fn recv_exact_with_fd(
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<Option<OwnedFd>> {
-    // SAFETY: a compile-time size computation.
-    let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
-    let mut received: Option<OwnedFd> = None;
+    let space = one_fd_space();
+    let mut received: Vec<OwnedFd> = Vec::new();
+    let mut truncated = false;
     let mut filled = 0;
     while filled < buf.len() {
         let mut control = vec![0u8; space];
@@ -283,24 +350,101 @@ pub(crate) fn recv_exact_with_fd(
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        filled += n as usize;
-        // SAFETY: walking the control messages the kernel wrote into `control`.
+        filled += usize::try_from(n).expect("non-negative");
+        truncated |= msg.msg_flags & libc::MSG_CTRUNC != 0;
+        // SAFETY: walking the control messages the kernel wrote into `control`; each
+        // SCM_RIGHTS message holds (cmsg_len - CMSG_LEN(0)) / sizeof(int) descriptors that the
+        // kernel installed for us, so we own them.
         unsafe {
+            let header = libc::CMSG_LEN(0) as usize;
             let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
             while !cmsg.is_null() {
                 if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-                    // The kernel installed this descriptor for us: we own it.
-                    let owned = OwnedFd::from_raw_fd(fd);
-                    if received.is_none() {
-                        received = Some(owned);
+                    let count =
+                        ((*cmsg).cmsg_len as usize).saturating_sub(header) / size_of::<RawFd>();
+                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                    for i in 0..count {
+                        let fd = std::ptr::read_unaligned(data.add(i));
+                        received.push(OwnedFd::from_raw_fd(fd));
                     }
                 }
                 cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
         }
     }
-    Ok(received)
+    if truncated || received.len() > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "expected at most one descriptor, got {}{}",
+                received.len(),
+                if truncated {
+                    " and a truncated control message"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    Ok(received.pop())
+}
+
+/// The user id of the process at the other end of a Unix socket (`SO_PEERCRED`).
+pub(crate) fn peer_uid(socket: BorrowedFd<'_>) -> io::Result<u32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = libc::socklen_t::try_from(size_of::<libc::ucred>()).expect("small");
+    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// This process's effective user id.
+pub(crate) fn effective_uid() -> u32 {
+    // SAFETY: geteuid always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+/// The base address of the loaded image (executable or shared library) that contains
+/// `address`, or `None` if no loaded image contains it.
+pub(crate) fn image_base(address: usize) -> Option<usize> {
+    // SAFETY: a zeroed Dl_info is valid; dladdr only reads the address and fills the struct.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr accepts any address value.
+    let found = unsafe { libc::dladdr(address as *const libc::c_void, &mut info) };
+    (found != 0 && !info.dli_fbase.is_null()).then_some(info.dli_fbase as usize)
+}
+
+/// How many threads this process has (from `/proc/self/task`), or `None` if unknown.
+pub(crate) fn thread_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()
+        .map(|entries| entries.count())
+}
+
+/// A pipe whose both ends are close-on-exec: `(read end, write end)`.
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned these descriptors to us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Asks the kernel for SIGTERM when the thread that spawned this process exits (the parent's

@@ -1,5 +1,8 @@
-//! Hooks for the crate's own robustness tests: talk to the hub and the wire directly, the way an
-//! attacker or a broken peer would. Not an API.
+//! Hooks for the crate's own robustness tests and fuzz targets: talk to the hub and the wire
+//! directly, the way an attacker or a broken peer would, and force racing orders. Not an API:
+//! only the project's own tests enable the `__testing` feature.
+
+use std::time::Duration;
 
 use crate::error::IpcError;
 use crate::lifecycle::Context;
@@ -24,4 +27,22 @@ pub fn connect_to_hub(name: &str, secret: [u8; 32], token: [u8; 16]) -> Result<(
 /// Sends raw bytes to the parent from a child, bypassing framing.
 pub fn send_raw(cx: &Context, bytes: &[u8]) -> Result<(), IpcError> {
     cx.send_raw(bytes)
+}
+
+/// The environment variable that makes pool workers wait this many microseconds between
+/// claiming a chunk and checking whether it was taken back: the racing step of work stealing.
+pub const CLAIM_DELAY_ENV: &str = "SKPROCESS_TEST_CLAIM_DELAY_US";
+
+/// Sleeps for [`CLAIM_DELAY_ENV`] microseconds, if set (read once).
+pub(crate) fn claim_delay() {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    let delay = DELAY.get_or_init(|| {
+        std::env::var(CLAIM_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_micros)
+    });
+    if let Some(delay) = delay {
+        std::thread::sleep(*delay);
+    }
 }

@@ -130,7 +130,9 @@ fn fallible_tasks_report_the_lowest_failing_index() {
         .map(fails_on_odd, [0, 2, 4, 5, 7])
         .unwrap_err();
     assert_eq!(err.index(), Some(3));
-    assert!(err.to_string().contains("5 is odd"), "{err}");
+    assert_eq!(err.to_string(), "item 3 failed");
+    let chain = skprocess::ErrorChain(&err).to_string();
+    assert_eq!(chain, "item 3 failed: 5 is odd");
     assert_eq!(
         pool.fallible().map(fails_on_odd, [0, 2]).unwrap(),
         vec![0, 2]

@@ -6,18 +6,49 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ExitInfo, Failure, ProcessError};
 
+/// Which way a value was to cross, for [`TaskError::TooLarge`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Payload {
+    /// The item, on its way to a worker.
+    Input,
+    /// The item's result, on its way back.
+    Output,
+}
+
+impl std::fmt::Display for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Payload::Input => "the item",
+            Payload::Output => "the result",
+        })
+    }
+}
+
 /// How one item failed.
 #[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum TaskError {
     /// The task panicked, or (with [`fallible`](crate::pool::Pool::fallible)) returned an
     /// error: the original message, and the panic location when it panicked.
-    #[error("{0}")]
+    #[error(transparent)]
     Failed(Failure),
     /// A process task ([`processes`](crate::pool::Pool::processes)) ended with an error (its
-    /// `__error__` handed one on, or it had no `__error__`).
-    #[error("{0}")]
-    Process(ProcessError),
+    /// `__error__` handed one on, or it had no `__error__`); the error is the source.
+    #[error("the process ended with an error")]
+    Process(#[source] ProcessError),
+    /// The item, or its result, is larger than the pool's frame limit
+    /// ([`PoolBuilder::frame_limit`](crate::pool::PoolBuilder::frame_limit)), so it cannot
+    /// cross. Nothing was sent; the other items are not affected.
+    #[error("{what} takes {len} bytes, more than the frame limit of {limit} bytes")]
+    TooLarge {
+        /// Which way it was to go.
+        what: Payload,
+        /// Its encoded size.
+        len: u64,
+        /// The frame limit.
+        limit: u64,
+    },
     /// The item's input could not be encoded for the trip to a worker, or its output for the
     /// trip back.
     #[error("cannot encode: {0}")]
@@ -53,22 +84,41 @@ impl TaskError {
 #[non_exhaustive]
 pub enum PoolError {
     /// An item failed; `index` is its position in the input. When several items fail, `map`
-    /// reports the one with the lowest index.
-    #[error("item {index} failed: {error}")]
+    /// reports the one with the lowest index. How it failed is the error's source (print the
+    /// whole chain, for instance with [`ErrorChain`](crate::ErrorChain), to see the message).
+    #[error("item {index} failed")]
     Task {
         /// The item's position in the input (from 0).
         index: usize,
         /// How it failed.
+        #[source]
         error: TaskError,
     },
     /// The call's deadline passed (see [`Pool::timeout`](crate::pool::Pool::timeout)). Workers
     /// that were running its items were killed and replaced; the pool stays usable.
-    #[error("pool call timed out after {}s ({completed} items completed)", fmt_secs(*timeout))]
+    #[error("pool call timed out after {}s ({completed} items completed)", crate::sync::fmt_secs(*timeout))]
     Timeout {
         /// The deadline of the call.
         timeout: Duration,
         /// How many items had completed in time.
         completed: usize,
+    },
+    /// The call was interrupted by Ctrl+C (with [`graceful_ctrl_c`](crate::graceful_ctrl_c)
+    /// on): workers running its items were killed and replaced; the pool stays usable.
+    #[error("pool call interrupted ({completed} items completed)")]
+    Interrupted {
+        /// How many items had completed.
+        completed: usize,
+    },
+    /// The task's code lies in another loaded image than this library (it was compiled into
+    /// a `dylib` or a plugin loaded at run time), so it cannot be found in a worker. Nothing
+    /// was sent.
+    #[error(
+        "the task `{task}` is not in the executable's own code (a dylib or plugin?); pool tasks must be compiled into the executable"
+    )]
+    TaskOutsideExecutable {
+        /// The task's type name.
+        task: &'static str,
     },
     /// A worker process could not be started.
     #[error("cannot start a pool worker")]
@@ -90,14 +140,5 @@ impl PoolError {
     /// Whether this is a [`PoolError::Timeout`].
     pub fn is_timeout(&self) -> bool {
         matches!(self, PoolError::Timeout { .. })
-    }
-}
-
-fn fmt_secs(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs.fract() == 0.0 {
-        format!("{secs:.1}")
-    } else {
-        format!("{secs}")
     }
 }

@@ -54,13 +54,14 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use self::error::{PoolError, TaskError};
+pub use self::error::{Payload, PoolError, TaskError};
 pub use self::task::{TaskFn, mode};
 
 use self::mode::{Fallible, Plain, Processes, Star, Value};
 use self::scheduler::{CallSink, Chunk, DEPTH, Delivery, Next, Shared, decode_results};
 use crate::asyncs::{BackgroundHandle, ThreadFuture, spawn_blocking};
 use crate::lifecycle::Transferable;
+use crate::wire::protocol::task_payload_len;
 
 /// A pool of worker processes. Cheap to clone (clones share the workers); the workers end when
 /// the last clone is dropped, closed or terminated.
@@ -93,6 +94,7 @@ impl std::fmt::Debug for Pool {
 #[derive(Debug, Clone, Default)]
 pub struct PoolBuilder {
     workers: Option<usize>,
+    frame_limit: Option<usize>,
 }
 
 impl PoolBuilder {
@@ -107,17 +109,30 @@ impl PoolBuilder {
         self
     }
 
+    /// Sets the largest message, in bytes, between the pool and a worker (default
+    /// [`DEFAULT_FRAME_LIMIT`](crate::DEFAULT_FRAME_LIMIT), 1 GiB; at least 64 KiB). Chunks of
+    /// items are cut to fit it; an item or a result that does not fit on its own is that
+    /// item's [`TaskError::TooLarge`], and the call carries on with the others.
+    pub fn frame_limit(mut self, bytes: usize) -> PoolBuilder {
+        self.frame_limit = Some(bytes);
+        self
+    }
+
     /// Starts the workers and waits until they are all ready.
     ///
     /// # Errors
     ///
-    /// [`PoolError::Spawn`] if workers cannot be started.
+    /// [`PoolError::Spawn`] if workers cannot be started (or the frame limit is out of range).
     pub fn build(self) -> Result<Pool, PoolError> {
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
             .max(1);
-        let shared = Shared::start(workers)?;
+        let frame_limit = crate::config::check_frame_limit(
+            self.frame_limit.unwrap_or(crate::DEFAULT_FRAME_LIMIT),
+        )
+        .map_err(|message| PoolError::Spawn(crate::ProcessError::InvalidConfig { message }))?;
+        let shared = Shared::start(workers, frame_limit)?;
         Ok(Pool {
             inner: Arc::new(Inner { shared, workers }),
         })
@@ -544,18 +559,61 @@ fn chunk_size(total: usize, workers: usize) -> usize {
     total.div_ceil(workers * 4).max(1)
 }
 
-/// Encodes items into chunks of `per_chunk`, handing each chunk to `emit` as soon as it is
-/// full (so workers start on the first chunk while the rest are encoded). Items that cannot be
-/// encoded are returned as failures.
+/// The most item bytes in one chunk (and never more than the frame limit allows): big items
+/// travel in several chunks, so that they spread over the workers and no frame gets huge.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The offset of task `T`, or the call's error if its code cannot travel.
+fn offset_of<T, A, K, I>() -> Result<i64, PoolError>
+where
+    T: TaskFn<A, K, I>,
+    I: Transferable,
+{
+    task::task_offset::<T, A, K, I>().ok_or(PoolError::TaskOutsideExecutable {
+        task: std::any::type_name::<T>(),
+    })
+}
+
+/// Encodes one item at the end of `bytes`. Returns its length, or its error (nothing appended):
+/// it cannot be encoded, or it is too large for any frame of `limit` bytes.
+fn encode_item<I: Transferable>(
+    bytes: &mut Vec<u8>,
+    item: &I,
+    limit: u32,
+) -> Result<u32, TaskError> {
+    let mark = bytes.len();
+    let encoded = crate::wire::codec::encode_into(bytes, item).map_err(TaskError::Encode);
+    let len = bytes.len() - mark;
+    let fits = task_payload_len(1, len) <= limit as usize;
+    match encoded {
+        Ok(()) if fits => Ok(u32::try_from(len).expect("below the frame limit")),
+        Ok(()) => {
+            bytes.truncate(mark);
+            Err(TaskError::TooLarge {
+                what: Payload::Input,
+                len: len as u64,
+                limit: u64::from(limit),
+            })
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Encodes items into chunks of at most `per_chunk` items and [`CHUNK_BYTES`] (or what the
+/// frame limit allows), handing each chunk to `emit` as soon as it is full (so workers start on
+/// the first chunk while the rest are encoded). Items that cannot be sent are returned as
+/// failures.
 fn encode_chunks<I: Transferable>(
     sink: &Arc<CallSink>,
     offset: i64,
     items: Vec<I>,
     per_chunk: usize,
+    limit: u32,
     emit: &mut dyn FnMut(Chunk) -> Result<(), PoolError>,
 ) -> Result<Vec<(usize, TaskError)>, PoolError> {
+    let max_bytes = CHUNK_BYTES.min(limit as usize);
     let mut failures = Vec::new();
-    let mut lengths = Vec::new();
+    let mut lengths: Vec<u32> = Vec::new();
     let mut bytes = Vec::new();
     let mut first = 0;
     let mut flush = |lengths: &mut Vec<u32>, bytes: &mut Vec<u8>, first: usize| {
@@ -572,20 +630,27 @@ fn encode_chunks<I: Transferable>(
     };
     for (index, item) in items.into_iter().enumerate() {
         let mark = bytes.len();
-        match crate::wire::codec::encode_into(&mut bytes, &item) {
-            Ok(()) => {
+        match encode_item(&mut bytes, &item, limit) {
+            Ok(len) => {
+                if !lengths.is_empty()
+                    && task_payload_len(lengths.len() + 1, bytes.len()) > max_bytes
+                {
+                    // The new item does not fit with the others: they go first.
+                    let tail = bytes.split_off(mark);
+                    flush(&mut lengths, &mut bytes, first)?;
+                    bytes = tail;
+                }
                 if lengths.is_empty() {
                     first = index;
                 }
-                lengths.push((bytes.len() - mark) as u32);
+                lengths.push(len);
                 if lengths.len() == per_chunk {
                     flush(&mut lengths, &mut bytes, first)?;
                 }
             }
-            Err(message) => {
-                bytes.truncate(mark);
+            Err(error) => {
                 flush(&mut lengths, &mut bytes, first)?;
-                failures.push((index, TaskError::Encode(message)));
+                failures.push((index, error));
             }
         }
     }
@@ -608,7 +673,7 @@ where
     let shared = &pool.inner.shared;
     let total = items.len();
     let sink = Arc::new(CallSink::default());
-    let offset = task::task_offset::<T, A, K, I>();
+    let offset = offset_of::<T, A, K, I>()?;
     // A process task may leave a timed-out section's thread behind, after which its worker
     // retires: one item per chunk, so that it retires right after that item.
     let per_chunk = if T::ONE_PER_CHUNK {
@@ -616,9 +681,17 @@ where
     } else {
         chunk_size(total, pool.workers())
     };
-    let failures = encode_chunks(&sink, offset, items, per_chunk, &mut |chunk| {
+    let limit = shared.frame_limit();
+    let submitted = encode_chunks(&sink, offset, items, per_chunk, limit, &mut |chunk| {
         shared.submit(vec![chunk])
-    })?;
+    });
+    let failures = match submitted {
+        Ok(failures) => failures,
+        Err(error) => {
+            shared.cancel(&sink, true);
+            return Err(error);
+        }
+    };
 
     // Values go straight to their place; errors (rare) to a list of their own, so that the
     // large error type does not inflate every slot.
@@ -662,6 +735,7 @@ where
                     completed,
                 });
             }
+            Next::Interrupted => return Err(PoolError::Interrupted { completed }),
             Next::Failed(error) => {
                 shared.cancel(&sink, false);
                 return Err(error);
@@ -699,7 +773,9 @@ pub struct PoolIter<'a, O> {
     pool: Pool,
     sink: Arc<CallSink>,
     feed: Box<Feed<'a>>,
-    offset: i64,
+    /// The task's offset, or its type name if its code cannot travel (the iteration then ends
+    /// with that error at once).
+    offset: Result<i64, &'static str>,
     ordered: bool,
     window: usize,
     in_flight: usize,
@@ -735,18 +811,18 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
         I: Transferable,
     {
         let mut items = items.into_iter().enumerate();
+        let limit = pool.inner.shared.frame_limit();
         let feed = move || {
             let (index, item) = items.next()?;
-            let encoded = crate::wire::encode(&item)
-                .map(|bytes| (bytes.len() as u32, bytes))
-                .map_err(TaskError::Encode);
+            let mut bytes = Vec::new();
+            let encoded = encode_item(&mut bytes, &item, limit).map(|len| (len, bytes));
             Some((index, encoded))
         };
         PoolIter {
             pool: pool.clone(),
             sink: Arc::new(CallSink::default()),
             feed: Box::new(feed),
-            offset: task::task_offset::<T, A, K, I>(),
+            offset: task::task_offset::<T, A, K, I>().ok_or(std::any::type_name::<T>()),
             ordered,
             window: pool.workers() * DEPTH * 2,
             in_flight: 0,
@@ -770,6 +846,9 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
     }
 
     fn top_up(&mut self) -> Result<(), PoolError> {
+        let offset = self
+            .offset
+            .map_err(|task| PoolError::TaskOutsideExecutable { task })?;
         // Results waiting behind a slow item count against the window too, so that memory stays
         // bounded whatever order results arrive in.
         while self.in_flight + self.buffered.len() < self.window && !self.exhausted {
@@ -777,8 +856,7 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
                 None => self.exhausted = true,
                 Some((index, Err(error))) => self.push(index, Err(error)),
                 Some((index, Ok((len, bytes)))) => {
-                    let chunk =
-                        Chunk::new(Arc::clone(&self.sink), self.offset, index, vec![len], bytes);
+                    let chunk = Chunk::new(Arc::clone(&self.sink), offset, index, vec![len], bytes);
                     self.pool.inner.shared.submit(vec![chunk])?;
                     self.in_flight += 1;
                 }
@@ -846,6 +924,10 @@ impl<O: Transferable> Iterator for PoolIter<'_, O> {
                         completed: self.completed,
                     };
                     return self.end(error);
+                }
+                Next::Interrupted => {
+                    let completed = self.completed;
+                    return self.end(PoolError::Interrupted { completed });
                 }
                 Next::Failed(error) => return self.end(error),
             }

@@ -1,31 +1,38 @@
 //! The parent side of a pool: workers, the queue of chunks, dispatch, crash recovery and
 //! cancellation.
 //!
-//! Every call cuts its items into chunks (runs of consecutive items) and puts them on one queue
-//! shared by all calls. Each worker has up to [`DEPTH`] chunks in flight: the one it runs and
-//! the next, already in its socket, so it never waits for the parent between chunks. When a
-//! worker reports a chunk, its thread hands the results to the call's [`CallSink`] and refills
-//! the worker from the queue. Lock order: the pool state, then a sink.
+//! Every call cuts its items into chunks (runs of consecutive items, bounded by count and by
+//! bytes) and puts them on one queue shared by all calls. Each worker has up to [`DEPTH`] chunks
+//! in flight: the one it runs and the next, already in its socket, so it never waits for the
+//! parent between chunks. A worker reports results as they accumulate (a chunk may take several
+//! `Results` frames); its thread hands them to the call's [`CallSink`] and refills the worker
+//! from the queue. Lock order: the pool state, then a sink.
+//!
+//! A chunk a worker holds but has not started can be taken back ([`StatusPage::revoke`]): to
+//! give it to an idle worker, or because its call was cancelled. At most one revocation is
+//! pending per worker; the worker acknowledges it by reporting the chunk skipped.
 //!
 //! A worker that dies is found by its thread (end of stream), reaped, and replaced. Its status
-//! page says which chunk and which item it was running: that item is reported as crashed, and
-//! every other item it held goes back to the front of the queue, so nothing is lost and nothing
-//! is delivered twice.
+//! page says which chunk and which item it was running: that item is reported as crashed, items
+//! already reported stay delivered, and every other item it held goes back to the front of the
+//! queue, so nothing is lost and nothing is delivered twice.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::{PoolError, TaskError};
-use super::worker::{ENTRY_NAME, TaskFrame, WorkerStart};
-use crate::child::StartFrame;
-use crate::error::{ExitInfo, ProcessError};
+use crate::error::{ExitInfo, IpcError, ProcessError};
+use crate::launch::CONNECT_TIMEOUT;
 use crate::shm::{Phase, StatusPage};
-use crate::wire::frame::{MAX_FRAME, encode_frame, read_frame};
-use crate::wire::{Conn, Frame, Kind, encode};
+use crate::sync::{lock, wait_until};
+use crate::wire::protocol::{
+    Kind, RESULTS_HEAD, ResultsHead, TaskFrame, WorkerStart, decode_skipped,
+};
+use crate::wire::{Conn, Frame, encode};
 
 /// Chunks in flight per worker: the running one and the next.
 pub(crate) const DEPTH: usize = 2;
@@ -64,14 +71,9 @@ impl Chunk {
 
     /// The items `range` of this chunk as a chunk of their own.
     fn split(&self, range: std::ops::Range<usize>, id: u64) -> Chunk {
-        let start: usize = self.lengths[..range.start]
-            .iter()
-            .map(|&l| l as usize)
-            .sum();
-        let len: usize = self.lengths[range.clone()]
-            .iter()
-            .map(|&l| l as usize)
-            .sum();
+        let bytes = |lengths: &[u32]| lengths.iter().map(|&l| l as usize).sum::<usize>();
+        let start = bytes(&self.lengths[..range.start]);
+        let len = bytes(&self.lengths[range.clone()]);
         Chunk {
             id,
             call: Arc::clone(&self.call),
@@ -94,7 +96,7 @@ pub(crate) enum Delivery {
         bytes: Vec<u8>,
         start: usize,
     },
-    /// The worker died running item `index`.
+    /// The worker died running item `index` (or before it could report it).
     Crashed {
         index: usize,
         pid: u32,
@@ -108,6 +110,8 @@ pub(crate) struct CallSink {
     state: Mutex<SinkState>,
     ready: Condvar,
     cancelled: AtomicBool,
+    /// Cancelled by a deadline or an interrupt: workers running its items are killed.
+    kill_running: AtomicBool,
 }
 
 #[derive(Default)]
@@ -121,12 +125,16 @@ enum FailureKind {
     Closed,
     /// No worker can be started (every slot gave up); the message says why.
     Broken(String),
+    /// Ctrl+C, with [`graceful_ctrl_c`](crate::graceful_ctrl_c) on.
+    Interrupted,
 }
 
 /// The outcome of waiting on a sink.
 pub(crate) enum Next {
     Delivery(Delivery),
     TimedOut,
+    /// The call was interrupted (Ctrl+C); the caller reports how many items it completed.
+    Interrupted,
     Failed(PoolError),
 }
 
@@ -148,39 +156,36 @@ impl CallSink {
         self.cancelled.load(Ordering::Acquire)
     }
 
+    fn kills_running(&self) -> bool {
+        self.kill_running.load(Ordering::Acquire)
+    }
+
     /// Waits for the next delivery until `deadline`.
     pub(crate) fn next(&self, deadline: Option<Instant>) -> Next {
-        let mut state = lock(&self.state);
-        loop {
-            // A closed or broken pool ends the call, whatever had arrived.
-            match &state.failure {
-                Some(FailureKind::Closed) => return Next::Failed(PoolError::Closed),
-                Some(FailureKind::Broken(message)) => {
-                    return Next::Failed(PoolError::Spawn(ProcessError::ChildSetup {
-                        message: message.clone(),
-                    }));
-                }
-                None => {}
+        let (mut state, _) = wait_until(&self.ready, lock(&self.state), deadline, |state| {
+            state.failure.is_some() || !state.deliveries.is_empty()
+        });
+        // A closed, broken or interrupted pool ends the call, whatever had arrived.
+        match &state.failure {
+            Some(FailureKind::Closed) => Next::Failed(PoolError::Closed),
+            Some(FailureKind::Broken(message)) => {
+                Next::Failed(PoolError::Spawn(ProcessError::ChildSetup {
+                    message: message.clone(),
+                }))
             }
-            if let Some(delivery) = state.deliveries.pop_front() {
-                return Next::Delivery(delivery);
-            }
-            match deadline {
-                None => state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Next::TimedOut;
-                    }
-                    state = self
-                        .ready
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
+            Some(FailureKind::Interrupted) => Next::Interrupted,
+            None => match state.deliveries.pop_front() {
+                Some(delivery) => Next::Delivery(delivery),
+                None => Next::TimedOut,
+            },
         }
     }
+}
+
+/// A chunk in a worker's hands, and how many of its items the worker reported so far.
+struct Dispatched {
+    chunk: Arc<Chunk>,
+    reported: usize,
 }
 
 /// One live worker process.
@@ -189,10 +194,21 @@ struct Worker {
     pidfd: Arc<OwnedFd>,
     status: Arc<StatusPage>,
     outbox: mpsc::Sender<Arc<Chunk>>,
-    in_flight: VecDeque<Arc<Chunk>>,
-    /// Chunks taken back from this worker before it started them (given to an idle worker);
-    /// it reports them as skipped.
-    stolen: Vec<u64>,
+    /// In the order the worker takes them.
+    in_flight: VecDeque<Dispatched>,
+    /// A chunk taken back from this worker before it started it; it reports it skipped.
+    revoked: Option<u64>,
+}
+
+impl Worker {
+    fn kill(&self) {
+        let _ = crate::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+    }
+
+    /// Whether the worker is running `chunk` (it claimed it and has not finished it).
+    fn is_running(&self, chunk: &Chunk) -> bool {
+        self.status.claimed() == chunk.id && self.status.phase() == Phase::Running
+    }
 }
 
 struct State {
@@ -207,20 +223,28 @@ struct State {
     next_chunk: u64,
 }
 
+impl State {
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_chunk;
+        self.next_chunk += 1;
+        id
+    }
+}
+
 /// Everything the pool's threads share.
 pub(crate) struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
+    /// The frame limit of every worker's connection.
+    frame_limit: u32,
+    /// Keeps this pool's entry in the Ctrl+C list alive as long as the pool.
+    interruptible: Mutex<Option<Arc<dyn crate::signals::Interrupt>>>,
 }
 
 impl Shared {
     /// Starts `size` workers and waits until they are all connected.
-    pub(crate) fn start(size: usize) -> Result<Arc<Shared>, PoolError> {
+    pub(crate) fn start(size: usize, frame_limit: u32) -> Result<Arc<Shared>, PoolError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -232,6 +256,8 @@ impl Shared {
             }),
             changed: Condvar::new(),
             threads: Mutex::new(Vec::new()),
+            frame_limit,
+            interruptible: Mutex::new(None),
         });
         for index in 0..size {
             let thread_shared = Arc::clone(&shared);
@@ -241,27 +267,29 @@ impl Shared {
                 .map_err(|e| PoolError::Spawn(ProcessError::Spawn(e)))?;
             lock(&shared.threads).push(thread);
         }
-        let mut state = lock(&shared.state);
-        loop {
-            if state.gave_up > 0 {
-                let message = state
-                    .spawn_error
-                    .clone()
-                    .unwrap_or_else(|| "a pool worker could not start".into());
-                drop(state);
-                shared.shut_down(Duration::ZERO);
-                return Err(PoolError::Spawn(ProcessError::ChildSetup { message }));
-            }
-            if state.workers.iter().all(Option::is_some) {
-                break;
-            }
-            state = shared
-                .changed
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
+        let (state, _) = wait_until(&shared.changed, lock(&shared.state), None, |state| {
+            state.gave_up > 0 || state.workers.iter().all(Option::is_some)
+        });
+        if state.gave_up > 0 {
+            let message = state
+                .spawn_error
+                .clone()
+                .unwrap_or_else(|| "a pool worker could not start".into());
+            drop(state);
+            shared.shut_down(Duration::ZERO);
+            return Err(PoolError::Spawn(ProcessError::ChildSetup { message }));
         }
         drop(state);
+        let interruptible: Arc<dyn crate::signals::Interrupt> =
+            Arc::new(Interruptible(Arc::downgrade(&shared)));
+        crate::signals::track(Arc::downgrade(&interruptible));
+        lock(&shared.interruptible).replace(interruptible);
         Ok(shared)
+    }
+
+    /// The frame limit of the workers' connections.
+    pub(crate) fn frame_limit(&self) -> u32 {
+        self.frame_limit
     }
 
     /// Queues a call's chunks and dispatches them.
@@ -279,8 +307,7 @@ impl Shared {
             }));
         }
         for mut chunk in chunks {
-            chunk.id = state.next_chunk;
-            state.next_chunk += 1;
+            chunk.id = state.next_id();
             state.queue.push_back(Arc::new(chunk));
         }
         for index in 0..state.workers.len() {
@@ -290,52 +317,67 @@ impl Shared {
     }
 
     /// Cancels a call: its queued chunks are dropped, its chunks not yet started in a worker are
-    /// skipped, and (with `kill_running`, for a deadline) the workers running one of its chunks
-    /// are killed and replaced.
-    pub(crate) fn cancel(&self, call: &Arc<CallSink>, kill_running: bool) {
+    /// taken back, and (with `kill_running`, for a deadline or an interrupt) the workers running
+    /// one of its chunks are killed and replaced. A worker that runs another call's chunk is
+    /// never killed for this one: a chunk of this call that it holds and that cannot be taken
+    /// back yet is taken back (or its worker killed, once it runs it) at the worker's next
+    /// report.
+    pub(crate) fn cancel(self: &Arc<Self>, call: &Arc<CallSink>, kill_running: bool) {
+        if kill_running {
+            call.kill_running.store(true, Ordering::Release);
+        }
         call.cancelled.store(true, Ordering::Release);
         let mut state = lock(&self.state);
         state.queue.retain(|chunk| !Arc::ptr_eq(&chunk.call, call));
-        for worker in state.workers.iter().flatten() {
-            let held: Vec<&Arc<Chunk>> = worker
-                .in_flight
+        for worker in state.workers.iter_mut().flatten() {
+            sweep(worker);
+        }
+        if kill_running && holds_any(&state, call) {
+            // A worker holds a chunk of the call that could not be taken back yet (another
+            // revocation is pending on it) and may start it without reporting anything first:
+            // keep sweeping until no worker holds the call's work.
+            drop(state);
+            let (shared, call) = (Arc::downgrade(self), Arc::clone(call));
+            let _ = std::thread::Builder::new()
+                .name("skprocess-pool-sweep".into())
+                .spawn(move || sweep_until_free(&shared, &call));
+        }
+    }
+
+    /// Ends every call in progress with [`PoolError::Interrupted`], killing the workers that run
+    /// their items (Ctrl+C with [`graceful_ctrl_c`](crate::graceful_ctrl_c) on).
+    fn interrupt_calls(self: &Arc<Self>) {
+        let calls: Vec<Arc<CallSink>> = {
+            let state = lock(&self.state);
+            let mut calls: Vec<Arc<CallSink>> = Vec::new();
+            let held = state
+                .workers
                 .iter()
-                .filter(|c| Arc::ptr_eq(&c.call, call))
-                .collect();
-            let Some(&last) = held.last() else { continue };
-            // One chunk not yet started can be skipped through the skip mark (when the mark is
-            // free). Otherwise the worker runs, or is about to run, one of this call's chunks.
-            let skippable = held.len() == 1 && worker.stolen.is_empty();
-            if skippable {
-                worker.status.set_skip_task(last.id);
+                .flatten()
+                .flat_map(|w| w.in_flight.iter().map(|d| &d.chunk));
+            for chunk in state.queue.iter().chain(held) {
+                if !calls.iter().any(|c| Arc::ptr_eq(c, &chunk.call)) {
+                    calls.push(Arc::clone(&chunk.call));
+                }
             }
-            let running = held.iter().any(|chunk| {
-                worker.status.task() == chunk.id && worker.status.phase() == Phase::Running
-            });
-            if kill_running && (running || !skippable) {
-                // Its work belongs to the expired call (a worker holds at most `DEPTH` chunks,
-                // so any other call's chunk it held goes back to the queue when it is gone).
-                let _ = crate::sys::pidfd_send_signal(worker.pidfd.as_fd(), libc::SIGKILL);
-            }
+            calls
+        };
+        for call in calls {
+            call.fail(FailureKind::Interrupted);
+            self.cancel(&call, true);
         }
     }
 
     /// Waits until no chunk is queued or in flight (used by `close`).
     pub(crate) fn wait_idle(&self) {
-        let mut state = lock(&self.state);
-        while !state.queue.is_empty()
-            || state
-                .workers
-                .iter()
-                .flatten()
-                .any(|w| !w.in_flight.is_empty())
-        {
-            state = self
-                .changed
-                .wait_timeout(state, Duration::from_millis(50))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let _ = wait_until(&self.changed, lock(&self.state), None, |state| {
+            state.queue.is_empty()
+                && state
+                    .workers
+                    .iter()
+                    .flatten()
+                    .all(|w| w.in_flight.is_empty())
+        });
     }
 
     /// Stops accepting calls, lets workers finish what they hold for at most `grace`, then kills
@@ -347,12 +389,11 @@ impl Shared {
             let mut pending: Vec<_> = state.queue.drain(..).collect();
             for worker in state.workers.iter_mut().flatten() {
                 if grace.is_zero() {
-                    let _ = crate::sys::pidfd_send_signal(worker.pidfd.as_fd(), libc::SIGKILL);
+                    worker.kill();
                 }
-                pending.extend(worker.in_flight.iter().cloned());
+                pending.extend(worker.in_flight.iter().map(|d| Arc::clone(&d.chunk)));
                 // Dropping the outbox ends the writer, which hangs up: the worker exits.
-                let (dead, _) = mpsc::channel();
-                worker.outbox = dead;
+                worker.outbox = mpsc::channel().0;
             }
             pending
         };
@@ -367,11 +408,8 @@ impl Shared {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
-        {
-            let state = lock(&self.state);
-            for worker in state.workers.iter().flatten() {
-                let _ = crate::sys::pidfd_send_signal(worker.pidfd.as_fd(), libc::SIGKILL);
-            }
+        for worker in lock(&self.state).workers.iter().flatten() {
+            worker.kill();
         }
         for thread in threads {
             let _ = thread.join();
@@ -390,6 +428,74 @@ impl Shared {
             .flatten()
             .map(|w| w.pid)
             .collect()
+    }
+}
+
+/// What a Ctrl+C interrupts: a pool's calls in progress.
+pub(crate) struct Interruptible(pub(crate) std::sync::Weak<Shared>);
+
+impl crate::signals::Interrupt for Interruptible {
+    fn interrupt(&self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.interrupt_calls();
+        }
+    }
+}
+
+/// Whether some worker holds a chunk of `call`.
+fn holds_any(state: &State, call: &Arc<CallSink>) -> bool {
+    state
+        .workers
+        .iter()
+        .flatten()
+        .any(|w| w.in_flight.iter().any(|d| Arc::ptr_eq(&d.chunk.call, call)))
+}
+
+/// Sweeps every worker until none holds a chunk of the cancelled `call` (each one is taken
+/// back, or its worker killed once it runs it), or the pool is gone.
+fn sweep_until_free(shared: &std::sync::Weak<Shared>, call: &Arc<CallSink>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(10));
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut state = lock(&shared.state);
+        if state.closed || !holds_any(&state, call) {
+            return;
+        }
+        for worker in state.workers.iter_mut().flatten() {
+            sweep(worker);
+        }
+    }
+}
+
+/// Applies cancellations to what a worker holds: kills it if it runs a chunk of a call
+/// cancelled with `kill_running`, and takes back one not-started chunk of a cancelled call if
+/// no other revocation is pending. Called at cancellation and after every report of the worker.
+fn sweep(worker: &mut Worker) {
+    if let Some(front) = worker.in_flight.front()
+        && front.chunk.call.kills_running()
+        && worker.is_running(&front.chunk)
+    {
+        worker.kill();
+        return;
+    }
+    if worker.revoked.is_some() {
+        return;
+    }
+    // The first such chunk: the worker takes its chunks in order, and each revocation it
+    // acknowledges lets the next one be taken back.
+    let cancelled = worker.in_flight.iter().position(|d| {
+        d.chunk.call.is_cancelled() && d.reported == 0 && !worker.is_running(&d.chunk)
+    });
+    let Some(position) = cancelled else { return };
+    let chunk = Arc::clone(&worker.in_flight[position].chunk);
+    if worker.status.revoke(chunk.id) {
+        worker.in_flight.remove(position);
+        worker.revoked = Some(chunk.id);
+    } else if chunk.call.kills_running() {
+        // It started it meanwhile.
+        worker.kill();
     }
 }
 
@@ -412,48 +518,42 @@ fn fill(state: &mut State, index: usize) {
             queue.push_front(chunk);
             return;
         }
-        worker.in_flight.push_back(chunk);
+        worker
+            .in_flight
+            .push_back(Dispatched { chunk, reported: 0 });
     }
-    let idle = worker.in_flight.is_empty();
-    if idle && let Some(chunk) = steal(workers, index) {
-        {
-            let worker = workers[index].as_mut().expect("checked above");
-            if worker.outbox.send(Arc::clone(&chunk)).is_ok() {
-                worker.in_flight.push_back(chunk);
-            } else {
-                queue.push_front(chunk);
-            }
+    if worker.in_flight.is_empty()
+        && let Some(chunk) = steal(workers, index)
+    {
+        let worker = workers[index].as_mut().expect("checked above");
+        if worker.outbox.send(Arc::clone(&chunk)).is_ok() {
+            worker
+                .in_flight
+                .push_back(Dispatched { chunk, reported: 0 });
+        } else {
+            queue.push_front(chunk);
         }
     }
 }
 
 /// Takes back a chunk some other worker holds but has not started.
-///
-/// The parent marks the chunk "skip" in the holder's status page, then reads which chunk the
-/// holder runs; the holder publishes the chunk it starts, then reads the skip mark (both
-/// sequentially consistent). So either the holder will skip the chunk (and it may be given to
-/// another worker), or the parent sees it started (and leaves it).
 fn steal(workers: &mut [Option<Worker>], thief: usize) -> Option<Arc<Chunk>> {
     for (index, slot) in workers.iter_mut().enumerate() {
         let Some(holder) = slot.as_mut() else {
             continue;
         };
-        // One skip mark per worker: never take a second chunk back before the worker has
-        // acknowledged the first, or the mark would be overwritten and the chunk run twice.
-        if index == thief || holder.in_flight.len() < DEPTH || !holder.stolen.is_empty() {
+        if index == thief || holder.in_flight.len() < DEPTH || holder.revoked.is_some() {
             continue;
         }
         let candidate = holder.in_flight.back().expect("DEPTH > 0");
-        if candidate.call.is_cancelled() {
+        if candidate.reported > 0 || candidate.chunk.call.is_cancelled() {
             continue;
         }
-        holder.status.set_skip_task(candidate.id);
-        if holder.status.task() == candidate.id {
-            continue; // it started meanwhile
+        if holder.status.revoke(candidate.chunk.id) {
+            let taken = holder.in_flight.pop_back().expect("checked above").chunk;
+            holder.revoked = Some(taken.id);
+            return Some(taken);
         }
-        let chunk = holder.in_flight.pop_back().expect("checked above");
-        holder.stolen.push(chunk.id);
-        return Some(chunk);
     }
     None
 }
@@ -497,37 +597,30 @@ fn give_up(shared: &Shared, message: String) {
 
 /// Starts one worker and serves it until it ends. `Err` when it could not be started.
 fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
-    let (status, status_fd) = StatusPage::create().map_err(|e| e.to_string())?;
-    let status = Arc::new(status);
-    let launched = crate::launch::launch(None).map_err(|e| e.to_string())?;
-    let pid = launched.pid;
-    let pidfd = Arc::new(launched.pidfd);
-    let conn = match crate::launch::await_connection(&pidfd, &launched.expectation) {
+    let limit = shared.frame_limit;
+    let start = encode(&WorkerStart::default()).map_err(|e| e.to_string())?;
+    let start = crate::launch::start_frame(super::worker::ENTRY_NAME, start, limit)
+        .map_err(|e| e.to_string())?;
+    let mut launched = crate::launch::launch().map_err(|e| e.to_string())?;
+    let conn = match launched.connect(&start, limit) {
         Ok(conn) => conn,
-        Err(_) => {
-            let _ = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5));
-            return Err("a pool worker did not connect back".into());
+        Err(failure) => {
+            let message = match failure.into_error() {
+                Some(error) => format!("a pool worker did not start: {error}"),
+                None => "a pool worker exited before it connected".to_owned(),
+            };
+            let _ = launched.into_reaper().reap(Duration::from_secs(5));
+            return Err(message);
         }
     };
-    drop(launched.expectation);
-    let start = encode(&StartFrame {
-        entry: ENTRY_NAME.to_owned(),
-        body: encode(&WorkerStart {
-            identity: super::task::executable_identity().to_vec(),
-        })
-        .expect("the worker start message encodes"),
-    })
-    .expect("the start frame encodes");
-    let greeted = conn
-        .send_with_fd(Kind::Status, &[], status_fd.as_fd())
-        .and_then(|()| conn.send(Kind::Start, &start));
-    drop(status_fd);
-    if greeted.is_err() {
-        let _ = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5));
-        return Err("a pool worker hung up at once".into());
-    }
+    let (pid, pidfd, status) = (
+        launched.pid,
+        Arc::clone(&launched.pidfd),
+        Arc::clone(&launched.status),
+    );
+    let reaper = launched.into_reaper();
     // The worker checks that it runs the pool's executable, then says it is ready.
-    let ready = match read_frame(&mut conn.raw_reader(), MAX_FRAME) {
+    let ready = match conn.read_frame_until(limit, Instant::now() + CONNECT_TIMEOUT) {
         Ok(Some(Frame {
             kind: Kind::Ready, ..
         })) => Ok(()),
@@ -540,7 +633,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
     };
     if let Err(message) = ready {
         conn.shutdown();
-        let _ = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5));
+        let _ = reaper.reap(Duration::from_secs(1));
         return Err(message);
     }
 
@@ -550,10 +643,14 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
         .name(format!("skprocess-pool-{index}-w"))
         .spawn(move || {
             for chunk in inbox {
-                let payload =
-                    TaskFrame::encode(chunk.id, chunk.offset, &chunk.lengths, &chunk.items);
-                let sent = encode_frame(Kind::Task, &payload)
-                    .and_then(|frame| writer_conn.send_raw(&frame));
+                let head = TaskFrame::head(
+                    chunk.id,
+                    chunk.offset,
+                    &chunk.lengths,
+                    chunk.items.len(),
+                    writer_conn.limit(),
+                );
+                let sent = head.and_then(|head| writer_conn.send_vectored(&[&head, &chunk.items]));
                 if sent.is_err() {
                     break;
                 }
@@ -567,11 +664,11 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
         let mut state = lock(&shared.state);
         state.workers[index] = Some(Worker {
             pid,
-            pidfd: Arc::clone(&pidfd),
-            status: Arc::clone(&status),
+            pidfd,
+            status,
             outbox,
             in_flight: VecDeque::new(),
-            stolen: Vec::new(),
+            revoked: None,
         });
         if state.closed {
             // Closed while this worker started: let it go at once.
@@ -585,9 +682,9 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
 
     let setup_error = serve(shared, index, &conn);
     conn.shutdown();
-    let exit = crate::launch::reap(launched.child, &pidfd, Duration::from_secs(5))
-        .map(ExitInfo::from_status)
-        .unwrap_or(ExitInfo::Unknown);
+    let exit = reaper
+        .reap(Duration::from_secs(5))
+        .map_or(ExitInfo::Unknown, ExitInfo::from_status);
     // Taking the worker out of the state drops its outbox, which ends the writer.
     worker_gone(shared, index, exit);
     let _ = writer.join();
@@ -600,17 +697,17 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
 /// Reads a worker's reports until it hangs up. Returns the worker's own setup error, if it
 /// reported one.
 fn serve(shared: &Shared, index: usize, conn: &Conn) -> Option<String> {
-    let mut reader = conn.reader();
+    let mut frames = conn.frames();
     loop {
-        match read_frame(&mut reader, MAX_FRAME) {
+        let handled = match frames.next_frame() {
             Ok(Some(Frame {
-                kind: kind @ (Kind::TaskDone | Kind::TaskSkipped),
+                kind: Kind::Results,
                 payload,
-            })) => {
-                if !complete(shared, index, payload, kind == Kind::TaskSkipped) {
-                    return None; // it broke the protocol and was killed
-                }
-            }
+            })) => results(shared, index, payload),
+            Ok(Some(Frame {
+                kind: Kind::Skipped,
+                payload,
+            })) => skipped(shared, index, &payload),
             Ok(Some(Frame {
                 kind: Kind::SetupFailed,
                 payload,
@@ -620,58 +717,82 @@ fn serve(shared: &Shared, index: usize, conn: &Conn) -> Option<String> {
                         .unwrap_or_else(|_| "a pool worker could not start".into()),
                 );
             }
-            Ok(Some(_)) => {} // nothing else is meant for the pool
+            Ok(Some(Frame { kind, .. })) => Err(IpcError::Malformed(format!(
+                "unexpected {kind:?} frame from a pool worker"
+            ))),
             Ok(None) | Err(_) => return None,
+        };
+        if handled.is_err() {
+            // A worker that breaks the protocol is put down; what it held goes back to the
+            // queue when its connection ends.
+            if let Some(worker) = lock(&shared.state).workers[index].as_ref() {
+                worker.kill();
+            }
+            return None;
         }
     }
 }
 
-/// A worker reported a chunk: done (with its results) or skipped (the parent had taken it back
-/// before it started). Returns `false` if the report was not for the chunk it held (the worker
-/// is then killed, and its chunks go back to the queue).
-fn complete(shared: &Shared, index: usize, payload: Vec<u8>, skipped: bool) -> bool {
-    let Some(id) = payload
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    else {
-        return false;
-    };
+/// A worker reported results of the chunk it runs.
+fn results(shared: &Shared, index: usize, payload: Vec<u8>) -> Result<(), IpcError> {
+    let head = ResultsHead::decode(&payload)?;
     let mut state = lock(&shared.state);
-    let Some(worker) = state.workers[index].as_mut() else {
-        return false;
-    };
-    if let Some(position) = worker.stolen.iter().position(|&stolen| stolen == id) {
-        // Given to another worker meanwhile. (A result for it, should the skip mark ever have
-        // been missed, is dropped: the other worker delivers that chunk.)
-        worker.stolen.swap_remove(position);
-        fill(&mut state, index);
-        return true;
+    let worker = state.workers[index]
+        .as_mut()
+        .ok_or(IpcError::Disconnected)?;
+    let front = worker
+        .in_flight
+        .front_mut()
+        .filter(|d| d.chunk.id == head.chunk && d.reported == head.first as usize)
+        .ok_or_else(|| IpcError::Malformed("results for a chunk the worker does not run".into()))?;
+    let count = head.count as usize;
+    if count == 0 || front.reported + count > front.chunk.count() {
+        return Err(IpcError::Malformed(
+            "results for items the chunk does not have".into(),
+        ));
     }
-    if worker.in_flight.front().is_none_or(|chunk| chunk.id != id) {
-        let _ = crate::sys::pidfd_send_signal(worker.pidfd.as_fd(), libc::SIGKILL);
-        return false;
+    front.chunk.call.deliver(Delivery::Done {
+        first_index: front.chunk.first_index + front.reported,
+        count,
+        bytes: payload,
+        start: RESULTS_HEAD,
+    });
+    front.reported += count;
+    let finished = front.reported == front.chunk.count();
+    if finished {
+        worker.in_flight.pop_front();
     }
-    let chunk = worker.in_flight.pop_front().expect("checked above");
-    if skipped {
-        // Skipped, yet not taken by another worker (a take-over that lost the race with the
-        // worker starting it): back to the queue, unless its call was cancelled.
-        if !chunk.call.is_cancelled() {
-            state.queue.push_front(chunk);
+    sweep(worker);
+    if finished {
+        for other in 0..state.workers.len() {
+            fill(&mut state, other);
         }
-    } else {
-        chunk.call.deliver(Delivery::Done {
-            first_index: chunk.first_index,
-            count: chunk.count(),
-            bytes: payload,
-            start: 8,
-        });
+        drop(state);
+        shared.changed.notify_all();
     }
+    Ok(())
+}
+
+/// A worker skipped the chunk the parent took back from it.
+fn skipped(shared: &Shared, index: usize, payload: &[u8]) -> Result<(), IpcError> {
+    let id = decode_skipped(payload)?;
+    let mut state = lock(&shared.state);
+    let worker = state.workers[index]
+        .as_mut()
+        .ok_or(IpcError::Disconnected)?;
+    if worker.revoked != Some(id) {
+        return Err(IpcError::Malformed(
+            "skipped a chunk that was not taken back".into(),
+        ));
+    }
+    worker.revoked = None;
+    sweep(worker);
     for other in 0..state.workers.len() {
         fill(&mut state, other);
     }
     drop(state);
     shared.changed.notify_all();
-    true
+    Ok(())
 }
 
 /// A worker ended: blame the item it died on (if it died running one), put everything else it
@@ -684,35 +805,44 @@ fn worker_gone(shared: &Shared, index: usize, exit: ExitInfo) {
     if state.closed {
         // Closed or terminated: what it held will not run anywhere.
         drop(state);
-        for chunk in &worker.in_flight {
-            chunk.call.fail(FailureKind::Closed);
+        for held in &worker.in_flight {
+            held.chunk.call.fail(FailureKind::Closed);
         }
         shared.changed.notify_all();
         return;
     }
-    let blame = (worker.status.phase() == Phase::Running)
-        .then(|| (worker.status.task(), worker.status.current_run()));
+    let item = worker.status.current_run();
     let mut requeue = Vec::new();
     let mut crashed = Vec::new();
-    for (position, chunk) in worker.in_flight.iter().enumerate() {
+    for (position, held) in worker.in_flight.iter().enumerate() {
+        let chunk = &held.chunk;
         if chunk.call.is_cancelled() {
             continue;
         }
-        match blame {
-            Some((task, item)) if position == 0 && task == chunk.id && item < chunk.count() => {
-                if item > 0 {
-                    let id = state.next_chunk;
-                    state.next_chunk += 1;
-                    requeue.push(Arc::new(chunk.split(0..item, id)));
-                }
+        let mut put_back = |range: std::ops::Range<usize>, state: &mut State| {
+            if range.is_empty() {
+            } else if range.len() == chunk.count() {
+                requeue.push(Arc::clone(chunk));
+            } else {
+                requeue.push(Arc::new(chunk.split(range, state.next_id())));
+            }
+        };
+        if position == 0 && worker.is_running(chunk) {
+            if item < chunk.count() {
+                // Items before it ran, but their results died with the worker: they run again.
+                let item = item.max(held.reported);
+                put_back(held.reported..item, &mut state);
                 crashed.push((Arc::clone(&chunk.call), chunk.first_index + item));
-                if item + 1 < chunk.count() {
-                    let id = state.next_chunk;
-                    state.next_chunk += 1;
-                    requeue.push(Arc::new(chunk.split(item + 1..chunk.count(), id)));
+                put_back(item + 1..chunk.count(), &mut state);
+            } else {
+                // It ran every item and died (or hung up) before reporting them all: each one
+                // it did not report counts as failed with it.
+                for i in held.reported..chunk.count() {
+                    crashed.push((Arc::clone(&chunk.call), chunk.first_index + i));
                 }
             }
-            _ => requeue.push(Arc::clone(chunk)),
+        } else {
+            put_back(held.reported..chunk.count(), &mut state);
         }
     }
     for chunk in requeue.into_iter().rev() {
@@ -733,19 +863,16 @@ fn worker_gone(shared: &Shared, index: usize, exit: ExitInfo) {
 }
 
 /// Decodes the `count` results of a [`Delivery::Done`], in item order, handing each to `each`
-/// with its position in the chunk.
+/// with its position in the delivery.
 pub(crate) fn decode_results<O: serde::de::DeserializeOwned>(
     bytes: &[u8],
     count: usize,
     each: &mut dyn FnMut(usize, Result<O, TaskError>),
 ) {
-    let mut rest = bytes;
+    let mut decoder = crate::wire::codec::Decoder::new(bytes);
     for i in 0..count {
-        match crate::wire::codec::decode_prefix::<Result<O, TaskError>>(rest) {
-            Ok((value, used)) => {
-                each(i, value);
-                rest = &rest[used..];
-            }
+        match decoder.next::<Result<O, TaskError>>() {
+            Ok(value) => each(i, value),
             Err(message) => {
                 // Out of step: the remaining items cannot be located either.
                 for j in i..count {

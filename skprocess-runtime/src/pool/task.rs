@@ -13,14 +13,13 @@
 //!   executable's identity (the linker's GNU build id, or the file's identity when there is
 //!   none) in the start message, and a worker whose identity differs refuses to start;
 //! - the trampoline's type is fixed ([`Trampoline`]), and every offset the parent sends was
-//!   computed from a function of that type.
-
-use std::io::Write;
-use std::sync::OnceLock;
-
-use serde::Serialize;
+//!   computed from a function of that type, which lies in the same loaded image as the anchor
+//!   (a task compiled into a `dylib` or a plugin is refused with a typed error, never jumped
+//!   to);
+//! - [`TaskFn`] is sealed: only functions and closures implement it.
 
 use super::error::TaskError;
+use super::worker::ResultWriter;
 use crate::engine::{Engine, Outcome};
 use crate::error::Failure;
 use crate::lifecycle::{ChildLink, HookReturn, Lifecycle, Transferable};
@@ -55,13 +54,16 @@ use mode::{Fallible, Plain, Processes, Star, Value};
 /// Implemented for `fn` items and closures that capture nothing, of the shapes each mode
 /// expects. A capturing closure is rejected at compile time (when the call is monomorphized):
 /// the task travels as a code address, so it cannot carry data; pass data in the items.
+///
+/// The trait is sealed: its only implementations are the ones here, for functions and closures,
+/// so a task is always code that takes real items (a type of your own cannot pose as one).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a pool task for these items",
     label = "expected a `fn` item or a non-capturing closure taking the item",
     note = "with `star()` the item must be a tuple of the task's arguments; with `fallible()` the \
             task returns a `Result`; with `processes()` it returns a process type"
 )]
-pub trait TaskFn<A, K, I>: Copy + Send + Sync + 'static {
+pub trait TaskFn<A, K, I>: sealed::Sealed<A, K, I> + Copy + Send + Sync + 'static {
     /// What the item's result is.
     type Output: Transferable;
 
@@ -73,6 +75,33 @@ pub trait TaskFn<A, K, I>: Copy + Send + Sync + 'static {
     /// Runs the task on one item (in the worker).
     #[doc(hidden)]
     fn call_task(self, input: I) -> Result<Self::Output, TaskError>;
+}
+
+mod sealed {
+    /// Implemented exactly where [`TaskFn`](super::TaskFn) is; not nameable outside the crate.
+    pub trait Sealed<A, K, I> {}
+}
+
+impl<F, I, O> sealed::Sealed<Plain, Value, I> for F
+where
+    F: Fn(I) -> O + Copy + Send + Sync + 'static,
+    O: Transferable,
+{
+}
+
+impl<F, I, T, E> sealed::Sealed<Plain, Fallible, I> for F
+where
+    F: Fn(I) -> Result<T, E> + Copy + Send + Sync + 'static,
+    T: Transferable,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+}
+
+impl<F, I, P> sealed::Sealed<Plain, Processes, I> for F
+where
+    F: Fn(I) -> P + Copy + Send + Sync + 'static,
+    P: Lifecycle,
+{
 }
 
 impl<F, I, O> TaskFn<Plain, Value, I> for F
@@ -115,6 +144,28 @@ where
 
 macro_rules! star_tasks {
     ($($arg:ident)+) => {
+        impl<F, $($arg,)+ O> sealed::Sealed<Star, Value, ($($arg,)+)> for F
+        where
+            F: Fn($($arg),+) -> O + Copy + Send + Sync + 'static,
+            O: Transferable,
+        {
+        }
+
+        impl<F, $($arg,)+ T, E> sealed::Sealed<Star, Fallible, ($($arg,)+)> for F
+        where
+            F: Fn($($arg),+) -> Result<T, E> + Copy + Send + Sync + 'static,
+            T: Transferable,
+            E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        {
+        }
+
+        impl<F, $($arg,)+ P> sealed::Sealed<Star, Processes, ($($arg,)+)> for F
+        where
+            F: Fn($($arg),+) -> P + Copy + Send + Sync + 'static,
+            P: Lifecycle,
+        {
+        }
+
         impl<F, $($arg,)+ O> TaskFn<Star, Value, ($($arg,)+)> for F
         where
             F: Fn($($arg),+) -> O + Copy + Send + Sync + 'static,
@@ -186,11 +237,11 @@ fn run_process_inline<P: Lifecycle>(process: P) -> Result<P::Output, TaskError> 
         .0;
     let inbox = crate::inbox::Inbox::default();
     inbox.close(); // no parent listens to a process run inside a pool
-    let link = std::sync::Arc::new(ChildLink {
-        conn: None,
-        inbox: std::sync::Arc::new(inbox),
-        status: std::sync::Arc::new(status),
-    });
+    let link = std::sync::Arc::new(ChildLink::new(
+        None,
+        std::sync::Arc::new(inbox),
+        std::sync::Arc::new(status),
+    ));
     match Engine::new(process, config, link).run().0 {
         Outcome::Value(value) => Ok(value),
         Outcome::Error(error) => Err(TaskError::Process(error)),
@@ -198,10 +249,14 @@ fn run_process_inline<P: Lifecycle>(process: P) -> Result<P::Output, TaskError> 
 }
 
 /// The function every task offset points at: runs `lengths.len()` items whose encodings are
-/// concatenated in `items`, appending each item's encoded `Result<Output, TaskError>` to `out`
-/// and recording the index of the item in progress in `status`.
-pub(crate) type Trampoline =
-    fn(items: &[u8], lengths: &[u32], out: &mut Vec<u8>, status: &StatusPage);
+/// concatenated in `items`, handing each item's `Result<Output, TaskError>` to `out` and
+/// recording the index of the item in progress in `status`.
+pub(crate) type Trampoline = for<'a, 'b> fn(
+    items: &[u8],
+    lengths: &[u32],
+    out: &mut ResultWriter<'b>,
+    status: &'a StatusPage,
+);
 
 /// A fixed point of this crate's code; task offsets are relative to its address.
 #[inline(never)]
@@ -210,8 +265,10 @@ pub(crate) fn anchor() {
 }
 
 /// The offset of `T`'s trampoline from [`anchor`]. Fails to compile (when monomorphized) if
-/// `T` is not zero-sized, that is, a closure that captures something.
-pub(crate) fn task_offset<T, A, K, I>() -> i64
+/// `T` is not zero-sized, that is, a closure that captures something. `None` if the trampoline
+/// lies in another loaded image than this crate's code (the task was compiled into a `dylib` or
+/// a plugin): an offset could not find it in a worker.
+pub(crate) fn task_offset<T, A, K, I>() -> Option<i64>
 where
     T: TaskFn<A, K, I>,
     I: Transferable,
@@ -224,7 +281,9 @@ where
         );
     }
     let trampoline: Trampoline = trampoline::<T, A, K, I>;
-    (trampoline as usize as i64).wrapping_sub(anchor as fn() as usize as i64)
+    let address = trampoline as usize;
+    crate::identity::in_this_image(address)
+        .then(|| (address as i64).wrapping_sub(anchor as fn() as usize as i64))
 }
 
 /// Turns an offset from the authenticated parent back into a trampoline.
@@ -240,8 +299,12 @@ pub(crate) unsafe fn trampoline_at(offset: i64) -> Trampoline {
     unsafe { std::mem::transmute::<usize, Trampoline>(address) }
 }
 
-fn trampoline<T, A, K, I>(items: &[u8], lengths: &[u32], out: &mut Vec<u8>, status: &StatusPage)
-where
+fn trampoline<T, A, K, I>(
+    items: &[u8],
+    lengths: &[u32],
+    out: &mut ResultWriter<'_>,
+    status: &StatusPage,
+) where
     T: TaskFn<A, K, I>,
     I: Transferable,
 {
@@ -263,7 +326,7 @@ where
             )),
         };
         start = end;
-        append_outcome(out, &outcome);
+        out.push(&outcome);
     }
 }
 
@@ -278,114 +341,9 @@ where
     }
 }
 
-/// Appends one item's outcome; an output that cannot be encoded becomes an encode error.
-fn append_outcome<O: Serialize>(out: &mut Vec<u8>, outcome: &Result<O, TaskError>) {
-    let mark = out.len();
-    if let Err(error) = crate::wire::codec::encode_into(out, outcome) {
-        out.truncate(mark);
-        let fallback: Result<O, TaskError> = Err(TaskError::Encode(error));
-        crate::wire::codec::encode_into(out, &fallback)
-            .expect("a TaskError::Encode always encodes");
-    }
-}
-
-/// The identity of this executable: its GNU build id, or (without one) a digest of the file's
-/// device, inode, size and modification time. Computed once.
-pub(crate) fn executable_identity() -> &'static [u8] {
-    static IDENTITY: OnceLock<Vec<u8>> = OnceLock::new();
-    IDENTITY.get_or_init(|| build_id().unwrap_or_else(file_identity))
-}
-
-fn build_id() -> Option<Vec<u8>> {
-    struct Found(Option<Vec<u8>>);
-    unsafe extern "C" fn callback(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: the loader passes a valid info for the current object; `data` is our `Found`.
-        let (info, found) = unsafe { (&*info, &mut *data.cast::<Found>()) };
-        // The first object is the main program.
-        // SAFETY: dlpi_phdr points at dlpi_phnum program headers of this loaded object.
-        let headers =
-            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
-        for header in headers.iter().filter(|h| h.p_type == libc::PT_NOTE) {
-            let start = (info.dlpi_addr as usize).wrapping_add(header.p_vaddr as usize);
-            // SAFETY: a PT_NOTE segment of a loaded object is mapped and readable for its size.
-            let notes =
-                unsafe { std::slice::from_raw_parts(start as *const u8, header.p_memsz as usize) };
-            if let Some(id) = find_build_id(notes) {
-                found.0 = Some(id);
-                break;
-            }
-        }
-        1 // stop after the main program
-    }
-    let mut found = Found(None);
-    // SAFETY: the callback only reads what the loader hands it and writes into `found`.
-    unsafe { libc::dl_iterate_phdr(Some(callback), (&raw mut found).cast()) };
-    found.0
-}
-
-/// Finds the NT_GNU_BUILD_ID note in a run of ELF notes.
-fn find_build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
-    const NT_GNU_BUILD_ID: u32 = 3;
-    let align4 = |n: usize| (n + 3) & !3;
-    while notes.len() >= 12 {
-        let word = |i: usize| u32::from_ne_bytes(notes[i..i + 4].try_into().expect("4 bytes"));
-        let (namesz, descsz, kind) = (word(0) as usize, word(4) as usize, word(8));
-        let name_end = 12 + align4(namesz);
-        let desc_end = name_end + align4(descsz);
-        if desc_end > notes.len() {
-            return None;
-        }
-        if kind == NT_GNU_BUILD_ID && &notes[12..12 + namesz] == b"GNU\0" {
-            return Some(notes[name_end..name_end + descsz].to_vec());
-        }
-        notes = &notes[desc_end..];
-    }
-    None
-}
-
-fn file_identity() -> Vec<u8> {
-    use std::os::unix::fs::MetadataExt;
-    let mut id = Vec::new();
-    if let Ok(meta) = std::fs::metadata("/proc/self/exe") {
-        for field in [meta.dev(), meta.ino(), meta.size(), meta.mtime() as u64] {
-            let _ = id.write_all(&field.to_le_bytes());
-        }
-    }
-    id
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn this_executable_has_an_identity() {
-        assert!(!executable_identity().is_empty());
-        assert_eq!(executable_identity(), executable_identity());
-    }
-
-    #[test]
-    fn build_id_notes_parse() {
-        let mut notes = Vec::new();
-        // an unrelated note first
-        notes.extend_from_slice(&4u32.to_ne_bytes());
-        notes.extend_from_slice(&4u32.to_ne_bytes());
-        notes.extend_from_slice(&1u32.to_ne_bytes());
-        notes.extend_from_slice(b"ABC\0");
-        notes.extend_from_slice(&[9, 9, 9, 9]);
-        // the build id
-        notes.extend_from_slice(&4u32.to_ne_bytes());
-        notes.extend_from_slice(&3u32.to_ne_bytes());
-        notes.extend_from_slice(&3u32.to_ne_bytes());
-        notes.extend_from_slice(b"GNU\0");
-        notes.extend_from_slice(&[1, 2, 3, 0]);
-        assert_eq!(find_build_id(&notes), Some(vec![1, 2, 3]));
-        assert_eq!(find_build_id(&notes[..20]), None);
-    }
 
     fn double(x: u32) -> u32 {
         x * 2
@@ -393,7 +351,7 @@ mod tests {
 
     fn offsets_of<T: TaskFn<Plain, Value, u32>>(_task: T) -> (i64, Trampoline) {
         (
-            task_offset::<T, Plain, Value, u32>(),
+            task_offset::<T, Plain, Value, u32>().expect("in this image"),
             trampoline::<T, Plain, Value, u32>,
         )
     }
@@ -422,19 +380,23 @@ mod tests {
             lengths.push(bytes.len() as u32);
             items.extend_from_slice(&bytes);
         }
-        let mut out = Vec::new();
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let conn = crate::wire::Conn::new(ours);
+        let mut out = ResultWriter::new(&conn, 9);
         // SAFETY: computed in this process.
         let trampoline = unsafe { trampoline_at(offset) };
         trampoline(&items, &lengths, &mut out, &status);
-        let mut rest = &out[..];
-        let mut results = Vec::new();
-        for _ in 0..3 {
-            let (value, used): (Result<u32, TaskError>, usize) =
-                crate::wire::codec::decode_prefix(rest).unwrap();
-            results.push(value);
-            rest = &rest[used..];
-        }
-        assert!(rest.is_empty());
+        out.finish().unwrap();
+        let reader = crate::wire::Conn::new(theirs);
+        let frame = reader.read_one().unwrap().unwrap();
+        assert_eq!(frame.kind, crate::wire::Kind::Results);
+        let head = crate::wire::protocol::ResultsHead::decode(&frame.payload).unwrap();
+        assert_eq!((head.chunk, head.first, head.count), (9, 0, 3));
+        let mut decoder =
+            crate::wire::codec::Decoder::new(&frame.payload[crate::wire::protocol::RESULTS_HEAD..]);
+        let results: Vec<Result<u32, TaskError>> =
+            (0..3).map(|_| decoder.next().unwrap()).collect();
+        assert!(decoder.is_empty());
         assert_eq!(results[0].as_ref().unwrap(), &10);
         let failure = results[1].as_ref().unwrap_err().failure().unwrap();
         assert_eq!(failure.message(), "three is not allowed");

@@ -1,104 +1,44 @@
 //! The worker side of a pool: a child that runs tasks until its parent hangs up.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::time::Duration;
 
 use linkme::distributed_slice;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::task::{executable_identity, trampoline_at};
-use crate::child::{ChildSession, exit_code, setup_failed};
-use crate::error::ProcessError;
-use crate::registry::{PROCESSES, ProcessEntry};
+use super::error::{Payload, TaskError};
+use super::task::trampoline_at;
+use crate::error::{IpcError, ProcessError};
+use crate::exit::code;
+use crate::registry::{ChildSession, PROCESSES, ProcessEntry};
 use crate::shm::Phase;
-use crate::wire::frame::{MAX_FRAME, read_frame};
-use crate::wire::{Frame, Kind, decode};
+use crate::wire::protocol::{
+    Kind, RESULTS_HEAD, ResultsHead, TaskFrame, WorkerStart, skipped_payload,
+};
+use crate::wire::{Conn, Frame, FrameBuf, decode};
 
 /// The registered name of the pool worker entry.
 pub(crate) const ENTRY_NAME: &str = "skprocess::pool-worker";
 
+/// A worker sends the results it has once they hold this many bytes (or when its chunk ends),
+/// so that a chunk's results never need a frame larger than this, and a slow chunk's first
+/// results reach the caller early.
+const FLUSH_BYTES: usize = 1 << 20;
+
 #[distributed_slice(PROCESSES)]
 static WORKER_ENTRY: ProcessEntry = ProcessEntry::with_entry(ENTRY_NAME, worker_entry);
 
-/// The worker's start message.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct WorkerStart {
-    /// The parent's executable identity; the worker refuses to run if its own differs.
-    pub(crate) identity: Vec<u8>,
-}
-
-/// A task frame: `chunk id u64 | trampoline offset i64 | count u32 | count × length u32 |
-/// items`, all little endian.
-pub(crate) struct TaskFrame<'a> {
-    pub(crate) chunk: u64,
-    pub(crate) offset: i64,
-    pub(crate) lengths: Vec<u32>,
-    pub(crate) items: &'a [u8],
-}
-
-impl<'a> TaskFrame<'a> {
-    pub(crate) fn encode(chunk: u64, offset: i64, lengths: &[u32], items: &[u8]) -> Vec<u8> {
-        let mut payload = Vec::with_capacity(20 + 4 * lengths.len() + items.len());
-        payload.extend_from_slice(&chunk.to_le_bytes());
-        payload.extend_from_slice(&offset.to_le_bytes());
-        payload.extend_from_slice(&(lengths.len() as u32).to_le_bytes());
-        for len in lengths {
-            payload.extend_from_slice(&len.to_le_bytes());
-        }
-        payload.extend_from_slice(items);
-        payload
-    }
-
-    pub(crate) fn decode(payload: &'a [u8]) -> Option<TaskFrame<'a>> {
-        let chunk = u64::from_le_bytes(payload.get(0..8)?.try_into().ok()?);
-        let offset = i64::from_le_bytes(payload.get(8..16)?.try_into().ok()?);
-        let count = u32::from_le_bytes(payload.get(16..20)?.try_into().ok()?) as usize;
-        let lengths_end = 20usize.checked_add(count.checked_mul(4)?)?;
-        let lengths = payload
-            .get(20..lengths_end)?
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-            .collect::<Vec<_>>();
-        let items = payload.get(lengths_end..)?;
-        let total: u64 = lengths.iter().map(|&l| u64::from(l)).sum();
-        (total == items.len() as u64).then_some(TaskFrame {
-            chunk,
-            offset,
-            lengths,
-            items,
-        })
-    }
-}
-
 fn worker_entry(session: ChildSession) -> i32 {
-    let ChildSession { conn, status, body } = session;
-    let start: WorkerStart = match decode(&body) {
-        Ok(start) => start,
-        Err(message) => {
-            return setup_failed(
-                &conn,
-                ProcessError::ChildSetup {
-                    message: format!("malformed pool worker start message: {message}"),
-                },
-            );
-        }
-    };
-    if start.identity != executable_identity() {
-        return setup_failed(
-            &conn,
-            ProcessError::ChildSetup {
-                message: "the worker runs a different executable than the pool (their build \
-                          ids differ); refusing to run tasks"
-                    .into(),
-            },
-        );
+    if let Err(message) = decode::<WorkerStart>(&session.body) {
+        return session.setup_failed(ProcessError::ChildSetup {
+            message: format!("malformed pool worker start message: {message}"),
+        });
     }
-    if conn.send(Kind::Ready, &[]).is_err() {
-        return exit_code::OK;
-    }
-    // Ctrl+C is for the parent: it dies, and its workers follow (below). SIGTERM, from the
-    // kernel when the parent dies or from anyone else, ends the worker at once.
-    // SAFETY: installing SIG_IGN is always sound.
-    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let ChildSession { conn, status, .. } = session;
+    // Ctrl+C is for the parent: it dies, and its workers follow (below), or it handles it and
+    // ends the calls in progress itself. SIGTERM, from the kernel when the parent dies or from
+    // anyone else, ends the worker at once.
+    crate::sys::ignore_signal(libc::SIGINT);
     let watch = std::sync::Arc::clone(&status);
     let _ = std::thread::Builder::new()
         .name("skprocess-worker-watch".into())
@@ -106,75 +46,154 @@ fn worker_entry(session: ChildSession) -> i32 {
             while !watch.stop_requested() {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            crate::sys::hard_exit(exit_code::PARENT_GONE);
+            crate::exit::flush_and_exit(code::PARENT_GONE);
         });
 
-    let mut reader = conn.reader();
-    let mut out = Vec::new();
+    let mut frames = conn.frames();
     loop {
-        let payload = match read_frame(&mut reader, MAX_FRAME) {
+        let payload = match frames.next_frame() {
             Ok(Some(Frame {
                 kind: Kind::Task,
                 payload,
             })) => payload,
             Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => return exit_code::OK, // the pool closed (or is gone)
+            Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
         };
-        let Some(task) = TaskFrame::decode(&payload) else {
-            return setup_failed(
-                &conn,
-                ProcessError::ChildSetup {
-                    message: "malformed task frame".into(),
-                },
-            );
+        let task = match TaskFrame::decode(&payload) {
+            Ok(task) => task,
+            Err(error) => {
+                return ChildSession::report_setup_failure(&conn, ProcessError::Ipc(error));
+            }
         };
         status.set_current_run(0);
-        status.set_phase(Phase::Running);
-        status.set_task(task.chunk);
-        out.clear();
-        out.extend_from_slice(&task.chunk.to_le_bytes());
-        if status.skip_task() == task.chunk {
-            // The parent took this chunk back before it started (its call was cancelled, or an
-            // idle worker took it over): say so, and run nothing.
-            status.set_phase(Phase::Done);
-            if conn.send(Kind::TaskSkipped, &out).is_err() {
-                return exit_code::OK;
+        if !status.claim(task.chunk) {
+            // The parent took this chunk back before it started (to give it to an idle worker,
+            // or because its call was cancelled): say so, and run nothing.
+            if conn
+                .send(Kind::Skipped, &skipped_payload(task.chunk))
+                .is_err()
+            {
+                return code::OK;
             }
             continue;
         }
+        status.set_phase(Phase::Running);
         // SAFETY: the offset comes from the authenticated parent, which runs this same
-        // executable (checked above), and was computed by `task_offset`.
+        // executable (checked before `Ready`) and computed it with `task_offset`, which
+        // refuses code outside this image.
         let trampoline = unsafe { trampoline_at(task.offset) };
-        trampoline(task.items, &task.lengths, &mut out, &status);
+        let mut results = ResultWriter::new(&conn, task.chunk);
+        trampoline(task.items, &task.lengths, &mut results, &status);
         // Past the last item: a death from here on is not the fault of any item.
         status.set_current_run(task.lengths.len());
-        if conn.send(Kind::TaskDone, &out).is_err() {
-            return exit_code::OK;
+        if results.finish().is_err() {
+            return code::OK;
         }
         status.set_phase(Phase::Done);
         if crate::engine::abandoned_a_thread() {
             // A timed-out section's thread is still running in this process: retire, so that it
             // cannot disturb later items. The pool starts a fresh worker.
-            return exit_code::OK;
+            return code::OK;
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Collects a chunk's results and sends them in `Results` frames of at most [`FLUSH_BYTES`]
+/// (and never over the frame limit): a result too large for any frame becomes that item's
+/// [`TaskError::TooLarge`].
+#[derive(Debug)]
+pub(crate) struct ResultWriter<'a> {
+    conn: &'a Conn,
+    chunk: u64,
+    frame: FrameBuf,
+    /// The position in the chunk of the first result in `frame`.
+    first: u32,
+    count: u32,
+    /// Set once a send failed: the connection is gone, later results go nowhere.
+    failed: Option<IpcError>,
+}
 
-    #[test]
-    fn task_frames_round_trip_and_reject_bad_lengths() {
-        let bytes = TaskFrame::encode(7, -42, &[2, 3], b"abcde");
-        let frame = TaskFrame::decode(&bytes).unwrap();
-        assert_eq!((frame.chunk, frame.offset), (7, -42));
-        assert_eq!(frame.lengths, vec![2, 3]);
-        assert_eq!(frame.items, b"abcde");
-        assert!(TaskFrame::decode(&bytes[..bytes.len() - 1]).is_none());
-        assert!(TaskFrame::decode(&bytes[..10]).is_none());
-        let mut huge = bytes.clone();
-        huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(TaskFrame::decode(&huge).is_none());
+impl<'a> ResultWriter<'a> {
+    pub(crate) fn new(conn: &'a Conn, chunk: u64) -> ResultWriter<'a> {
+        ResultWriter {
+            conn,
+            chunk,
+            frame: ResultsHead::start_frame(),
+            first: 0,
+            count: 0,
+            failed: None,
+        }
+    }
+
+    /// Appends one item's outcome. An output that cannot be encoded (its `Serialize` fails or
+    /// panics) becomes [`TaskError::Encode`]; one too large for a frame, [`TaskError::TooLarge`].
+    pub(crate) fn push<O: Serialize>(&mut self, outcome: &Result<O, TaskError>) {
+        let limit = self.conn.limit();
+        let mark = self.frame.buf().len();
+        let encoded = panic::catch_unwind(AssertUnwindSafe(|| {
+            crate::wire::codec::encode_into(self.frame.buf(), outcome)
+        }))
+        .unwrap_or_else(|payload| {
+            Err(format!(
+                "the value's Serialize implementation panicked: {}",
+                crate::engine::panic_message(&*payload)
+            ))
+        });
+        let len = self.frame.buf().len() - mark;
+        let fallback = match encoded {
+            Err(message) => Some(TaskError::Encode(message)),
+            Ok(()) if RESULTS_HEAD + len > limit as usize => Some(TaskError::TooLarge {
+                what: Payload::Output,
+                len: len as u64,
+                limit: u64::from(limit),
+            }),
+            Ok(()) => None,
+        };
+        if let Some(error) = fallback {
+            self.frame.buf().truncate(mark);
+            crate::wire::codec::encode_into(self.frame.buf(), &Err::<O, TaskError>(error))
+                .expect("a TaskError always encodes");
+        }
+        // Too much for this frame with the new result: send the earlier ones first.
+        let payload = self.frame.payload_len();
+        if self.count > 0 && payload > FLUSH_BYTES.min(limit as usize) {
+            let tail = self.frame.buf().split_off(mark);
+            self.flush();
+            self.frame.buf().extend_from_slice(&tail);
+        }
+        self.count += 1;
+        if self.frame.payload_len() >= FLUSH_BYTES {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let mut frame = std::mem::replace(&mut self.frame, ResultsHead::start_frame());
+        ResultsHead {
+            chunk: self.chunk,
+            first: self.first,
+            count: self.count,
+        }
+        .write(&mut frame);
+        self.first += self.count;
+        self.count = 0;
+        if self.failed.is_none() {
+            let sent = frame
+                .finish(self.conn.limit())
+                .and_then(|bytes| self.conn.send_frames(&bytes));
+            self.failed = sent.err();
+        }
+    }
+
+    /// Sends what is left. `Err` if any send failed (the parent is gone).
+    pub(crate) fn finish(mut self) -> Result<(), IpcError> {
+        self.flush();
+        match self.failed {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 }

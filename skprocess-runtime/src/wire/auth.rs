@@ -13,21 +13,19 @@
 //! Fresh nonces on both sides defeat replay; the token (which child is connecting) is bound into
 //! both proofs. A wrong proof gets the connection closed and nothing else.
 
-use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::frame::{Kind, MAX_HANDSHAKE_FRAME, read_frame};
-use super::{Conn, Frame};
+use super::Conn;
+use super::frame::{Frame, MAX_HANDSHAKE_FRAME};
+use super::protocol::Kind;
 use crate::error::IpcError;
 
-/// How long a client waits for the server's next handshake frame.
+/// How long a whole handshake may take, on either side, from the first byte to the last
+/// (generous: a child on a loaded CI machine may be descheduled for a while).
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long the hub waits for a client's proof (it handshakes inline, so it stays short).
-pub(crate) const ACCEPT_TIMEOUT: Duration = Duration::from_secs(1);
 
 const NONCE: usize = 32;
 const MAC: usize = 32;
@@ -94,8 +92,13 @@ fn nonce() -> [u8; NONCE] {
     bytes
 }
 
-fn expect_frame(reader: &mut impl Read, kind: Kind, len: usize) -> Result<Vec<u8>, IpcError> {
-    match read_frame(reader, MAX_HANDSHAKE_FRAME)? {
+fn expect_frame(
+    conn: &Conn,
+    kind: Kind,
+    len: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, IpcError> {
+    match conn.read_frame_until(MAX_HANDSHAKE_FRAME, deadline)? {
         None => Err(IpcError::Auth("the peer closed the connection".into())),
         Some(Frame { kind: got, payload }) if got == kind && payload.len() == len => Ok(payload),
         Some(Frame { kind: got, payload }) => Err(IpcError::Auth(format!(
@@ -105,21 +108,31 @@ fn expect_frame(reader: &mut impl Read, kind: Kind, len: usize) -> Result<Vec<u8
     }
 }
 
-/// Server side: challenges a fresh connection. Returns the client's token once the client has
-/// proven it knows the secret and `accept_token` agrees to it; the caller then owns the
-/// connection. On any failure the connection should simply be dropped.
+/// Sends a handshake frame, waiting at most until `deadline` for room in the socket.
+fn send_until(conn: &Conn, kind: Kind, payload: &[u8], deadline: Instant) -> Result<(), IpcError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(IpcError::Timeout);
+    }
+    conn.set_write_timeout(Some(left))?;
+    let sent = conn.send(kind, payload);
+    conn.set_write_timeout(None)?;
+    sent
+}
+
+/// Server side: challenges a fresh connection, all of it before `deadline`. Returns the
+/// client's token once the client has proven it knows the secret and `accept_token` agrees to
+/// it; the caller then owns the connection. On any failure the connection should simply be
+/// dropped.
 pub(crate) fn server_handshake(
     conn: &Conn,
     secret: &Secret,
-    timeout: Duration,
+    deadline: Instant,
     accept_token: impl FnOnce(&[u8; TOKEN]) -> bool,
 ) -> Result<[u8; TOKEN], IpcError> {
-    conn.set_read_timeout(Some(timeout))?;
-    conn.set_write_timeout(Some(timeout))?;
     let server_nonce = nonce();
-    conn.send(Kind::Hello, &server_nonce)?;
-    let mut reader = conn.raw_reader();
-    let auth = expect_frame(&mut reader, Kind::Auth, TOKEN + NONCE + MAC)?;
+    send_until(conn, Kind::Hello, &server_nonce, deadline)?;
+    let auth = expect_frame(conn, Kind::Auth, TOKEN + NONCE + MAC, deadline)?;
     let (token, rest) = auth.split_at(TOKEN);
     let (client_nonce, proof) = rest.split_at(NONCE);
     secret
@@ -134,21 +147,19 @@ pub(crate) fn server_handshake(
         .mac(b"server", &[client_nonce, &server_nonce, &token])
         .finalize()
         .into_bytes();
-    conn.send(Kind::Welcome, &reply)?;
-    conn.set_read_timeout(None)?;
-    conn.set_write_timeout(None)?;
+    send_until(conn, Kind::Welcome, &reply, deadline)?;
     Ok(token)
 }
 
-/// Client side: answers the server's challenge and checks the server's own proof.
+/// Client side: answers the server's challenge and checks the server's own proof, all of it
+/// before `deadline`.
 pub(crate) fn client_handshake(
     conn: &Conn,
     secret: &Secret,
     token: &[u8; TOKEN],
+    deadline: Instant,
 ) -> Result<(), IpcError> {
-    conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    let mut reader = conn.raw_reader();
-    let server_nonce = expect_frame(&mut reader, Kind::Hello, NONCE)?;
+    let server_nonce = expect_frame(conn, Kind::Hello, NONCE, deadline)?;
     let client_nonce = nonce();
     let proof = secret
         .mac(b"client", &[&server_nonce, &client_nonce, token])
@@ -158,8 +169,8 @@ pub(crate) fn client_handshake(
     auth.extend_from_slice(token);
     auth.extend_from_slice(&client_nonce);
     auth.extend_from_slice(&proof);
-    conn.send(Kind::Auth, &auth)?;
-    let welcome = expect_frame(&mut reader, Kind::Welcome, MAC).map_err(|err| match err {
+    send_until(conn, Kind::Auth, &auth, deadline)?;
+    let welcome = expect_frame(conn, Kind::Welcome, MAC, deadline).map_err(|err| match err {
         IpcError::Auth(_) => IpcError::Auth("the server refused the connection".into()),
         other => other,
     })?;
@@ -167,7 +178,6 @@ pub(crate) fn client_handshake(
         .mac(b"server", &[&client_nonce, &server_nonce, token])
         .verify_slice(&welcome)
         .map_err(|_| IpcError::Auth("the server does not know the session secret".into()))?;
-    conn.set_read_timeout(None)?;
     Ok(())
 }
 

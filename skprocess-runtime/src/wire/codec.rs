@@ -72,3 +72,27 @@ mod tests {
         assert!(decode::<Vec<u64>>(&bytes).is_err());
     }
 }
+
+/// TEMPORARY shim until the new codec lands.
+#[derive(Debug)]
+pub(crate) struct Decoder<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Decoder<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Decoder<'a> {
+        Decoder { bytes }
+    }
+    pub(crate) fn next<T: DeserializeOwned>(&mut self) -> Result<T, String> {
+        let (v, used) = decode_prefix(self.bytes)?;
+        self.bytes = &self.bytes[used..];
+        Ok(v)
+    }
+    pub(crate) fn remaining(&self) -> &'a [u8] {
+        self.bytes
+    }
+    #[allow(dead_code)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}

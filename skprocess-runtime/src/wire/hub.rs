@@ -1,39 +1,36 @@
 //! The hub: one listener per parent process that every child connects back to.
 //!
 //! The hub is created on the first spawn and lives as long as the process. Each spawn registers
-//! an [`Expectation`] under a fresh random token; the child proves it knows the session secret
-//! (see [`auth`](super::auth)), names its token, and the hub hands the connection to whoever
-//! waits on that token. Connections that fail the handshake are closed and forgotten; they never
-//! reach a process handle.
+//! an [`Expectation`] under a fresh random token. A connection is checked twice before it
+//! reaches anyone:
+//!
+//! 1. the peer's credentials (`SO_PEERCRED`): a process of another user is closed before a
+//!    single byte is read;
+//! 2. the challenge–response of [`auth`](super::auth), on a thread of its own with one
+//!    deadline for the whole handshake, so that a client that trickles bytes holds up nothing
+//!    but its own connection. At most [`MAX_HANDSHAKES`] run at once; beyond that, connections
+//!    are closed at once.
+//!
+//! The authenticated connection is handed, untouched, to whoever waits on its token; the hub
+//! never writes to it after the handshake. Connections that fail are closed and forgotten.
 
 use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use interprocess::local_socket::Listener;
-use interprocess::local_socket::traits::Listener as _;
+use std::time::{Duration, Instant};
 
 use super::Conn;
-use super::auth::{self, Secret, TOKEN};
+use super::auth::{self, HANDSHAKE_TIMEOUT, Secret, TOKEN};
 use crate::error::IpcError;
+use crate::sync::lock;
 
-/// What runs on the hub's thread the moment a child is authenticated, before its connection is
-/// handed over: a process handle sends its start frame from here, saving a thread hop.
-pub(crate) type Greeter = Box<dyn FnOnce(&Arc<Conn>) + Send>;
+/// The most handshakes in progress at once.
+pub(crate) const MAX_HANDSHAKES: usize = 64;
 
-struct Waiter {
-    handover: mpsc::SyncSender<Arc<Conn>>,
-    greeter: Option<Greeter>,
-}
-
-impl std::fmt::Debug for Waiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Waiter").finish_non_exhaustive()
-    }
-}
-
-type Pending = Arc<Mutex<HashMap<[u8; TOKEN], Waiter>>>;
+type Pending = Arc<Mutex<HashMap<[u8; TOKEN], mpsc::SyncSender<Conn>>>>;
 
 /// The process-wide hub.
 #[derive(Debug)]
@@ -47,7 +44,7 @@ static HUB: Mutex<Option<&'static Hub>> = Mutex::new(None);
 
 /// The hub of this process, created on first use.
 pub(crate) fn hub() -> Result<&'static Hub, IpcError> {
-    let mut slot = HUB.lock().unwrap_or_else(|e| e.into_inner());
+    let mut slot = lock(&HUB);
     if let Some(hub) = *slot {
         return Ok(hub);
     }
@@ -61,54 +58,63 @@ pub(crate) fn hub() -> Result<&'static Hub, IpcError> {
     let pending = Arc::clone(&hub.pending);
     std::thread::Builder::new()
         .name("skprocess-hub".into())
-        .spawn(move || accept_loop(listener, secret, pending))
+        .spawn(move || accept_loop(&listener, &secret, &pending))
         .map_err(IpcError::Io)?;
     *slot = Some(hub);
     Ok(hub)
 }
 
-/// The hub's name, if this process has one (for tests and diagnostics).
+/// The hub's name, if this process has one (for the project's tests).
+#[cfg(feature = "__testing")]
 pub(crate) fn existing_hub_name() -> Option<String> {
-    let slot = HUB.lock().unwrap_or_else(|e| e.into_inner());
-    slot.map(|hub| hub.name.clone())
+    lock(&HUB).map(|hub| hub.name.clone())
 }
 
-fn accept_loop(listener: Listener, secret: Secret, pending: Pending) {
+fn accept_loop(listener: &UnixListener, secret: &Secret, pending: &Pending) {
+    let in_progress = Arc::new(AtomicUsize::new(0));
+    let uid = crate::sys::effective_uid();
     loop {
         let stream = match listener.accept() {
-            Ok(stream) => stream,
+            Ok((stream, _)) => stream,
             Err(_) => {
                 // Out of descriptors or similar: back off rather than spin.
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
-        // The handshake runs right here: a child answers within microseconds, and a thread per
-        // connection would cost more than the handshake. A client that stalls holds up the
-        // hub for at most `auth::ACCEPT_TIMEOUT`.
-        handshake(Conn::new(stream), &secret, &pending);
+        // Another user's process is closed before anything is read from it.
+        if crate::sys::peer_uid(stream.as_fd()).ok() != Some(uid) {
+            continue;
+        }
+        if in_progress.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+            in_progress.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        let (secret, pending, count) = (
+            secret.clone(),
+            Arc::clone(pending),
+            Arc::clone(&in_progress),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("skprocess-auth".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                handshake(Conn::new(stream), &secret, &pending, deadline);
+                count.fetch_sub(1, Ordering::AcqRel);
+            });
+        if spawned.is_err() {
+            in_progress.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
-fn handshake(conn: Conn, secret: &Secret, pending: &Pending) {
-    let is_expected = |token: &[u8; TOKEN]| {
-        pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(token)
-    };
-    let Ok(token) = auth::server_handshake(&conn, secret, auth::ACCEPT_TIMEOUT, is_expected) else {
+fn handshake(conn: Conn, secret: &Secret, pending: &Pending, deadline: Instant) {
+    let is_expected = |token: &[u8; TOKEN]| lock(pending).contains_key(token);
+    let Ok(token) = auth::server_handshake(&conn, secret, deadline, is_expected) else {
         return; // dropped: the connection closes, nothing else happens
     };
-    let waiter = pending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&token);
-    if let Some(Waiter { handover, greeter }) = waiter {
-        let conn = Arc::new(conn);
-        if let Some(greet) = greeter {
-            greet(&conn);
-        }
+    if let Some(handover) = lock(pending).remove(&token) {
         let _ = handover.send(conn);
     }
 }
@@ -124,22 +130,12 @@ impl Hub {
         &self.secret
     }
 
-    /// Registers a fresh token; the child that presents it is handed to the expectation, after
-    /// `greeter` (if any) ran on it.
-    pub(crate) fn expect(&'static self, greeter: Option<Greeter>) -> Expectation {
+    /// Registers a fresh token; the child that presents it is handed to the expectation.
+    pub(crate) fn expect(&'static self) -> Expectation {
         let mut token = [0u8; TOKEN];
         crate::sys::random_bytes(&mut token);
         let (tx, rx) = mpsc::sync_channel(1);
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                token,
-                Waiter {
-                    handover: tx,
-                    greeter,
-                },
-            );
+        lock(&self.pending).insert(token, tx);
         Expectation {
             hub: self,
             token,
@@ -153,7 +149,7 @@ impl Hub {
 pub(crate) struct Expectation {
     hub: &'static Hub,
     token: [u8; TOKEN],
-    rx: mpsc::Receiver<Arc<Conn>>,
+    rx: mpsc::Receiver<Conn>,
 }
 
 impl Expectation {
@@ -162,24 +158,20 @@ impl Expectation {
     }
 
     /// Waits up to `timeout` for the child's authenticated connection.
-    pub(crate) fn wait(&self, timeout: Duration) -> Option<Arc<Conn>> {
+    pub(crate) fn wait(&self, timeout: Duration) -> Option<Conn> {
         self.rx.recv_timeout(timeout).ok()
     }
 }
 
 impl Drop for Expectation {
     fn drop(&mut self) {
-        self.hub
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.token);
+        lock(&self.hub.pending).remove(&self.token);
     }
 }
 
 /// Connects to a hub as a client: the handshake, then the connection is ready for frames.
 pub(crate) fn connect(name: &str, secret: &Secret, token: &[u8; TOKEN]) -> Result<Conn, IpcError> {
     let conn = Conn::connect(name)?;
-    auth::client_handshake(&conn, secret, token)?;
+    auth::client_handshake(&conn, secret, token, Instant::now() + HANDSHAKE_TIMEOUT)?;
     Ok(conn)
 }

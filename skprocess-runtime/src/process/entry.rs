@@ -1,0 +1,103 @@
+//! The child side of a process: decode the start body, run the engine, report the outcome.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::engine::{Engine, Outcome};
+use crate::error::ProcessError;
+use crate::exit::code;
+use crate::inbox::Inbox;
+use crate::lifecycle::{ChildLink, Lifecycle, ProcessTimers};
+use crate::registry::ChildSession;
+use crate::shm::StatusPage;
+use crate::wire::protocol::ProcessStart;
+use crate::wire::{Conn, Frame, Kind, decode, encode};
+
+/// The child-side entry point of a process type `T`.
+pub(crate) fn run_process<T: Lifecycle>(session: ChildSession) -> i32 {
+    let start: ProcessStart = match decode(&session.body) {
+        Ok(start) => start,
+        Err(message) => {
+            return session.setup_failed(ProcessError::ChildSetup {
+                message: format!("malformed process start message: {message}"),
+            });
+        }
+    };
+    let state: T = match decode(&start.state) {
+        Ok(state) => state,
+        Err(message) => {
+            return session.setup_failed(ProcessError::Decode {
+                what: format!("the state of `{}`", std::any::type_name::<T>()),
+                message,
+            });
+        }
+    };
+    let ChildSession { conn, status, .. } = session;
+    let inbox = Arc::new(Inbox::default());
+    spawn_reader(Arc::clone(&conn), Arc::clone(&inbox), Arc::clone(&status));
+    let link = Arc::new(ChildLink::new(Some(Arc::clone(&conn)), inbox, status));
+    let (outcome, timers) = Engine::new(state, start.config, link).run();
+    send_outcome(&conn, outcome, timers);
+    code::OK
+}
+
+/// Reads the parent's frames: messages to the inbox, stop requests to the status page. When
+/// the parent goes away, stops the process and exits hard if it has not finished within
+/// [`PARENT_GONE_GRACE`](crate::exit::PARENT_GONE_GRACE).
+fn spawn_reader(conn: Arc<Conn>, inbox: Arc<Inbox>, status: Arc<StatusPage>) {
+    let spawned = std::thread::Builder::new()
+        .name("skprocess-child-io".into())
+        .spawn(move || {
+            let mut frames = conn.frames();
+            loop {
+                match frames.next_frame() {
+                    Ok(Some(Frame {
+                        kind: Kind::Tell,
+                        payload,
+                    })) => inbox.push(payload),
+                    Ok(Some(Frame {
+                        kind: Kind::Stop, ..
+                    })) => status.request_stop(),
+                    Ok(Some(_)) => {} // nothing else is meant for a process child
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            inbox.close();
+            crate::exit::parent_gone(&status);
+        });
+    drop(spawned);
+}
+
+/// Sends the outcome of a lifecycle to the parent. A result that cannot be encoded, or that is
+/// larger than the frame limit, becomes an error the parent receives instead.
+pub(crate) fn send_outcome<O: Serialize>(conn: &Conn, outcome: Outcome<O>, timers: ProcessTimers) {
+    let error = match outcome {
+        Outcome::Value(value) => match encode(&(&timers, &value)) {
+            Ok(bytes) => match conn.send(Kind::Result, &bytes) {
+                Err(crate::error::IpcError::FrameTooLarge { len, max }) => ProcessError::Encode {
+                    what: format!("the result (`{}`)", std::any::type_name::<O>()),
+                    message: format!(
+                        "its {len} bytes exceed the frame limit of {max} bytes \
+                         (`ProcessConfig::frame_limit`)"
+                    ),
+                },
+                _ => return,
+            },
+            Err(message) => ProcessError::Encode {
+                what: format!("the result (`{}`)", std::any::type_name::<O>()),
+                message,
+            },
+        },
+        Outcome::Error(error) => error,
+    };
+    let bytes = encode(&(&timers, &error)).or_else(|message| {
+        let fallback = ProcessError::ChildSetup {
+            message: format!("{error} (and the error could not be encoded: {message})"),
+        };
+        encode(&(&timers, &fallback))
+    });
+    if let Ok(bytes) = bytes {
+        let _ = conn.send(Kind::Error, &bytes);
+    }
+}

@@ -1,0 +1,347 @@
+//! The non-generic part of a process handle: one started child and its I/O thread.
+//!
+//! The I/O thread owns the connection phase and the reading: it waits for the child's
+//! authenticated connection, writes the status page, the Start frame and any messages told
+//! while the child was starting (in that order, so no `tell` overtakes them), then reads the
+//! child's frames until it hangs up, and reaps it. Nothing of this runs on a thread shared with
+//! other children: a child that is slow or stopped holds up only its own handle.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{ExitInfo, IpcError, ProcessError, TellError};
+use crate::inbox::Inbox;
+use crate::launch::Launched;
+use crate::lifecycle::ProcessTimers;
+use crate::shm::StatusPage;
+use crate::sync::{lock, wait_until};
+use crate::wire::codec::Decoder;
+use crate::wire::{Conn, Frame, Kind, decode};
+
+/// One started child.
+pub(crate) struct ChildHandle {
+    pub(super) pid: u32,
+    pub(super) status: Arc<StatusPage>,
+    pub(super) io: Arc<IoShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// State shared between a handle and its child's I/O thread.
+pub(crate) struct IoShared {
+    pidfd: Arc<OwnedFd>,
+    conn: Mutex<ConnSlot>,
+    /// The session's frame limit.
+    pub(super) frame_limit: u32,
+    pub(super) inbox: Inbox,
+    done: Mutex<Done>,
+    done_cond: Condvar,
+    killed: AtomicBool,
+}
+
+enum ConnSlot {
+    /// Not connected yet: frames to send once connected, in order.
+    Connecting(Vec<Vec<u8>>),
+    Connected(Arc<Conn>),
+    Closed,
+}
+
+#[derive(Default)]
+struct Done {
+    finished: bool,
+    delivered: Option<Delivered>,
+    timers: Option<ProcessTimers>,
+    exit: Option<ExitInfo>,
+    taken: bool,
+}
+
+enum Delivered {
+    /// The encoded result value (after the timers).
+    Value(Vec<u8>),
+    Error(ProcessError),
+}
+
+impl ChildHandle {
+    /// Starts a child that will run the Start frame `start`.
+    pub(super) fn spawn(start: Vec<u8>, frame_limit: u32) -> Result<ChildHandle, ProcessError> {
+        let launched = crate::launch::launch()?;
+        let pid = launched.pid;
+        let status = Arc::clone(&launched.status);
+        let io = Arc::new(IoShared {
+            pidfd: Arc::clone(&launched.pidfd),
+            conn: Mutex::new(ConnSlot::Connecting(Vec::new())),
+            frame_limit,
+            inbox: Inbox::default(),
+            done: Mutex::new(Done::default()),
+            done_cond: Condvar::new(),
+            killed: AtomicBool::new(false),
+        });
+        let thread_io = Arc::clone(&io);
+        let thread = std::thread::Builder::new()
+            .name(format!("skprocess-io-{pid}"))
+            .spawn(move || io_main(&thread_io, launched, &start));
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(e) => {
+                io.signal(libc::SIGKILL);
+                return Err(ProcessError::Spawn(e));
+            }
+        };
+        crate::signals::track(Arc::downgrade(&status) as _);
+        Ok(ChildHandle {
+            pid,
+            status,
+            io,
+            thread: Some(thread),
+        })
+    }
+
+    pub(super) fn kill(&self) {
+        self.io.killed.store(true, Ordering::Release);
+        self.io.signal(libc::SIGKILL);
+    }
+
+    /// Asks the child to stop; a watcher kills it if it has not ended after `grace`.
+    pub(super) fn stop_then_kill(&self, grace: Duration) {
+        self.status.request_stop();
+        let io = Arc::clone(&self.io);
+        let _ = std::thread::Builder::new()
+            .name("skprocess-grace".into())
+            .spawn(move || {
+                if !io.wait_finished(Instant::now().checked_add(grace)) {
+                    io.killed.store(true, Ordering::Release);
+                    io.signal(libc::SIGKILL);
+                }
+            });
+    }
+
+    pub(super) fn take_outcome<O: DeserializeOwned>(&self) -> Result<O, ProcessError> {
+        let mut done = lock(&self.io.done);
+        if done.taken {
+            return Err(ProcessError::ResultTaken);
+        }
+        done.taken = true;
+        match done.delivered.take() {
+            Some(Delivered::Value(bytes)) => {
+                decode(&bytes).map_err(|message| ProcessError::Decode {
+                    what: format!("the result (`{}`)", std::any::type_name::<O>()),
+                    message,
+                })
+            }
+            Some(Delivered::Error(error)) => Err(error),
+            None if self.io.killed.load(Ordering::Acquire) => {
+                Err(ProcessError::Killed { pid: self.pid })
+            }
+            None => Err(ProcessError::Crashed {
+                pid: self.pid,
+                exit: done.exit.clone().unwrap_or(ExitInfo::Unknown),
+                current_run: self.status.current_run(),
+            }),
+        }
+    }
+
+    /// Called when the last handle goes: a child that is still running is killed (after a short
+    /// wait if it already delivered its outcome and is merely exiting), and reaped.
+    pub(super) fn shut_down(&mut self) {
+        if !self.io.is_finished() {
+            let delivered = lock(&self.io.done).delivered.is_some();
+            if !delivered
+                || !self
+                    .io
+                    .wait_finished(Instant::now().checked_add(Duration::from_secs(1)))
+            {
+                self.kill();
+            }
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl IoShared {
+    fn signal(&self, signal: i32) {
+        let _ = crate::sys::pidfd_send_signal(self.pidfd.as_fd(), signal);
+    }
+
+    pub(super) fn is_finished(&self) -> bool {
+        lock(&self.done).finished
+    }
+
+    /// Waits until the child ended and was reaped, or `deadline` passes. Returns whether it
+    /// ended.
+    pub(super) fn wait_finished(&self, deadline: Option<Instant>) -> bool {
+        wait_until(&self.done_cond, lock(&self.done), deadline, |done| {
+            done.finished
+        })
+        .1
+    }
+
+    /// Waits until the child delivered its outcome or ended, or `deadline` passes. Returns
+    /// whether one of the two happened.
+    pub(super) fn wait_outcome(&self, deadline: Option<Instant>) -> bool {
+        wait_until(&self.done_cond, lock(&self.done), deadline, |done| {
+            done.finished || done.delivered.is_some() || done.taken
+        })
+        .1
+    }
+
+    pub(super) fn timers(&self) -> Option<ProcessTimers> {
+        lock(&self.done).timers.clone()
+    }
+
+    /// Sends a whole frame, or queues it while the child is starting.
+    pub(super) fn send_or_queue(&self, frame: Vec<u8>) -> Result<(), TellError> {
+        let mut slot = lock(&self.conn);
+        match &mut *slot {
+            ConnSlot::Connecting(queue) => {
+                queue.push(frame);
+                Ok(())
+            }
+            ConnSlot::Connected(conn) => {
+                let conn = Arc::clone(conn);
+                drop(slot);
+                conn.send_frames(&frame)
+                    .map_err(|_| TellError::Disconnected)
+            }
+            ConnSlot::Closed => Err(TellError::Disconnected),
+        }
+    }
+
+    fn deliver(&self, delivered: Delivered, timers: Option<ProcessTimers>) {
+        let mut done = lock(&self.done);
+        if done.delivered.is_none() && !done.taken {
+            done.delivered = Some(delivered);
+            done.timers = timers;
+            drop(done);
+            self.done_cond.notify_all();
+        }
+    }
+}
+
+/// The I/O thread of one child: connects, sends the start frame and any queued messages, reads
+/// the child's frames until it hangs up, then reaps it.
+fn io_main(io: &IoShared, mut launched: Launched, start: &[u8]) {
+    match launched.connect(start, io.frame_limit) {
+        Ok(conn) => {
+            match flush_queue(&io.conn, &conn) {
+                Ok(()) => read_frames(io, &conn),
+                Err(e) => io.deliver(Delivered::Error(ProcessError::Ipc(e)), None),
+            }
+            *lock(&io.conn) = ConnSlot::Closed;
+            conn.shutdown();
+        }
+        Err(failure) => {
+            *lock(&io.conn) = ConnSlot::Closed;
+            if let Some(error) = failure.into_error() {
+                io.deliver(Delivered::Error(error), None);
+            }
+        }
+    }
+    io.inbox.close();
+    // The child hung up or died; it should be gone at once. Never wait forever on it.
+    let exit = launched
+        .into_reaper()
+        .reap(Duration::from_secs(5))
+        .map(ExitInfo::from_status);
+    let mut done = lock(&io.done);
+    done.exit = exit;
+    done.finished = true;
+    drop(done);
+    io.done_cond.notify_all();
+}
+
+/// Marks the connection as up: sends the frames queued while the child was starting, in order,
+/// under the slot's lock so that no `tell` can overtake them.
+fn flush_queue(slot: &Mutex<ConnSlot>, conn: &Arc<Conn>) -> Result<(), IpcError> {
+    let mut slot = lock(slot);
+    let queued = match std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(conn))) {
+        ConnSlot::Connecting(queued) => queued,
+        other => {
+            *slot = other;
+            return Ok(());
+        }
+    };
+    queued.iter().try_for_each(|frame| conn.send_frames(frame))
+}
+
+fn read_frames(io: &IoShared, conn: &Conn) {
+    let mut frames = conn.frames();
+    loop {
+        let frame = match frames.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(error) => {
+                // A child that sends garbage is broken: report it and put it down.
+                if !io.killed.load(Ordering::Acquire) {
+                    io.deliver(Delivered::Error(ProcessError::Ipc(error)), None);
+                    io.signal(libc::SIGKILL);
+                }
+                return;
+            }
+        };
+        match frame {
+            Frame {
+                kind: Kind::Ready, ..
+            } => {}
+            Frame {
+                kind: Kind::Tell,
+                payload,
+            } => io.inbox.push(payload),
+            Frame {
+                kind: Kind::Result,
+                payload,
+            } => {
+                let mut decoder = Decoder::new(&payload);
+                match decoder.next::<ProcessTimers>() {
+                    Ok(timers) => {
+                        let value = decoder.remaining().to_vec();
+                        io.deliver(Delivered::Value(value), Some(timers));
+                    }
+                    Err(message) => io.deliver(
+                        Delivered::Error(ProcessError::Decode {
+                            what: "the result's timers".into(),
+                            message,
+                        }),
+                        None,
+                    ),
+                }
+            }
+            Frame {
+                kind: Kind::Error,
+                payload,
+            } => match decode::<(ProcessTimers, ProcessError)>(&payload) {
+                Ok((timers, error)) => io.deliver(Delivered::Error(error), Some(timers)),
+                Err(message) => io.deliver(
+                    Delivered::Error(ProcessError::Decode {
+                        what: "the child's error".into(),
+                        message,
+                    }),
+                    None,
+                ),
+            },
+            Frame {
+                kind: Kind::SetupFailed,
+                payload,
+            } => {
+                let message = decode::<String>(&payload)
+                    .unwrap_or_else(|_| "the child could not start its work".into());
+                io.deliver(Delivered::Error(ProcessError::ChildSetup { message }), None);
+            }
+            Frame { kind, .. } => {
+                io.deliver(
+                    Delivered::Error(ProcessError::Ipc(IpcError::Malformed(format!(
+                        "unexpected {kind:?} frame from a process child"
+                    )))),
+                    None,
+                );
+                io.signal(libc::SIGKILL);
+                return;
+            }
+        }
+    }
+}
