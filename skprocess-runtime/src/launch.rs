@@ -135,6 +135,8 @@ pub(crate) fn launch() -> Result<Launched, ProcessError> {
     command
         .env(MARKER_ENV, marker.to_value())
         .stdin(Stdio::null());
+    #[cfg(feature = "__testing")]
+    crate::__testing::apply_child_env(&mut command);
     // No `pre_exec`: without one, std spawns with posix_spawn (vfork-like, far cheaper than a
     // fork of a large parent). The child asks for its parent-death signal itself, and receives
     // its status page over the socket.

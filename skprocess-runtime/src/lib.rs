@@ -50,7 +50,7 @@
 //! A child is this same executable, re-executed with a marker in its environment. A
 //! constructor in this crate catches the marker before `main` runs, connects back to the
 //! parent over a local socket, proves it knows the session secret (HMAC-SHA256
-//! challenge–response), receives the process value (serde + bincode), runs the lifecycle, sends
+//! challenge–response), receives the process value (serde, in a compact binary format of its own), runs the lifecycle, sends
 //! back the result and the timers, and exits. The parent's handle reads the child's frames on a
 //! thread of its own, reaps the child, and turns a death without a result into
 //! [`ProcessError::Crashed`] with the signal or exit code. A child's life is tied to its parent:

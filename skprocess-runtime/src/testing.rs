@@ -33,6 +33,28 @@ pub fn send_raw(cx: &Context, bytes: &[u8]) -> Result<(), IpcError> {
 /// claiming a chunk and checking whether it was taken back: the racing step of work stealing.
 pub const CLAIM_DELAY_ENV: &str = "SKPROCESS_TEST_CLAIM_DELAY_US";
 
+static CHILD_ENV: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Sets an environment variable for every child started from now on (never in this process:
+/// changing this process's environment while threads run is undefined behaviour).
+pub fn set_child_env(key: &str, value: &str) {
+    let mut env = crate::sync::lock(&CHILD_ENV);
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_owned(), value.to_owned()));
+}
+
+/// Removes a variable set with [`set_child_env`].
+pub fn clear_child_env(key: &str) {
+    crate::sync::lock(&CHILD_ENV).retain(|(k, _)| k != key);
+}
+
+/// Applies [`set_child_env`]'s variables to a child's command.
+pub(crate) fn apply_child_env(command: &mut std::process::Command) {
+    for (key, value) in crate::sync::lock(&CHILD_ENV).iter() {
+        command.env(key, value);
+    }
+}
+
 /// Sleeps for [`CLAIM_DELAY_ENV`] microseconds, if set (read once).
 pub(crate) fn claim_delay() {
     static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
@@ -45,4 +67,14 @@ pub(crate) fn claim_delay() {
     if let Some(delay) = delay {
         std::thread::sleep(*delay);
     }
+}
+
+/// Encodes a value with the wire's codec.
+pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    crate::wire::encode(value)
+}
+
+/// Decodes a value with the wire's codec (the whole slice).
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    crate::wire::decode(bytes)
 }

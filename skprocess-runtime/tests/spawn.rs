@@ -260,7 +260,7 @@ fn a_child_that_cannot_reach_its_parent_exits_without_running_main() {
     let exe = std::env::current_exe().unwrap();
     // A well-formed marker naming this process as the parent, but a hub nobody listens on.
     let marker = format!(
-        "1;skprocess.nobody.listens;{};{};{}",
+        "2;skprocess.nobody.listens;{};{};{}",
         "00".repeat(32),
         "00".repeat(16),
         std::process::id()
@@ -281,7 +281,7 @@ fn a_child_that_cannot_reach_its_parent_exits_without_running_main() {
 fn a_child_whose_parent_is_not_the_named_one_exits_at_once() {
     // The marker names a parent that is not this child's: it would never get a death signal.
     let exe = std::env::current_exe().unwrap();
-    let marker = format!("1;x;{};{};1", "00".repeat(32), "00".repeat(16));
+    let marker = format!("2;x;{};{};1", "00".repeat(32), "00".repeat(16));
     let output = Command::new(exe)
         .env("SKPROCESS_CHILD", marker)
         .output()

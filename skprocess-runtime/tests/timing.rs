@@ -498,8 +498,7 @@ fn merge_from_both_ways_at_once_does_not_deadlock() {
 }
 
 #[test]
-fn serde_round_trip_through_bincode_keeps_every_statistic() {
-    let config = bincode::config::standard();
+fn serde_round_trip_through_the_wire_codec_keeps_every_statistic() {
     let timer = Sktimer::with_max_times(5);
     filled(&timer);
     timer.start();
@@ -509,9 +508,8 @@ fn serde_round_trip_through_bincode_keeps_every_statistic() {
     timer.stop().unwrap();
     timer.start(); // in flight: not sent
 
-    let bytes = bincode::serde::encode_to_vec(&timer, config).unwrap();
-    let (back, read): (Sktimer, usize) = bincode::serde::decode_from_slice(&bytes, config).unwrap();
-    assert_eq!(read, bytes.len());
+    let bytes = skprocess::__testing::encode(&timer).unwrap();
+    let back: Sktimer = skprocess::__testing::decode(&bytes).unwrap();
     assert_eq!(back.get_stats(), timer.get_stats());
     assert!(back.total_time_paused() >= 0.005);
     assert_eq!(back.stop(), Err(TimerError::NotRunning));
@@ -521,30 +519,28 @@ fn serde_round_trip_through_bincode_keeps_every_statistic() {
     assert_eq!(back.get_stats(), timer.get_stats());
 
     let stats = timer.get_stats().unwrap();
-    let bytes = bincode::serde::encode_to_vec(&stats, config).unwrap();
-    let (stats_back, _): (TimerStats, usize) =
-        bincode::serde::decode_from_slice(&bytes, config).unwrap();
+    let bytes = skprocess::__testing::encode(&stats).unwrap();
+    let stats_back: TimerStats = skprocess::__testing::decode(&bytes).unwrap();
     assert_eq!(stats_back, stats);
 
     let empty = Sktimer::new();
-    let bytes = bincode::serde::encode_to_vec(&empty, config).unwrap();
-    let (back, _): (Sktimer, usize) = bincode::serde::decode_from_slice(&bytes, config).unwrap();
+    let bytes = skprocess::__testing::encode(&empty).unwrap();
+    let back: Sktimer = skprocess::__testing::decode(&bytes).unwrap();
     assert_eq!(back.num_times(), 0);
     assert_eq!(back.max_times(), None);
 }
 
 #[test]
 fn deserializing_inconsistent_data_fails() {
-    let config = bincode::config::standard();
     // A timer with one sample, then the same bytes with its kept samples cut off: the
-    // encoding ends with the length of the kept samples and the samples.
+    // encoding ends with the length of the kept samples (a u64) and the samples.
     let timer = Sktimer::new();
     timer.add_time(0.5);
-    let mut bytes = bincode::serde::encode_to_vec(&timer, config).unwrap();
-    let sample = bincode::serde::encode_to_vec(0.5_f64, config).unwrap();
-    bytes.truncate(bytes.len() - sample.len() - 1);
-    bytes.push(0); // zero kept samples
-    let result: Result<(Sktimer, usize), _> = bincode::serde::decode_from_slice(&bytes, config);
+    let mut bytes = skprocess::__testing::encode(&timer).unwrap();
+    let sample = skprocess::__testing::encode(&0.5_f64).unwrap();
+    bytes.truncate(bytes.len() - sample.len() - 8);
+    bytes.extend_from_slice(&0u64.to_le_bytes()); // zero kept samples
+    let result: Result<Sktimer, _> = skprocess::__testing::decode(&bytes);
     let err = result
         .expect_err("one sample counted, none kept")
         .to_string();

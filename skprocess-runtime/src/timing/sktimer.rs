@@ -744,8 +744,8 @@ impl fmt::Debug for Sktimer {
 //
 // A timer travels as its recorded data: the running aggregates, the window and the kept
 // samples. Measurements in progress are per-thread and stay behind. The layout is a plain
-// struct of fixed fields (no flatten, no untagged, nothing skipped), so positional formats such
-// as bincode decode it.
+// struct of fixed fields (no flatten, no untagged, nothing skipped), so positional formats (the
+// wire's own, bincode) decode it.
 
 #[derive(Serialize)]
 #[serde(rename = "Sktimer")]
