@@ -348,7 +348,8 @@ pub fn timethis(args: TokenStream, input: TokenStream) -> TokenStream {
 ///   per-section limits in seconds.
 /// - `timer_window = 1000`: samples each section timer keeps for percentiles.
 /// - `name = "my-app::worker"`: the registered name (default: module path, type name, file,
-///   line and column).
+///   line and column). Not empty, and not starting with `skprocess::`: those names are reserved
+///   for the runtime's own entries.
 /// - `crate = "path"`: where skprocess is, for renamed dependencies (also accepted on the impl).
 ///
 /// `__config__` runs after these, and the handle's
@@ -362,7 +363,10 @@ pub fn timethis(args: TokenStream, input: TokenStream) -> TokenStream {
 /// - on the impl block: the block itself, unchanged; an implementation of `skprocess::Lifecycle`
 ///   that calls the lifecycle methods; for a type without generic parameters, its entry in the
 ///   registry and an implementation of `skprocess::Registered`. Generic types are registered per
-///   instantiation with `skprocess::register!(MyType<u32>);`.
+///   instantiation with `skprocess::register!(MyType<u32>);`, once, in any crate of the program
+///   (also one that instantiates a library's generic type with its own types). A type without
+///   generic parameters needs no `register!`: a second registration makes `Skprocess::new`
+///   ambiguous for it.
 ///
 /// # Equivalent code without the macro
 ///

@@ -184,6 +184,8 @@ macro_rules! register {
             #[linkme(crate = $crate::__private::linkme)]
             static __SK_ENTRY: $crate::__private::ProcessEntry =
                 <$ty as $crate::__private::Registered<__SkRegistration>>::ENTRY;
+            // A type registered twice is reported here, not only where it is spawned.
+            const _: fn() -> &'static str = $crate::registered_name::<$ty, _>;
             impl $crate::__private::Registered<__SkRegistration> for $ty {
                 const NAME: &'static str = ::core::concat!(
                     ::core::module_path!(),

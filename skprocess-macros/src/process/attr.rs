@@ -55,6 +55,20 @@ pub(crate) struct StructAttrs {
 }
 
 impl StructAttrs {
+    /// No configuration keys, only where the crate is (the stand-in for a struct whose
+    /// attributes had errors).
+    pub(crate) fn without_keys(krate: Option<syn::Path>) -> StructAttrs {
+        StructAttrs {
+            runs: None,
+            join_in: None,
+            lives: None,
+            timeouts: Vec::new(),
+            timer_window: None,
+            name: None,
+            krate,
+        }
+    }
+
     pub(crate) fn from_args(cx: &Ctxt, args: TokenStream) -> StructAttrs {
         let mut runs = Attr::none(RUNS);
         let mut join_in = Attr::none(JOIN_IN);
@@ -78,7 +92,7 @@ impl StructAttrs {
                 let v = lit::integer(cx, TIMER_WINDOW, &meta, 1, u64::from(u32::MAX))?;
                 timer_window.set(cx, &meta, WHAT, v);
             } else if meta.path == NAME {
-                let v = lit::string(cx, NAME, &meta)?;
+                let v = process_name(cx, &meta)?;
                 name.set(cx, &meta, WHAT, v);
             } else if meta.path == CRATE {
                 let v = lit::crate_path(cx, CRATE, &meta)?;
@@ -111,6 +125,46 @@ impl StructAttrs {
             name: name.get(),
             krate: krate.get(),
         }
+    }
+}
+
+/// The prefix of the runtime's own registry entries (`skprocess::pool-worker`,
+/// `skprocess::self-check`): a process type registered under such a name would clash with them.
+const RESERVED_NAME_PREFIX: &str = "skprocess::";
+
+/// `name = "..."`: a string literal, not empty and outside the runtime's own namespace.
+fn process_name(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<syn::LitStr>> {
+    let expr: syn::Expr = meta.value()?.parse()?;
+    let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(lit),
+        ..
+    }) = &expr
+    else {
+        cx.error_spanned_by(
+            &expr,
+            "`name` expects a string literal, such as `name = \"my-app::worker\"`",
+        );
+        return Ok(None);
+    };
+    let value = lit.value();
+    if value.is_empty() {
+        cx.error_spanned_by(
+            lit,
+            "`name` cannot be empty; choose a name such as `name = \"my-app::worker\"`, or leave \
+             `name` out to use the default",
+        );
+        Ok(None)
+    } else if value.starts_with(RESERVED_NAME_PREFIX) {
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "names starting with `{RESERVED_NAME_PREFIX}` are reserved for the runtime's own \
+                 entries; choose another name"
+            ),
+        );
+        Ok(None)
+    } else {
+        Ok(Some(lit.clone()))
     }
 }
 
@@ -183,5 +237,54 @@ impl ImplAttrs {
             cx.syn_error(err);
         }
         ImplAttrs { krate: krate.get() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse(args: TokenStream) -> (StructAttrs, Vec<String>) {
+        let cx = Ctxt::new();
+        let attrs = StructAttrs::from_args(&cx, args);
+        let errors = match cx.check() {
+            Ok(()) => Vec::new(),
+            Err(err) => err.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (attrs, errors)
+    }
+
+    #[test]
+    fn names() {
+        let (attrs, errors) = parse(quote!(name = "my-app::worker"));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(attrs.name.unwrap().value(), "my-app::worker");
+
+        // Only the exact prefix is reserved.
+        let (attrs, errors) = parse(quote!(name = "skprocess-worker"));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(attrs.name.is_some());
+    }
+
+    #[test]
+    fn reserved_and_empty_names() {
+        for (args, expected) in [
+            (quote!(name = "skprocess::pool-worker"), "are reserved"),
+            (quote!(name = "skprocess::"), "are reserved"),
+            (quote!(name = ""), "cannot be empty"),
+            (quote!(name = 3), "expects a string literal"),
+        ] {
+            let (attrs, errors) = parse(args);
+            assert!(attrs.name.is_none());
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert!(errors[0].contains(expected), "{errors:?}");
+        }
+    }
+
+    #[test]
+    fn every_error_at_once() {
+        let (_, errors) = parse(quote!(name = "", lives = 0, name = "skprocess::x"));
+        assert_eq!(errors.len(), 3, "{errors:?}");
     }
 }

@@ -5,6 +5,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::ast::{ArgRole, Hook, HookKind, ProcessImpl, ProcessStruct, ReturnShape};
+use super::attr::StructAttrs;
 use crate::path::Root;
 
 /// The struct, with serde derives and its configuration defaults.
@@ -85,6 +86,19 @@ pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
             }
         };
     }
+}
+
+/// What a struct whose attributes had errors still gets: the serde derives and a configuration
+/// without keys, so that its impl block expands as usual and the user sees the attribute errors,
+/// not a cascade of "`Worker: Serialize` is not satisfied".
+pub(crate) fn fallback_struct_tokens(
+    original: &syn::ItemStruct,
+    krate: Option<syn::Path>,
+) -> TokenStream {
+    struct_tokens(&ProcessStruct::from_syn(
+        original,
+        StructAttrs::without_keys(krate),
+    ))
 }
 
 /// The user's impl block, unchanged, and the `Lifecycle` implementation built from it.

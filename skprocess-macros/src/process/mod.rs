@@ -20,13 +20,21 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     match try_expand(args.clone(), input.clone()) {
         Ok(out) => out,
         Err(err) => {
-            let mut out = input.clone();
-            // Keep the rest of the program type-checking: stand-in implementations that are
-            // never called, so the user sees these errors and not a cascade.
-            if let Ok(Item::Impl(original)) = syn::parse2::<Item>(input) {
-                let krate = attr::ImplAttrs::from_args(&Ctxt::quiet(), args).krate;
-                out.extend(expand::fallback_impl_tokens(&original, krate));
-            }
+            // Keep the rest of the program type-checking: stand-ins for what the item would have
+            // generated, so the user sees these errors and not a cascade.
+            let mut out = match syn::parse2::<Item>(input.clone()) {
+                Ok(Item::Impl(original)) => {
+                    let krate = attr::ImplAttrs::from_args(&Ctxt::quiet(), args).krate;
+                    let mut out = input;
+                    out.extend(expand::fallback_impl_tokens(&original, krate));
+                    out
+                }
+                Ok(Item::Struct(original)) => {
+                    let krate = attr::StructAttrs::from_args(&Ctxt::quiet(), args).krate;
+                    expand::fallback_struct_tokens(&original, krate)
+                }
+                _ => input,
+            };
             out.extend(err.into_compile_error());
             out
         }

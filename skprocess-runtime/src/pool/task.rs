@@ -79,6 +79,12 @@ pub trait TaskFn<A, K, I>: sealed::Sealed<A, K, I> + Copy + Send + Sync + 'stati
 
 mod sealed {
     /// Implemented exactly where [`TaskFn`](super::TaskFn) is; not nameable outside the crate.
+    #[diagnostic::on_unimplemented(
+        message = "`TaskFn` cannot be implemented outside skprocess",
+        label = "`{Self}` is not a function or closure",
+        note = "`TaskFn` is implemented for every `fn` item and non-capturing closure of the \
+                right shape; pass one to the pool instead of a type of your own"
+    )]
     pub trait Sealed<A, K, I> {}
 }
 

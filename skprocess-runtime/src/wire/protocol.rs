@@ -134,8 +134,10 @@ impl Marker {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StartMessage {
     pub(crate) entry: String,
+    #[serde(with = "super::codec::bytes")]
     pub(crate) identity: Vec<u8>,
     pub(crate) frame_limit: u32,
+    #[serde(with = "super::codec::bytes")]
     pub(crate) body: Vec<u8>,
 }
 
@@ -143,6 +145,7 @@ pub(crate) struct StartMessage {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ProcessStart {
     pub(crate) config: ProcessConfig,
+    #[serde(with = "super::codec::bytes")]
     pub(crate) state: Vec<u8>,
 }
 

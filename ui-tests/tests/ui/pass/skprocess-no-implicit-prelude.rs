@@ -28,6 +28,24 @@ impl Worker {
     }
 }
 
+#[skprocess::skprocess(runs = 1)]
+struct Echo<T> {
+    value: T,
+}
+
+#[skprocess::skprocess]
+impl<T: skprocess::Transferable + ::std::clone::Clone> Echo<T> {
+    fn __run__(&mut self) {}
+    fn __result__(&mut self) -> T {
+        ::std::clone::Clone::clone(&self.value)
+    }
+}
+
+skprocess::register!(Echo<u32>);
+
 fn main() {
     let _ = skprocess::Skprocess::new(Worker { count: 0 });
+    skprocess::register!(Echo<u8>);
+    let _ = skprocess::Skprocess::new(Echo { value: 1u8 });
+    let _ = skprocess::Skprocess::new(Echo { value: 1u32 });
 }

@@ -42,6 +42,29 @@ impl Worker {
     }
 }
 
+#[allow(dead_code)]
+struct __SkRegistration;
+#[allow(dead_code)]
+struct ProcessEntry;
+#[allow(dead_code)]
+mod linkme {}
+
+#[skprocess(runs = 1)]
+struct Echo<T> {
+    value: T,
+}
+
+#[skprocess]
+impl<T: skprocess::Transferable + ::std::clone::Clone> Echo<T> {
+    fn __run__(&mut self) {}
+    fn __result__(&mut self) -> T {
+        self.value.clone()
+    }
+}
+
+skprocess::register!(Echo<u32>);
+
 fn main() {
     let _ = Skprocess::new(Worker { count: 0 });
+    let _ = Skprocess::new(Echo { value: 1u32 });
 }
