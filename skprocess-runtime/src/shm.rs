@@ -24,7 +24,7 @@ struct Layout {
     /// The index of the run the child is in (the number of completed iterations); in a pool
     /// worker, the index of the item it is running within its current task.
     current_run: AtomicU64,
-    /// In a pool worker: the id of the last chunk it claimed (see [`StatusPage::claim`]).
+    /// In a pool worker: the number of the last chunk it claimed (see [`StatusPage::claim`]).
     claimed: AtomicU64,
     /// In a pool worker: a chunk the parent revoked before it started, or 0 (see
     /// [`StatusPage::revoke`]).
@@ -119,30 +119,32 @@ impl StatusPage {
     }
 
     // Taking back a chunk a worker holds but has not started (to give it to an idle worker, or
-    // because its call was cancelled) is decided by one compare-and-swap on `revoked`, so that
-    // exactly one side wins:
+    // because its call was cancelled) is decided by compare-and-swaps on `revoked`, so that
+    // exactly one side wins. Chunks are numbered per worker (`seq` 1, 2, 3, ... in the order the
+    // worker takes them), so the parent can tell a chunk the worker has passed from one it has
+    // not reached:
     //
-    //   worker, before chunk c:  claimed := c;  if CAS(revoked: c -> 0) { skip c } else { run c }
-    //   parent, revoking c:      CAS(revoked: 0 -> c) (else a revocation is pending: give up);
-    //                            if claimed == c { revoked iff CAS(revoked: c -> 0) fails }
-    //                            else { revoked }
+    //   worker, before chunk s:  claimed := s;  if CAS(revoked: s -> 0) { skip s } else { run s }
+    //   parent, revoking s:      CAS(revoked: 0 -> s), else a revocation is pending: give up;
+    //                            if claimed < s { revoked }
+    //                            else { revoked iff CAS(revoked: s -> 0) fails }
     //
-    // All sequentially consistent. If the parent sees `claimed != c`, the worker's store comes
-    // later in the total order, so its CAS sees `c` and it skips. If the parent sees `claimed ==
-    // c`, the worker either took the mark first (it skips; the parent's retraction fails) or the
-    // parent retracts first (the worker finds nothing and runs). Either way the mark is gone
-    // afterwards, so it can never hit the same chunk again if it comes back to this worker.
+    // All sequentially consistent. If the parent sees `claimed < s`, the worker's store of `s`
+    // comes later in the total order, so its CAS sees `s` and it skips. Otherwise the worker has
+    // reached (or passed) `s`: it either took the mark first (it skips; the parent's retraction
+    // fails) or the parent retracts first (the worker found nothing and ran, or runs, `s`).
+    // Either way the mark is gone afterwards, so it can never hit a later chunk.
 
-    /// Worker side: claims chunk `chunk` before running it. `false`: the parent revoked it;
-    /// skip it (the revocation is used up).
-    pub(crate) fn claim(&self, chunk: u64) -> bool {
+    /// Worker side: claims chunk `seq` before running it. `false`: the parent revoked it; skip
+    /// it (the revocation is used up).
+    pub(crate) fn claim(&self, seq: u64) -> bool {
         let layout = self.layout();
-        layout.claimed.store(chunk, Ordering::SeqCst);
+        layout.claimed.store(seq, Ordering::SeqCst);
         #[cfg(feature = "__testing")]
         crate::__testing::claim_delay();
         layout
             .revoked
-            .compare_exchange(chunk, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(seq, 0, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
     }
 
@@ -151,30 +153,104 @@ impl StatusPage {
         self.layout().claimed.load(Ordering::SeqCst)
     }
 
-    /// Parent side: takes back chunk `chunk` (never 0) if the worker has not started it.
-    /// Returns whether it did; then the worker will skip it. At most one revocation is pending
-    /// per worker: while one is, this returns `false`.
-    pub(crate) fn revoke(&self, chunk: u64) -> bool {
-        debug_assert_ne!(chunk, 0);
+    /// Parent side: takes back chunk `seq` (never 0) if the worker has not started it. Returns
+    /// whether it did; then the worker will skip it. At most one revocation is pending per
+    /// worker: while one is, this returns `false`.
+    pub(crate) fn revoke(&self, seq: u64) -> bool {
+        debug_assert_ne!(seq, 0);
         let layout = self.layout();
         if layout
             .revoked
-            .compare_exchange(0, chunk, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(0, seq, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
             return false;
         }
-        if layout.claimed.load(Ordering::SeqCst) != chunk {
+        if layout.claimed.load(Ordering::SeqCst) < seq {
             return true;
         }
         layout
             .revoked
-            .compare_exchange(chunk, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(seq, 0, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
     }
 
     /// The stop flag's address, for the signal handler (which may only touch atomics).
     pub(crate) fn stop_flag(&self) -> &AtomicU32 {
         &self.layout().stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// The claim/revoke protocol, many times over, with a worker and a parent racing on the
+    /// same page: every chunk is either run by the worker or taken back by the parent, never
+    /// both and never neither; the worker skips exactly the chunks the parent took back.
+    #[test]
+    fn every_chunk_is_run_or_taken_back_exactly_once() {
+        const CHUNKS: u64 = 200_000;
+        let (page, _fd) = StatusPage::create().unwrap();
+        let page = Arc::new(page);
+        let done = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (page, done) = (Arc::clone(&page), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut skipped = Vec::new();
+                for seq in 1..=CHUNKS {
+                    if !page.claim(seq) {
+                        skipped.push(seq);
+                    }
+                    // A little work between chunks, so the parent keeps up.
+                    for i in 0..50u64 {
+                        std::hint::black_box(i);
+                    }
+                }
+                done.store(true, Ordering::SeqCst);
+                skipped
+            })
+        };
+        let mut revoked = Vec::new();
+        let mut pending: Option<u64> = None;
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        while !done.load(Ordering::SeqCst) {
+            // The worker acknowledges a revocation when it reaches that chunk.
+            if let Some(seq) = pending {
+                if page.claimed() >= seq {
+                    pending = None;
+                } else {
+                    continue;
+                }
+            }
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Around where the worker is: just passed, being claimed, or a little ahead.
+            let seq = (page.claimed() + rng % 4)
+                .saturating_sub(1)
+                .clamp(1, CHUNKS);
+            if page.revoke(seq) {
+                revoked.push(seq);
+                pending = Some(seq);
+            }
+        }
+        let skipped = worker.join().unwrap();
+        let first_difference = skipped.iter().zip(&revoked).position(|(a, b)| a != b);
+        assert!(
+            skipped.len() == revoked.len() && first_difference.is_none(),
+            "skipped {} chunks, took back {}; first difference at {first_difference:?}",
+            skipped.len(),
+            revoked.len()
+        );
+        assert!(
+            revoked.len() > 100,
+            "the race was hardly exercised: {}",
+            revoked.len()
+        );
+        // No mark is left behind to hit a later chunk.
+        assert_eq!(page.layout().revoked.load(Ordering::SeqCst), 0);
     }
 }

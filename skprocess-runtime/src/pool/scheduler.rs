@@ -39,7 +39,6 @@ pub(crate) const DEPTH: usize = 2;
 
 /// A run of consecutive items of one call, encoded, on its way to a worker.
 pub(crate) struct Chunk {
-    id: u64,
     call: Arc<CallSink>,
     offset: i64,
     first_index: usize,
@@ -56,7 +55,6 @@ impl Chunk {
         items: Vec<u8>,
     ) -> Chunk {
         Chunk {
-            id: 0, // numbered when submitted
             call,
             offset,
             first_index,
@@ -70,12 +68,11 @@ impl Chunk {
     }
 
     /// The items `range` of this chunk as a chunk of their own.
-    fn split(&self, range: std::ops::Range<usize>, id: u64) -> Chunk {
+    fn split(&self, range: std::ops::Range<usize>) -> Chunk {
         let bytes = |lengths: &[u32]| lengths.iter().map(|&l| l as usize).sum::<usize>();
         let start = bytes(&self.lengths[..range.start]);
         let len = bytes(&self.lengths[range.clone()]);
         Chunk {
-            id,
             call: Arc::clone(&self.call),
             offset: self.offset,
             first_index: self.first_index + range.start,
@@ -182,9 +179,11 @@ impl CallSink {
     }
 }
 
-/// A chunk in a worker's hands, and how many of its items the worker reported so far.
+/// A chunk in a worker's hands: its number in the worker's stream, and how many of its items
+/// the worker reported so far.
 struct Dispatched {
     chunk: Arc<Chunk>,
+    seq: u64,
     reported: usize,
 }
 
@@ -193,10 +192,13 @@ struct Worker {
     pid: u32,
     pidfd: Arc<OwnedFd>,
     status: Arc<StatusPage>,
-    outbox: mpsc::Sender<Arc<Chunk>>,
+    outbox: mpsc::Sender<(Arc<Chunk>, u64)>,
+    /// The number of the next chunk sent to this worker.
+    next_seq: u64,
     /// In the order the worker takes them.
     in_flight: VecDeque<Dispatched>,
-    /// A chunk taken back from this worker before it started it; it reports it skipped.
+    /// The number of a chunk taken back from this worker before it started it; it reports it
+    /// skipped.
     revoked: Option<u64>,
 }
 
@@ -205,9 +207,26 @@ impl Worker {
         let _ = crate::sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
     }
 
-    /// Whether the worker is running `chunk` (it claimed it and has not finished it).
-    fn is_running(&self, chunk: &Chunk) -> bool {
-        self.status.claimed() == chunk.id && self.status.phase() == Phase::Running
+    /// Whether the worker is running `held` (it claimed it and has not finished it).
+    fn is_running(&self, held: &Dispatched) -> bool {
+        self.status.claimed() == held.seq && self.status.phase() == Phase::Running
+    }
+
+    /// Sends `chunk` to the worker. `Err` gives it back if the worker is gone.
+    fn dispatch(&mut self, chunk: Arc<Chunk>) -> Result<(), Arc<Chunk>> {
+        let seq = self.next_seq;
+        match self.outbox.send((Arc::clone(&chunk), seq)) {
+            Ok(()) => {
+                self.next_seq += 1;
+                self.in_flight.push_back(Dispatched {
+                    chunk,
+                    seq,
+                    reported: 0,
+                });
+                Ok(())
+            }
+            Err(_) => Err(chunk),
+        }
     }
 }
 
@@ -220,15 +239,6 @@ struct State {
     gave_up: usize,
     /// No new calls; shut the workers down once idle.
     closed: bool,
-    next_chunk: u64,
-}
-
-impl State {
-    fn next_id(&mut self) -> u64 {
-        let id = self.next_chunk;
-        self.next_chunk += 1;
-        id
-    }
 }
 
 /// Everything the pool's threads share.
@@ -252,7 +262,6 @@ impl Shared {
                 spawn_error: None,
                 gave_up: 0,
                 closed: false,
-                next_chunk: 1,
             }),
             changed: Condvar::new(),
             threads: Mutex::new(Vec::new()),
@@ -306,10 +315,7 @@ impl Shared {
                     .unwrap_or_else(|| "no pool worker can be started".into()),
             }));
         }
-        for mut chunk in chunks {
-            chunk.id = state.next_id();
-            state.queue.push_back(Arc::new(chunk));
-        }
+        state.queue.extend(chunks.into_iter().map(Arc::new));
         for index in 0..state.workers.len() {
             fill(&mut state, index);
         }
@@ -475,7 +481,7 @@ fn sweep_until_free(shared: &std::sync::Weak<Shared>, call: &Arc<CallSink>) {
 fn sweep(worker: &mut Worker) {
     if let Some(front) = worker.in_flight.front()
         && front.chunk.call.kills_running()
-        && worker.is_running(&front.chunk)
+        && worker.is_running(front)
     {
         worker.kill();
         return;
@@ -485,16 +491,19 @@ fn sweep(worker: &mut Worker) {
     }
     // The first such chunk: the worker takes its chunks in order, and each revocation it
     // acknowledges lets the next one be taken back.
-    let cancelled = worker.in_flight.iter().position(|d| {
-        d.chunk.call.is_cancelled() && d.reported == 0 && !worker.is_running(&d.chunk)
-    });
+    let cancelled = worker
+        .in_flight
+        .iter()
+        .position(|d| d.chunk.call.is_cancelled() && d.reported == 0 && !worker.is_running(d));
     let Some(position) = cancelled else { return };
-    let chunk = Arc::clone(&worker.in_flight[position].chunk);
-    if worker.status.revoke(chunk.id) {
+    let seq = worker.in_flight[position].seq;
+    if worker.status.revoke(seq) {
         worker.in_flight.remove(position);
-        worker.revoked = Some(chunk.id);
-    } else if chunk.call.kills_running() {
-        // It started it meanwhile.
+        worker.revoked = Some(seq);
+    } else if worker.in_flight[position].chunk.call.kills_running()
+        && worker.is_running(&worker.in_flight[position])
+    {
+        // It started it meanwhile. (If it already passed it, its results are on the way.)
         worker.kill();
     }
 }
@@ -514,23 +523,16 @@ fn fill(state: &mut State, index: usize) {
         if chunk.call.is_cancelled() {
             continue;
         }
-        if worker.outbox.send(Arc::clone(&chunk)).is_err() {
+        if let Err(chunk) = worker.dispatch(chunk) {
             queue.push_front(chunk);
             return;
         }
-        worker
-            .in_flight
-            .push_back(Dispatched { chunk, reported: 0 });
     }
     if worker.in_flight.is_empty()
         && let Some(chunk) = steal(workers, index)
     {
         let worker = workers[index].as_mut().expect("checked above");
-        if worker.outbox.send(Arc::clone(&chunk)).is_ok() {
-            worker
-                .in_flight
-                .push_back(Dispatched { chunk, reported: 0 });
-        } else {
+        if let Err(chunk) = worker.dispatch(chunk) {
             queue.push_front(chunk);
         }
     }
@@ -549,10 +551,10 @@ fn steal(workers: &mut [Option<Worker>], thief: usize) -> Option<Arc<Chunk>> {
         if candidate.reported > 0 || candidate.chunk.call.is_cancelled() {
             continue;
         }
-        if holder.status.revoke(candidate.chunk.id) {
-            let taken = holder.in_flight.pop_back().expect("checked above").chunk;
-            holder.revoked = Some(taken.id);
-            return Some(taken);
+        if holder.status.revoke(candidate.seq) {
+            let taken = holder.in_flight.pop_back().expect("checked above");
+            holder.revoked = Some(taken.seq);
+            return Some(taken.chunk);
         }
     }
     None
@@ -637,14 +639,14 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
         return Err(message);
     }
 
-    let (outbox, inbox) = mpsc::channel::<Arc<Chunk>>();
+    let (outbox, inbox) = mpsc::channel::<(Arc<Chunk>, u64)>();
     let writer_conn = Arc::clone(&conn);
     let writer = std::thread::Builder::new()
         .name(format!("skprocess-pool-{index}-w"))
         .spawn(move || {
-            for chunk in inbox {
+            for (chunk, seq) in inbox {
                 let head = TaskFrame::head(
-                    chunk.id,
+                    seq,
                     chunk.offset,
                     &chunk.lengths,
                     chunk.items.len(),
@@ -667,6 +669,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
             pidfd,
             status,
             outbox,
+            next_seq: 1,
             in_flight: VecDeque::new(),
             revoked: None,
         });
@@ -743,7 +746,7 @@ fn results(shared: &Shared, index: usize, payload: Vec<u8>) -> Result<(), IpcErr
     let front = worker
         .in_flight
         .front_mut()
-        .filter(|d| d.chunk.id == head.chunk && d.reported == head.first as usize)
+        .filter(|d| d.seq == head.seq && d.reported == head.first as usize)
         .ok_or_else(|| IpcError::Malformed("results for a chunk the worker does not run".into()))?;
     let count = head.count as usize;
     if count == 0 || front.reported + count > front.chunk.count() {
@@ -775,12 +778,12 @@ fn results(shared: &Shared, index: usize, payload: Vec<u8>) -> Result<(), IpcErr
 
 /// A worker skipped the chunk the parent took back from it.
 fn skipped(shared: &Shared, index: usize, payload: &[u8]) -> Result<(), IpcError> {
-    let id = decode_skipped(payload)?;
+    let seq = decode_skipped(payload)?;
     let mut state = lock(&shared.state);
     let worker = state.workers[index]
         .as_mut()
         .ok_or(IpcError::Disconnected)?;
-    if worker.revoked != Some(id) {
+    if worker.revoked != Some(seq) {
         return Err(IpcError::Malformed(
             "skipped a chunk that was not taken back".into(),
         ));
@@ -819,21 +822,21 @@ fn worker_gone(shared: &Shared, index: usize, exit: ExitInfo) {
         if chunk.call.is_cancelled() {
             continue;
         }
-        let mut put_back = |range: std::ops::Range<usize>, state: &mut State| {
+        let mut put_back = |range: std::ops::Range<usize>| {
             if range.is_empty() {
             } else if range.len() == chunk.count() {
                 requeue.push(Arc::clone(chunk));
             } else {
-                requeue.push(Arc::new(chunk.split(range, state.next_id())));
+                requeue.push(Arc::new(chunk.split(range)));
             }
         };
-        if position == 0 && worker.is_running(chunk) {
+        if position == 0 && worker.is_running(held) {
             if item < chunk.count() {
                 // Items before it ran, but their results died with the worker: they run again.
                 let item = item.max(held.reported);
-                put_back(held.reported..item, &mut state);
+                put_back(held.reported..item);
                 crashed.push((Arc::clone(&chunk.call), chunk.first_index + item));
-                put_back(item + 1..chunk.count(), &mut state);
+                put_back(item + 1..chunk.count());
             } else {
                 // It ran every item and died (or hung up) before reporting them all: each one
                 // it did not report counts as failed with it.
@@ -842,7 +845,7 @@ fn worker_gone(shared: &Shared, index: usize, exit: ExitInfo) {
                 }
             }
         } else {
-            put_back(held.reported..chunk.count(), &mut state);
+            put_back(held.reported..chunk.count());
         }
     }
     for chunk in requeue.into_iter().rev() {

@@ -397,7 +397,7 @@ mod tests {
         let frame = reader.read_one().unwrap().unwrap();
         assert_eq!(frame.kind, crate::wire::Kind::Results);
         let head = crate::wire::protocol::ResultsHead::decode(&frame.payload).unwrap();
-        assert_eq!((head.chunk, head.first, head.count), (9, 0, 3));
+        assert_eq!((head.seq, head.first, head.count), (9, 0, 3));
         let mut decoder =
             crate::wire::codec::Decoder::new(&frame.payload[crate::wire::protocol::RESULTS_HEAD..]);
         let results: Vec<Result<u32, TaskError>> =

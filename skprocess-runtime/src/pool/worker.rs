@@ -66,11 +66,11 @@ fn worker_entry(session: ChildSession) -> i32 {
             }
         };
         status.set_current_run(0);
-        if !status.claim(task.chunk) {
+        if !status.claim(task.seq) {
             // The parent took this chunk back before it started (to give it to an idle worker,
             // or because its call was cancelled): say so, and run nothing.
             if conn
-                .send(Kind::Skipped, &skipped_payload(task.chunk))
+                .send(Kind::Skipped, &skipped_payload(task.seq))
                 .is_err()
             {
                 return code::OK;
@@ -82,7 +82,7 @@ fn worker_entry(session: ChildSession) -> i32 {
         // executable (checked before `Ready`) and computed it with `task_offset`, which
         // refuses code outside this image.
         let trampoline = unsafe { trampoline_at(task.offset) };
-        let mut results = ResultWriter::new(&conn, task.chunk);
+        let mut results = ResultWriter::new(&conn, task.seq);
         trampoline(task.items, &task.lengths, &mut results, &status);
         // Past the last item: a death from here on is not the fault of any item.
         status.set_current_run(task.lengths.len());
@@ -104,7 +104,7 @@ fn worker_entry(session: ChildSession) -> i32 {
 #[derive(Debug)]
 pub(crate) struct ResultWriter<'a> {
     conn: &'a Conn,
-    chunk: u64,
+    seq: u64,
     frame: FrameBuf,
     /// The position in the chunk of the first result in `frame`.
     first: u32,
@@ -114,10 +114,10 @@ pub(crate) struct ResultWriter<'a> {
 }
 
 impl<'a> ResultWriter<'a> {
-    pub(crate) fn new(conn: &'a Conn, chunk: u64) -> ResultWriter<'a> {
+    pub(crate) fn new(conn: &'a Conn, seq: u64) -> ResultWriter<'a> {
         ResultWriter {
             conn,
-            chunk,
+            seq,
             frame: ResultsHead::start_frame(),
             first: 0,
             count: 0,
@@ -173,7 +173,7 @@ impl<'a> ResultWriter<'a> {
         }
         let mut frame = std::mem::replace(&mut self.frame, ResultsHead::start_frame());
         ResultsHead {
-            chunk: self.chunk,
+            seq: self.seq,
             first: self.first,
             count: self.count,
         }

@@ -10,9 +10,16 @@
 //! child -> parent           Ready    (empty)  or  SetupFailed  String
 //! then, for a process:      Tell (both ways), Stop (parent -> child),
 //!                           Result (timers, value) or Error (timers, ProcessError)
-//! and for a pool worker:    Task      chunk u64 | offset i64 | count u32 | count × len u32 | items
-//!                           Results   chunk u64 | first u32 | count u32 | count × Result<O, TaskError>
-//!                           Skipped   chunk u64
+//! and for a pool worker:    Task      seq u64 | offset i64 | count u32 | count × len u32 | items
+//!                           Results   seq u64 | first u32 | count u32 | count × Result<O, TaskError>
+//!                           Skipped   seq u64
+//! ```
+//!
+//! `seq` numbers the chunks sent to one worker, 1, 2, 3, ... in the order it takes them; the
+//! worker publishes the one it claims in its status page, and the parent takes a chunk back
+//! by its `seq` (see [`StatusPage::revoke`](crate::shm::StatusPage::revoke)).
+//!
+//! ```text
 //! ```
 //!
 //! Every child, standalone process or pool worker, starts the same way: it authenticates,
@@ -164,7 +171,7 @@ pub(crate) fn task_payload_len(count: usize, items: usize) -> usize {
 /// A `Task` frame: a chunk of items for a pool worker.
 #[derive(Debug)]
 pub(crate) struct TaskFrame<'a> {
-    pub(crate) chunk: u64,
+    pub(crate) seq: u64,
     pub(crate) offset: i64,
     pub(crate) lengths: Vec<u32>,
     pub(crate) items: &'a [u8],
@@ -175,7 +182,7 @@ impl<'a> TaskFrame<'a> {
     /// follow (sent after it, without copying them). `FrameTooLarge` if the whole frame exceeds
     /// `limit`.
     pub(crate) fn head(
-        chunk: u64,
+        seq: u64,
         offset: i64,
         lengths: &[u32],
         items_len: usize,
@@ -189,7 +196,7 @@ impl<'a> TaskFrame<'a> {
         let mut head = Vec::with_capacity(HEADER + TASK_HEAD + 4 * lengths.len());
         head.extend_from_slice(&payload.to_le_bytes());
         head.push(Kind::Task as u8);
-        head.extend_from_slice(&chunk.to_le_bytes());
+        head.extend_from_slice(&seq.to_le_bytes());
         head.extend_from_slice(&offset.to_le_bytes());
         head.extend_from_slice(&count.to_le_bytes());
         for len in lengths {
@@ -200,7 +207,7 @@ impl<'a> TaskFrame<'a> {
 
     pub(crate) fn decode(payload: &'a [u8]) -> Result<TaskFrame<'a>, IpcError> {
         let bad = |what: &str| IpcError::Malformed(format!("task frame: {what}"));
-        let chunk = read_u64(payload, 0).ok_or_else(|| bad("too short"))?;
+        let seq = read_u64(payload, 0).ok_or_else(|| bad("too short"))?;
         let offset = read_u64(payload, 8).ok_or_else(|| bad("too short"))? as i64;
         let count = read_u32(payload, 16).ok_or_else(|| bad("too short"))?;
         let count = usize::try_from(count).map_err(|_| bad("count"))?;
@@ -219,7 +226,7 @@ impl<'a> TaskFrame<'a> {
             return Err(bad("the item lengths do not add up to the bytes"));
         }
         Ok(TaskFrame {
-            chunk,
+            seq,
             offset,
             lengths,
             items,
@@ -230,10 +237,11 @@ impl<'a> TaskFrame<'a> {
 /// The fixed part of a `Results` frame.
 pub(crate) const RESULTS_HEAD: usize = 8 + 4 + 4;
 
-/// The head of a `Results` frame: `count` results of chunk `chunk`, from its item `first`.
+/// The head of a `Results` frame: `count` results of the chunk numbered `seq`, from its item
+/// `first`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ResultsHead {
-    pub(crate) chunk: u64,
+    pub(crate) seq: u64,
     pub(crate) first: u32,
     pub(crate) count: u32,
 }
@@ -250,7 +258,7 @@ impl ResultsHead {
     pub(crate) fn write(&self, frame: &mut FrameBuf) {
         let at = HEADER;
         let buf = frame.buf();
-        buf[at..at + 8].copy_from_slice(&self.chunk.to_le_bytes());
+        buf[at..at + 8].copy_from_slice(&self.seq.to_le_bytes());
         buf[at + 8..at + 12].copy_from_slice(&self.first.to_le_bytes());
         buf[at + 12..at + 16].copy_from_slice(&self.count.to_le_bytes());
     }
@@ -259,7 +267,7 @@ impl ResultsHead {
     pub(crate) fn decode(payload: &[u8]) -> Result<ResultsHead, IpcError> {
         let bad = || IpcError::Malformed("results frame: too short".into());
         Ok(ResultsHead {
-            chunk: read_u64(payload, 0).ok_or_else(bad)?,
+            seq: read_u64(payload, 0).ok_or_else(bad)?,
             first: read_u32(payload, 8).ok_or_else(bad)?,
             count: read_u32(payload, 12).ok_or_else(bad)?,
         })
@@ -267,8 +275,8 @@ impl ResultsHead {
 }
 
 /// A `Skipped` payload: the chunk a worker skipped because the parent revoked it.
-pub(crate) fn skipped_payload(chunk: u64) -> [u8; 8] {
-    chunk.to_le_bytes()
+pub(crate) fn skipped_payload(seq: u64) -> [u8; 8] {
+    seq.to_le_bytes()
 }
 
 /// Reads a `Skipped` payload.
@@ -325,7 +333,7 @@ mod tests {
         assert_eq!(read.kind, Kind::Task);
         let payload = &read.payload[..];
         let task = TaskFrame::decode(payload).unwrap();
-        assert_eq!((task.chunk, task.offset), (7, -42));
+        assert_eq!((task.seq, task.offset), (7, -42));
         assert_eq!(task.lengths, vec![2, 3]);
         assert_eq!(task.items, b"abcde");
         assert!(TaskFrame::decode(&payload[..payload.len() - 1]).is_err());
@@ -340,7 +348,7 @@ mod tests {
         let mut frame = ResultsHead::start_frame();
         frame.extend(b"xyz");
         let head = ResultsHead {
-            chunk: 9,
+            seq: 9,
             first: 2,
             count: 1,
         };
