@@ -471,7 +471,7 @@ mod tests {
 
     /// Sends `bytes` with every descriptor of `fds` attached.
     fn send_fds(socket: BorrowedFd<'_>, bytes: &[u8], fds: &[RawFd]) {
-        let data_len = u32::try_from(fds.len() * size_of::<RawFd>()).unwrap();
+        let data_len = u32::try_from(std::mem::size_of_val(fds)).unwrap();
         // SAFETY: a pure size computation.
         let space = unsafe { libc::CMSG_SPACE(data_len) } as usize;
         let mut control = vec![0u8; space];
