@@ -1,6 +1,6 @@
 //! A tour of skprocess: a process in a child, lives, a section timeout, messages both ways, a
-//! crash reported as a typed error, a pool of worker processes, and the timers every process
-//! fills.
+//! crash reported as a typed error, a pool of worker processes, the timers every process
+//! fills, and a graceful Ctrl+C.
 //!
 //! Run: `cargo run --release -p examples --example demo`
 
@@ -143,6 +143,34 @@ impl Crasher {
 }
 // ANCHOR_END: crasher
 
+/// Ticks until stopped; says so when it finishes.
+#[skprocess]
+struct Ticker {
+    ticks: u64,
+}
+
+#[skprocess]
+impl Ticker {
+    fn __run__(&mut self) {
+        std::thread::sleep(Duration::from_millis(10));
+        self.ticks += 1;
+    }
+
+    fn __onfinish__(&mut self) {
+        println!("[ticker] __onfinish__ after {} ticks", self.ticks);
+    }
+
+    fn __result__(&mut self) -> u64 {
+        self.ticks
+    }
+}
+
+/// A pool task that takes a while.
+fn slow_square(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(20));
+    x * x
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== a process: 100 iterations in a child");
     let started = Instant::now();
@@ -214,6 +242,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         timers.run.max().unwrap_or(0.0) * 1e6
     );
     println!("full iterations: {}", counter.process_timer().num_times());
+
+    // ANCHOR: ctrl_c
+    println!("\n== Ctrl+C: children stop gracefully, results still arrive");
+    skprocess::graceful_ctrl_c()?;
+    let ticker = Skprocess::new(Ticker { ticks: 0 });
+    ticker.start()?;
+    let pool = skprocess::pool::Pool::new(2)?;
+    let call = {
+        let pool = pool.clone();
+        std::thread::spawn(move || pool.map(slow_square, 0..160))
+    };
+    while ticker.current_run() < 60 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // What a terminal's Ctrl+C does to this process (here sent by the program itself).
+    // SAFETY: kill with our own pid and a signal number.
+    unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+    match call.join().expect("the pool call's thread") {
+        Err(error @ skprocess::pool::PoolError::Interrupted { .. }) => {
+            println!("the pool call returned: {error}")
+        }
+        other => println!("unexpected: {:?}", other.map(|v| v.len())),
+    }
+    let ticks = ticker.result()?;
+    println!(
+        "the ticker's result arrived: {} ticks (Ctrl+C pressed: {})",
+        if ticks >= 60 {
+            "60 or more"
+        } else {
+            "fewer than 60"
+        },
+        skprocess::ctrl_c_pressed()
+    );
+    // ANCHOR_END: ctrl_c
     Ok(())
 }
 // ANCHOR_END: all

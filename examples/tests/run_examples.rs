@@ -199,7 +199,11 @@ fn demo() {
         "the longest starts at 6171 (261 steps)",
         "__run__: 100 samples",
         "full iterations: 100",
+        "the pool call returned: pool call interrupted (",
+        "the ticker's result arrived: 60 or more ticks (Ctrl+C pressed: true)",
     ]);
+    // printed by the child, whenever it runs relative to the parent's lines
+    out.expect_line("[ticker] __onfinish__ after");
 }
 
 // ---- Examples of the book (not ports of the seed) -------------------------------------------

@@ -78,3 +78,111 @@ pub fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String
 pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     crate::wire::decode(bytes)
 }
+
+/// Fuzz entry points: each feeds bytes from another process to one decoder of the runtime, the
+/// way the runtime itself does. None may panic, abort or allocate without bound; errors are
+/// fine.
+pub mod fuzz {
+    use std::collections::{BTreeMap, HashMap};
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use std::time::{Duration, Instant};
+
+    use crate::error::ProcessError;
+    use crate::lifecycle::ProcessTimers;
+    use crate::pool::TaskError;
+    use crate::wire::auth::{Secret, client_handshake, server_handshake};
+    use crate::wire::codec::Decoder;
+    use crate::wire::frame::read_frame;
+    use crate::wire::protocol::{
+        ProcessStart, RESULTS_HEAD, ResultsHead, StartMessage, TaskFrame, WorkerStart,
+        decode_skipped,
+    };
+    use crate::wire::{Conn, decode};
+
+    /// The frame reader: reads frames from `bytes` until the end or an error, with a small
+    /// limit and a large one.
+    pub fn frames(bytes: &[u8]) {
+        for limit in [256, 1 << 20, u32::MAX] {
+            let mut reader = bytes;
+            while let Ok(Some(_)) = read_frame(&mut reader, limit) {}
+        }
+    }
+
+    /// Both sides of the handshake, each facing a peer that sends `bytes` (then hangs up).
+    pub fn handshake(bytes: &[u8]) {
+        let secret = Secret([7; 32]);
+        for server in [true, false] {
+            let (ours, theirs) = UnixStream::pair().expect("a socket pair");
+            let mut theirs = theirs;
+            let _ = theirs.write_all(bytes);
+            let _ = theirs.shutdown(std::net::Shutdown::Write);
+            let conn = Conn::new(ours);
+            let deadline = Instant::now() + Duration::from_millis(200);
+            if server {
+                let _ = server_handshake(&conn, &secret, deadline, |_| true);
+            } else {
+                let _ = client_handshake(&conn, &secret, &[1; 16], deadline);
+            }
+        }
+    }
+
+    /// Start messages: the `Start` frame's payload, and the bodies of both entries.
+    pub fn start(bytes: &[u8]) {
+        if let Ok(start) = decode::<StartMessage>(bytes) {
+            let _ = decode::<ProcessStart>(&start.body);
+            let _ = decode::<WorkerStart>(&start.body);
+        }
+        let _ = decode::<ProcessStart>(bytes);
+    }
+
+    /// Task frames, and the items in them decoded as a few item types.
+    pub fn task(bytes: &[u8]) {
+        let Ok(task) = TaskFrame::decode(bytes) else {
+            return;
+        };
+        let mut start = 0usize;
+        for &len in &task.lengths {
+            let end = start + len as usize;
+            let item = &task.items[start..end];
+            let _ = decode::<u64>(item);
+            let _ = decode::<(String, Vec<u8>)>(item);
+            let _ = decode::<Vec<Option<i32>>>(item);
+            start = end;
+        }
+    }
+
+    /// `Results` and `Skipped` frames from a worker, the results decoded as the pool does.
+    pub fn results(bytes: &[u8]) {
+        let _ = decode_skipped(bytes);
+        let Ok(head) = ResultsHead::decode(bytes) else {
+            return;
+        };
+        let rest = &bytes[RESULTS_HEAD.min(bytes.len())..];
+        let count = (head.count as usize).min(rest.len());
+        crate::pool::decode_results_for_fuzzing::<String>(rest, count);
+        crate::pool::decode_results_for_fuzzing::<Vec<u64>>(rest, count);
+    }
+
+    /// A child's outcome frames: `Result` (timers, then the value), `Error` and `SetupFailed`.
+    pub fn outcome(bytes: &[u8]) {
+        let mut decoder = Decoder::new(bytes);
+        if decoder.next::<ProcessTimers>().is_ok() {
+            let _ = decode::<String>(decoder.remaining());
+        }
+        let _ = decode::<(ProcessTimers, ProcessError)>(bytes);
+        let _ = decode::<TaskError>(bytes);
+        let _ = decode::<String>(bytes);
+    }
+
+    /// Tell messages, read as a few message types.
+    pub fn tell(bytes: &[u8]) {
+        let _ = decode::<String>(bytes);
+        let _ = decode::<Vec<u8>>(bytes);
+        let _ = decode::<(u32, f64, Option<String>)>(bytes);
+        let _ = decode::<HashMap<String, Vec<u64>>>(bytes);
+        let _ = decode::<BTreeMap<u64, Vec<String>>>(bytes);
+        let _ = decode::<Vec<Vec<()>>>(bytes);
+        let _ = decode::<Result<Vec<char>, ProcessError>>(bytes);
+    }
+}

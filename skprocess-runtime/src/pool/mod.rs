@@ -553,6 +553,15 @@ deferred_call!(
     "skprocess-pool-async"
 );
 
+/// Decodes `count` results as the pool does (for the fuzz targets).
+#[cfg(feature = "__testing")]
+pub(crate) fn decode_results_for_fuzzing<O: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    count: usize,
+) {
+    decode_results::<O>(bytes, count, &mut |_, result| drop(result));
+}
+
 /// How many items of `total` go in one chunk of a `map`: a quarter of a fair share per worker,
 /// so that faster workers can take more chunks.
 fn chunk_size(total: usize, workers: usize) -> usize {

@@ -368,7 +368,7 @@ impl<P: Lifecycle> Skprocess<P> {
     }
 
     /// Runs the next call on a background thread: `process.background().run()` returns a
-    /// [`BackgroundHandle`] whose `result()` blocks.
+    /// [`BackgroundHandle`](crate::BackgroundHandle) whose `result()` blocks.
     pub fn background(&self) -> Background<P> {
         Background {
             handle: self.clone_handle(),
