@@ -7,6 +7,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use crate::sync::lock;
+
 struct Slot<T> {
     value: Option<T>,
     waker: Option<Waker>,
@@ -34,7 +36,7 @@ struct Completer<T> {
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
         let waker = {
-            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slot = lock(&self.slot);
             if slot.value.is_none() {
                 slot.abandoned = true;
             }
@@ -68,15 +70,11 @@ where
         .name(name.to_owned())
         .spawn(move || {
             let value = work();
-            completer
-                .slot
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .value = Some(value);
+            lock(&completer.slot).value = Some(value);
             drop(completer); // wakes
         });
     if spawned.is_err() {
-        slot.lock().unwrap_or_else(|e| e.into_inner()).abandoned = true;
+        lock(&slot).abandoned = true;
     }
     ThreadFuture { slot }
 }
@@ -85,7 +83,7 @@ impl<T> Future for ThreadFuture<T> {
     type Output = T;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.slot);
         if let Some(value) = slot.value.take() {
             return Poll::Ready(value);
         }

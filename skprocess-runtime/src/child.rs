@@ -20,10 +20,6 @@ use crate::shm::StatusPage;
 use crate::wire::protocol::{Kind, MARKER_ENV, Marker, StartMessage};
 use crate::wire::{Frame, decode};
 
-/// The stack of the thread that runs a child's work (and of timed sections): the size of a
-/// main thread's stack on Linux, so that code that runs in `main` runs in a child too.
-pub(crate) const CHILD_STACK: usize = 8 << 20;
-
 /// Set once this process has become a child (its marker was taken, whether or not the variable
 /// could be removed from the environment).
 static CAUGHT: AtomicBool = AtomicBool::new(false);
@@ -83,7 +79,7 @@ fn become_child_if_marked() {
     let marker = marker.to_string_lossy().into_owned();
     let exit = std::thread::Builder::new()
         .name("skprocess-child".into())
-        .stack_size(CHILD_STACK)
+        .stack_size(crate::engine::WORK_STACK)
         .spawn(move || child_main(&marker))
         .map(|thread| thread.join().unwrap_or(code::RUNTIME_PANIC))
         .unwrap_or(code::RUNTIME_PANIC);

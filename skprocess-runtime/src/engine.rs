@@ -27,6 +27,10 @@ use crate::config::ProcessConfig;
 use crate::error::{Failure, ProcessError, Section};
 use crate::lifecycle::{ChildLink, Context, Lifecycle, ProcessTimers};
 
+/// The stack of the threads that run a child's work and its timed sections: the size of a main
+/// thread's stack on Linux, so that code that runs in `main` runs in a child too.
+pub(crate) const WORK_STACK: usize = 8 << 20;
+
 /// How a run of the lifecycle ended.
 #[derive(Debug)]
 pub(crate) enum Outcome<O> {
@@ -100,7 +104,7 @@ impl SectionRunner {
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("skprocess-section".into())
-            .stack_size(crate::child::CHILD_STACK)
+            .stack_size(WORK_STACK)
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     job();

@@ -70,34 +70,48 @@ fn spawn_reader(conn: Arc<Conn>, inbox: Arc<Inbox>, status: Arc<StatusPage>) {
 }
 
 /// Sends the outcome of a lifecycle to the parent. A result that cannot be encoded, or that is
-/// larger than the frame limit, becomes an error the parent receives instead.
+/// larger than the frame limit, becomes an error the parent receives instead; an error whose
+/// frame (with the timers) is too large goes without the timers.
 pub(crate) fn send_outcome<O: Serialize>(conn: &Conn, outcome: Outcome<O>, timers: ProcessTimers) {
     let error = match outcome {
-        Outcome::Value(value) => match encode(&(&timers, &value)) {
-            Ok(bytes) => match conn.send(Kind::Result, &bytes) {
-                Err(crate::error::IpcError::FrameTooLarge { len, max }) => ProcessError::Encode {
-                    what: format!("the result (`{}`)", std::any::type_name::<O>()),
-                    message: format!(
-                        "its {len} bytes exceed the frame limit of {max} bytes \
-                         (`ProcessConfig::frame_limit`)"
-                    ),
-                },
-                _ => return,
-            },
-            Err(message) => ProcessError::Encode {
+        Outcome::Value(value) => match send_encoded(conn, Kind::Result, &(&timers, &value)) {
+            Ok(()) | Err(Unsent::Gone) => return,
+            Err(Unsent::Refused(message)) => ProcessError::Encode {
                 what: format!("the result (`{}`)", std::any::type_name::<O>()),
                 message,
             },
         },
         Outcome::Error(error) => error,
     };
-    let bytes = encode(&(&timers, &error)).or_else(|message| {
-        let fallback = ProcessError::ChildSetup {
-            message: format!("{error} (and the error could not be encoded: {message})"),
-        };
-        encode(&(&timers, &fallback))
-    });
-    if let Ok(bytes) = bytes {
-        let _ = conn.send(Kind::Error, &bytes);
+    match send_encoded(conn, Kind::Error, &(&timers, &error)) {
+        Ok(()) | Err(Unsent::Gone) => {}
+        Err(Unsent::Refused(message)) => {
+            let bare = ProcessTimers::default();
+            if let Err(Unsent::Refused(_)) = send_encoded(conn, Kind::Error, &(&bare, &error)) {
+                let fallback = ProcessError::ChildSetup {
+                    message: format!("{error} (and the error could not be sent: {message})"),
+                };
+                let _ = send_encoded(conn, Kind::Error, &(&bare, &fallback));
+            }
+        }
+    }
+}
+
+/// Why an outcome frame was not sent.
+enum Unsent {
+    /// The parent is gone: nobody to tell.
+    Gone,
+    /// It cannot be encoded, or it is over the frame limit (the message says which).
+    Refused(String),
+}
+
+fn send_encoded<T: Serialize>(conn: &Conn, kind: Kind, value: &T) -> Result<(), Unsent> {
+    let bytes = encode(value).map_err(Unsent::Refused)?;
+    match conn.send(kind, &bytes) {
+        Ok(()) => Ok(()),
+        Err(crate::error::IpcError::FrameTooLarge { len, max }) => Err(Unsent::Refused(format!(
+            "its {len} bytes exceed the frame limit of {max} bytes (`ProcessConfig::frame_limit`)"
+        ))),
+        Err(_) => Err(Unsent::Gone),
     }
 }
