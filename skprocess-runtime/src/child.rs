@@ -21,7 +21,7 @@ use crate::wire::protocol::{Kind, MARKER_ENV, Marker, StartMessage};
 use crate::wire::{Frame, decode};
 
 /// Set once this process has become a child (its marker was taken, whether or not the variable
-/// could be removed from the environment).
+/// could be removed from the environment), or found a marker that was meant for another process.
 static CAUGHT: AtomicBool = AtomicBool::new(false);
 
 #[cfg(all(feature = "auto-init", target_os = "linux"))]
@@ -71,6 +71,11 @@ fn become_child_if_marked() {
         return;
     };
     CAUGHT.store(true, Ordering::Release);
+    if meant_for_another(&marker.to_string_lossy()) {
+        // A program started by a child's own code inherited the child's marker (the variable
+        // could not be removed there): it is not a skprocess child. Run `main`.
+        return;
+    }
     if crate::sys::thread_count() == Some(1) {
         // SAFETY: this is the only thread of the process (just counted), so nothing can read
         // or write the environment concurrently; a new thread can only be started by this one.
@@ -84,6 +89,18 @@ fn become_child_if_marked() {
         .map(|thread| thread.join().unwrap_or(code::RUNTIME_PANIC))
         .unwrap_or(code::RUNTIME_PANIC);
     crate::exit::flush_and_exit(exit);
+}
+
+/// Whether `marker` names a parent that is alive but is not this process's parent: then the
+/// marker was inherited from a child that started this program itself. (A parent that died is
+/// not "another": the child must then exit, not run `main`.)
+fn meant_for_another(marker: &str) -> bool {
+    let Some(marker) = Marker::parse(marker) else {
+        return false;
+    };
+    // SAFETY: getppid always succeeds; kill with signal 0 only checks that the pid exists.
+    let (parent, named_alive) = unsafe { (libc::getppid(), libc::kill(marker.parent, 0) == 0) };
+    parent != marker.parent && named_alive
 }
 
 /// The status page's stop flag, for the signal handler.
@@ -188,8 +205,8 @@ fn check_start(start: &StartMessage) -> Result<(), String> {
         Some(own) if own == start.identity.as_slice() => {}
         Some(_) => {
             return Err(
-                "the child runs a different executable than its parent (their build \
-                        ids differ); refusing to run anything"
+                "the child runs a different executable than its parent (their build ids, \
+                        or file identities, differ); refusing to run anything"
                     .into(),
             );
         }

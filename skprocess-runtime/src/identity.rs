@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-/// The identity of this executable: its GNU build id, or (without one) a digest of the file's
-/// device, inode, size and modification time. Computed once.
+/// The identity of this executable: its GNU build id, or (without one) the file's device,
+/// inode, size and modification time, side by side. Computed once.
 ///
 /// `None` when neither can be read: then no child can prove it runs the same code, and nothing
 /// is started (fail closed: two empty identities must never compare equal).

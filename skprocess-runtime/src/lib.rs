@@ -75,6 +75,8 @@
 #![doc(test(no_crate_inject, attr(deny(warnings))))]
 #![deny(missing_docs)]
 
+// `::skprocess::...` paths (what the macros generate) resolve inside this crate too.
+#[allow(unused_extern_crates)]
 extern crate self as skprocess;
 
 #[cfg(feature = "__testing")]
@@ -125,13 +127,12 @@ pub use skprocess_macros::timethis;
 /// The items most programs need: `use skprocess::prelude::*;`.
 pub mod prelude {
     pub use crate::pool::{Pool, PoolError};
-    pub use crate::skprocess;
-    pub use crate::timethis;
     pub use crate::timing::{Sktimer, TimeThis};
     pub use crate::{
         Context, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section, Skprocess,
         TellError,
     };
+    pub use skprocess_macros::{skprocess, timethis};
 }
 
 #[doc(hidden)]

@@ -285,8 +285,8 @@ impl Context {
     /// [`Skprocess::listen`](crate::Skprocess::listen).
     ///
     /// A tell that finds the parent gone is a stop: the process finishes the current section,
-    /// runs `__onfinish__` and `__result__`, and a section that failed because of that tell
-    /// (`cx.tell(..)?`) does not count as a failure.
+    /// runs `__onfinish__` and `__result__`, and a `__prerun__`, `__run__` or `__postrun__`
+    /// that failed because of that tell (`cx.tell(..)?`) does not count as a failure.
     ///
     /// # Errors
     ///

@@ -2,7 +2,8 @@
 //!
 //! The parent writes `stop`; the child writes `current_run` and `phase`. Both sides read with
 //! plain atomic loads, so `stop()` costs the parent one store and the child's per-iteration
-//! check costs one load: no message, no syscall. The page is a memfd the child inherits.
+//! check costs one load: no message, no syscall. The page is a memfd the parent sends
+//! the child over the authenticated socket (SCM_RIGHTS) before the Start message.
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};

@@ -65,7 +65,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visit
 use serde::ser::{self, Serialize};
 
 /// Containers nested deeper than this are refused by the encoder and the decoder.
-pub(crate) const MAX_DEPTH: usize = 256;
+pub(crate) const MAX_DEPTH: usize = 1024;
 
 /// Steps a [`Decoder`] may take beyond one per byte of its buffer: room for sequences of
 /// zero-sized elements (a `Vec<()>` of 1,000 in an 8-byte frame decodes).
@@ -2325,7 +2325,7 @@ mod tests {
         bytes.push(0);
         assert_eq!(
             decode::<Node>(&bytes).unwrap_err(),
-            "nested more than 256 levels deep"
+            "nested more than 1024 levels deep"
         );
         assert!(decode::<List>(&List::bytes(10_000)).is_err());
         let mut nest = prefix(1).repeat(10_000);
@@ -2342,15 +2342,15 @@ mod tests {
         let mut out = vec![1, 2, 3];
         assert_eq!(
             encode_into(&mut out, &deep).unwrap_err(),
-            "nested more than 256 levels deep"
+            "nested more than 1024 levels deep"
         );
         assert_eq!(out, [1, 2, 3]);
-        assert!(encode(&List::of(300)).is_err());
+        assert!(encode(&List::of(MAX_DEPTH + 44)).is_err());
     }
 
     #[test]
     fn depth_limit_is_exact_on_both_sides() {
-        // One level per cons: 256 pass, 257 do not.
+        // One level per cons: MAX_DEPTH pass, one more does not.
         let bytes = round_trip(&List::of(MAX_DEPTH));
         assert_eq!(bytes, List::bytes(MAX_DEPTH));
         assert!(encode(&List::of(MAX_DEPTH + 1)).is_err());

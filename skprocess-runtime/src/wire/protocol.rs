@@ -19,9 +19,6 @@
 //! worker publishes the one it claims in its status page, and the parent takes a chunk back
 //! by its `seq` (see [`StatusPage::revoke`](crate::shm::StatusPage::revoke)).
 //!
-//! ```text
-//! ```
-//!
 //! Every child, standalone process or pool worker, starts the same way: it authenticates,
 //! receives its status page and one `Start` message naming a registered entry, checks that it
 //! runs the parent's executable, applies the frame limit, says `Ready` and runs the entry. Every
