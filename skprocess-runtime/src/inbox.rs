@@ -116,15 +116,31 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    /// How long any wait in these tests may take: generous, for slow shared machines. A hang
+    /// fails the test instead of stalling CI.
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    /// Whether thread `tid` of this process is asleep (blocked in the kernel), from `/proc`.
+    fn is_asleep(tid: i32) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+        // The state follows the thread's name, which is in parentheses and may hold anything.
+        let (_, after_name) = stat.rsplit_once(')').expect("a stat line");
+        after_name.split_whitespace().next() == Some("S")
+    }
+
     #[test]
     fn fifo_then_disconnected_after_close() {
         let inbox = Inbox::default();
         inbox.push(vec![1]);
         inbox.push(vec![2]);
         inbox.close();
-        assert_eq!(inbox.recv(None).unwrap(), vec![1]);
-        assert_eq!(inbox.recv(None).unwrap(), vec![2]);
-        assert!(matches!(inbox.recv(None), Err(ListenError::Disconnected)));
+        let deadline = Instant::now() + LIMIT;
+        assert_eq!(inbox.recv(Some(deadline)).unwrap(), vec![1]);
+        assert_eq!(inbox.recv(Some(deadline)).unwrap(), vec![2]);
+        assert!(matches!(
+            inbox.recv(Some(deadline)),
+            Err(ListenError::Disconnected)
+        ));
     }
 
     #[test]
@@ -140,13 +156,29 @@ mod tests {
     #[test]
     fn wakes_a_blocked_receiver() {
         let inbox = Arc::new(Inbox::default());
-        let sender = Arc::clone(&inbox);
-        let thread = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            sender.push(vec![9]);
+        let receiver = Arc::clone(&inbox);
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let (got_tx, got_rx) = std::sync::mpsc::channel();
+        // The un-timed `recv(None)` is the point: it runs on a helper thread, bounded below.
+        std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = got_tx.send(receiver.recv(None));
         });
-        assert_eq!(inbox.recv(None).unwrap(), vec![9]);
-        thread.join().unwrap();
+        let tid = tid_rx
+            .recv_timeout(LIMIT)
+            .expect("the receiver never started");
+        // Nothing else takes the inbox's lock: once the receiver sleeps, it waits in `recv`.
+        let deadline = Instant::now() + LIMIT;
+        while !is_asleep(tid) {
+            assert!(Instant::now() < deadline, "the receiver never blocked");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        inbox.push(vec![9]);
+        let got = got_rx
+            .recv_timeout(LIMIT)
+            .expect("the receiver was not woken");
+        assert_eq!(got.unwrap(), vec![9]);
     }
 
     #[test]

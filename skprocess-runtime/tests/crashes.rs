@@ -1,10 +1,32 @@
 //! A child that fails in every way a child can fail gives the parent a typed error, promptly,
 //! and never a hang.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 use skprocess::{ExitInfo, FailureKind};
+
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
+/// `limit` (a panic in `f` is passed on). Bounds the calls whose point is the un-timed API.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let helper = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the helper ended without an answer"),
+        },
+    }
+}
 
 #[skprocess(runs = 3)]
 struct Panics;
@@ -20,7 +42,7 @@ impl Panics {
 
 #[test]
 fn a_panic_in_run_is_a_typed_error_with_message_and_location() {
-    let err = Skprocess::new(Panics).run().unwrap_err();
+    let err = Skprocess::new(Panics).timeout(LIMIT).run().unwrap_err();
     match &err {
         ProcessError::Section {
             section: Section::Run,
@@ -50,7 +72,7 @@ impl Aborts {
 
 #[test]
 fn an_abort_is_a_crash_with_sigabrt() {
-    let err = Skprocess::new(Aborts).run().unwrap_err();
+    let err = Skprocess::new(Aborts).timeout(LIMIT).run().unwrap_err();
     match err {
         ProcessError::Crashed { exit, .. } => {
             assert_eq!(exit.signal(), Some(libc::SIGABRT), "{exit}");
@@ -74,7 +96,7 @@ impl Segfaults {
 
 #[test]
 fn a_segfault_is_a_crash_with_sigsegv() {
-    let err = Skprocess::new(Segfaults).run().unwrap_err();
+    let err = Skprocess::new(Segfaults).timeout(LIMIT).run().unwrap_err();
     match err {
         ProcessError::Crashed { exit, .. } => {
             assert_eq!(exit.signal(), Some(libc::SIGSEGV), "{exit}");
@@ -108,14 +130,16 @@ fn a_sigkill_from_outside_is_a_crash_without_a_hang() {
     process.start().unwrap();
     let pid = process.pid().unwrap();
     // let it get going
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + LIMIT;
     while process.current_run() < 3 {
         assert!(Instant::now() < deadline, "the child never ran");
         std::thread::sleep(Duration::from_millis(5));
     }
     // SAFETY: sending a signal to our own child, which has not been reaped (it is running).
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    match process.result().unwrap_err() {
+    // The point is that the un-timed `result()` returns: it runs on a helper thread, bounded.
+    let (result, process) = within(LIMIT, move || (process.result(), process));
+    match result.unwrap_err() {
         ProcessError::Crashed {
             pid: crashed,
             exit,
@@ -142,21 +166,27 @@ fn kill_through_the_handle_is_reported_as_killed() {
     process.start().unwrap();
     process.kill().unwrap();
     assert!(!process.is_alive());
-    assert!(matches!(process.result(), Err(ProcessError::Killed { .. })));
-    assert!(matches!(process.result(), Err(ProcessError::ResultTaken)));
+    assert!(matches!(
+        process.timeout(LIMIT).result(),
+        Err(ProcessError::Killed { .. })
+    ));
+    assert!(matches!(
+        process.timeout(LIMIT).result(),
+        Err(ProcessError::ResultTaken)
+    ));
 }
 
 #[test]
 fn stop_ends_an_endless_process_gracefully() {
     let process = Skprocess::new(Forever { count: 0 });
     process.start().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + LIMIT;
     while process.current_run() < 2 {
         assert!(Instant::now() < deadline, "the child never ran");
         std::thread::sleep(Duration::from_millis(5));
     }
     process.stop();
-    let count = process.result().unwrap();
+    let count = process.timeout(LIMIT).result().unwrap();
     assert!(count >= 2, "{count}");
     assert!(process.current_run() as u64 >= count - 1);
 }
@@ -194,9 +224,9 @@ impl Sleeper {
 fn a_300ms_section_timeout_fires_long_before_a_second() {
     let process = Skprocess::new(Sleeper);
     process.start().unwrap();
-    let _: String = process.listen_timeout(Duration::from_secs(30)).unwrap();
+    let _: String = process.listen_timeout(LIMIT).unwrap();
     let section_started = Instant::now();
-    let err = process.result().unwrap_err();
+    let err = process.timeout(LIMIT).result().unwrap_err();
     let elapsed = section_started.elapsed();
     match err {
         ProcessError::Timeout {

@@ -2,7 +2,13 @@
 //! called) must not spawn: that would repeat forever. Its own test binary, because it sets the
 //! child marker in this process's environment (its tests take a lock around that).
 
+use std::time::Duration;
+
 use skprocess::prelude::*;
+
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
 
 #[skprocess(runs = 1)]
 struct Anything;
@@ -28,7 +34,7 @@ fn a_child_running_main_refuses_to_spawn() {
         other => panic!("unexpected: {other:?}"),
     }
     // Once the marker is gone, spawning works.
-    Skprocess::new(Anything).run().unwrap();
+    Skprocess::new(Anything).timeout(LIMIT).run().unwrap();
 }
 
 #[test]

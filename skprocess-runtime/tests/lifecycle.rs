@@ -1,10 +1,32 @@
 //! The engine's semantics, end to end in real child processes: order of sections, runs,
 //! join_in, stop, lives, timeouts, `__error__`, timers, configuration.
 
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
+
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
+/// `limit` (a panic in `f` is passed on). Bounds the calls whose point is the un-timed API.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let helper = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the helper ended without an answer"),
+        },
+    }
+}
 
 /// Records the order of its sections; fails where told to.
 #[skprocess(runs = 3)]
@@ -61,7 +83,10 @@ fn log(items: &str) -> Vec<String> {
 
 #[test]
 fn sections_run_in_order_for_each_run() {
-    let result = Skprocess::new(Recorder::new()).run().unwrap();
+    let result = Skprocess::new(Recorder::new())
+        .timeout(LIMIT)
+        .run()
+        .unwrap();
     assert_eq!(
         result,
         log("pre0 run0 post0 pre1 run1 post1 pre2 run2 post2 finish3")
@@ -72,14 +97,14 @@ fn sections_run_in_order_for_each_run() {
 fn zero_runs_still_finish_and_produce_a_result() {
     let process = Skprocess::new(Recorder::new());
     process.configure(|c| c.runs = Some(0)).unwrap();
-    assert_eq!(process.run().unwrap(), log("finish0"));
+    assert_eq!(process.timeout(LIMIT).run().unwrap(), log("finish0"));
 }
 
 #[test]
 fn a_stop_in_prerun_skips_the_rest_of_that_iteration() {
     let mut recorder = Recorder::new();
     recorder.stop_in = Some(("pre".into(), 1));
-    let result = Skprocess::new(recorder).run().unwrap();
+    let result = Skprocess::new(recorder).timeout(LIMIT).run().unwrap();
     assert_eq!(result, log("pre0 run0 post0 pre1 finish1"));
 }
 
@@ -88,7 +113,10 @@ fn a_stop_in_run_skips_postrun_and_the_count() {
     let mut recorder = Recorder::new();
     recorder.stop_in = Some(("run".into(), 0));
     let process = Skprocess::new(recorder);
-    assert_eq!(process.run().unwrap(), log("pre0 run0 finish0"));
+    assert_eq!(
+        process.timeout(LIMIT).run().unwrap(),
+        log("pre0 run0 finish0")
+    );
     assert_eq!(process.current_run(), 0);
 }
 
@@ -96,7 +124,7 @@ fn a_stop_in_run_skips_postrun_and_the_count() {
 fn without_error_hook_an_onfinish_failure_is_the_error() {
     let mut recorder = Recorder::new();
     recorder.fail_in = Some(("finish".into(), 3));
-    match Skprocess::new(recorder).run() {
+    match Skprocess::new(recorder).timeout(LIMIT).run() {
         Err(ProcessError::Section {
             section: Section::Onfinish,
             current_run: 3,
@@ -155,7 +183,7 @@ fn a_failure_with_lives_left_re_enters_the_same_run_keeping_state() {
         fail_run: 1,
     };
     assert_eq!(
-        Skprocess::new(flaky).run().unwrap(),
+        Skprocess::new(flaky).timeout(LIMIT).run().unwrap(),
         FlakyOutcome::Done(vec![0, 1, 1, 1, 2, 3])
     );
 }
@@ -168,7 +196,7 @@ fn with_no_lives_left_error_decides_and_its_value_is_the_result() {
         fail_run: 2,
     };
     assert_eq!(
-        Skprocess::new(flaky).run().unwrap(),
+        Skprocess::new(flaky).timeout(LIMIT).run().unwrap(),
         FlakyOutcome::GaveUp {
             attempts: vec![0, 1, 2, 2, 2],
             error: "error in __run__ on run 2: flaked, 2 left".into(),
@@ -197,7 +225,7 @@ impl BrokenHandler {
 
 #[test]
 fn a_failing_error_hook_reports_both_failures() {
-    match Skprocess::new(BrokenHandler).run() {
+    match Skprocess::new(BrokenHandler).timeout(LIMIT).run() {
         Err(ProcessError::ErrorHandler { cause, original }) => {
             assert_eq!(
                 cause.failure().map(|f| f.message()),
@@ -236,10 +264,10 @@ impl HandsOn {
 #[test]
 fn an_error_hook_may_hand_the_error_on() {
     let process = Skprocess::new(HandsOn);
-    let err = process.run().unwrap_err();
+    let err = process.timeout(LIMIT).run().unwrap_err();
     assert_eq!(err.failure().unwrap().message(), "disk on fire");
     assert_eq!(
-        process.listen::<String>().unwrap(),
+        process.listen_timeout::<String>(LIMIT).unwrap(),
         "saw: error in __run__ on run 0: disk on fire"
     );
 }
@@ -279,6 +307,7 @@ fn a_timed_out_section_is_rolled_back_to_its_start() {
         completed: 0,
         scratch: Vec::new(),
     })
+    .timeout(LIMIT)
     .run()
     .unwrap();
     assert_eq!(result, (1, vec![0], true));
@@ -293,7 +322,7 @@ fn a_timeout_with_lives_left_retries_the_run() {
     });
     process.configure(|c| c.lives = 2).unwrap();
     // Run 1 overruns on both attempts; the second attempt exhausts the lives.
-    assert_eq!(process.run().unwrap(), (1, vec![0], true));
+    assert_eq!(process.timeout(LIMIT).run().unwrap(), (1, vec![0], true));
 }
 
 /// Counts until `join_in` passes.
@@ -317,7 +346,7 @@ impl Bounded {
 fn join_in_ends_the_process_normally() {
     let started = Instant::now();
     let process = Skprocess::new(Bounded { count: 0 });
-    let count = process.run().unwrap();
+    let count = process.timeout(LIMIT).run().unwrap();
     assert!(count >= 1, "{count}");
     assert!(started.elapsed() < Duration::from_secs(20));
     assert!(process.timers().run.num_times() as u64 == count);
@@ -326,7 +355,7 @@ fn join_in_ends_the_process_normally() {
 #[test]
 fn timers_cover_every_defined_section_and_whole_iterations() {
     let process = Skprocess::new(Recorder::new());
-    process.run().unwrap();
+    process.timeout(LIMIT).run().unwrap();
     let timers = process.timers();
     assert_eq!(timers.prerun.num_times(), 3);
     assert_eq!(timers.run.num_times(), 3);
@@ -354,7 +383,7 @@ fn the_timer_window_bounds_kept_samples_but_not_counts() {
             c.timer_window = 8;
         })
         .unwrap();
-    process.run().unwrap();
+    process.timeout(LIMIT).run().unwrap();
     let run = process.timers().run;
     assert_eq!(run.num_times(), 50);
     assert_eq!(run.times().len(), 8);
@@ -371,7 +400,10 @@ fn configuration_comes_from_attributes_then_config_hook_then_handle() {
     assert_eq!(config.runs, Some(4));
     assert_eq!(config.lives, 3);
     process.configure(|c| c.runs = Some(1)).unwrap();
-    assert_eq!(process.run().unwrap(), FlakyOutcome::Done(vec![0]));
+    assert_eq!(
+        process.timeout(LIMIT).run().unwrap(),
+        FlakyOutcome::Done(vec![0])
+    );
     assert!(matches!(
         process.configure(|c| c.runs = Some(2)),
         Err(ProcessError::AlreadyStarted)
@@ -382,8 +414,12 @@ fn configuration_comes_from_attributes_then_config_hook_then_handle() {
 #[test]
 fn calls_before_start_are_typed_errors() {
     let process = Skprocess::new(Recorder::new());
-    assert!(matches!(process.wait(), Err(ProcessError::NotStarted)));
-    assert!(matches!(process.result(), Err(ProcessError::NotStarted)));
+    // The un-timed calls are the point here: they run on a helper thread, bounded.
+    let process = within(LIMIT, move || {
+        assert!(matches!(process.wait(), Err(ProcessError::NotStarted)));
+        assert!(matches!(process.result(), Err(ProcessError::NotStarted)));
+        process
+    });
     assert!(matches!(process.tell(1u8), Err(TellError::NotStarted)));
     assert!(!process.is_alive());
     assert_eq!(process.pid(), None);

@@ -17,6 +17,10 @@ use skprocess::prelude::*;
 const CHILDREN: usize = 2;
 const ROLE_ENV: &str = "SKPROCESS_TEST_HELPER_DIR";
 
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
+
 /// Runs until stopped; records in a file that `__onfinish__` ran.
 #[skprocess]
 struct Endless {
@@ -52,8 +56,10 @@ fn helper_parent_role() {
             process
         })
         .collect();
+    let deadline = Instant::now() + LIMIT;
     for process in &processes {
         while process.current_run() < 1 {
+            assert!(Instant::now() < deadline, "a child never ran");
             std::thread::sleep(Duration::from_millis(2));
         }
         println!("child {}", process.pid().unwrap());
@@ -105,7 +111,7 @@ fn start_helper(name: &str) -> Helper {
         }
     });
     let mut children = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + LIMIT;
     loop {
         let line = rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -206,12 +212,15 @@ fn sigterm_to_a_child_is_a_graceful_stop() {
         marker: std::env::temp_dir().join(format!("skprocess-sigterm-{}", std::process::id())),
     });
     process.start().unwrap();
+    let deadline = Instant::now() + LIMIT;
     while process.current_run() < 1 {
+        assert!(Instant::now() < deadline, "the child never ran");
         std::thread::sleep(Duration::from_millis(2));
     }
     // SAFETY: our own running child.
     unsafe { libc::kill(process.pid().unwrap() as i32, libc::SIGTERM) };
     process
+        .timeout(LIMIT)
         .result()
         .expect("a stopped process delivers its result");
     let marker = std::fs::read_to_string(

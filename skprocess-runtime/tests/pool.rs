@@ -1,7 +1,9 @@
 //! The pool: every method and modifier, errors, crashes, deadlines, concurrency, shutdown.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skprocess::pool::{Pool, PoolError, TaskError};
@@ -20,12 +22,37 @@ fn pool() -> Pool {
     Pool::new(2).expect("a pool starts")
 }
 
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
+/// `limit` (a panic in `f` is passed on). Bounds the calls that take no deadline of their own.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let helper = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the helper ended without an answer"),
+        },
+    }
+}
+
 #[test]
 fn map_keeps_input_order_for_any_size() {
     let pool = pool();
     for n in [0u64, 1, 2, 7, 100, 2_000] {
         let expected: Vec<u64> = (0..n).map(square).collect();
-        assert_eq!(pool.map(square, 0..n).unwrap(), expected, "n = {n}");
+        assert_eq!(
+            pool.timeout(LIMIT).map(square, 0..n).unwrap(),
+            expected,
+            "n = {n}"
+        );
     }
 }
 
@@ -34,14 +61,20 @@ fn every_method_gives_every_result() {
     let pool = pool();
     let all: BTreeSet<u64> = (0..50).map(square).collect();
     let unordered: BTreeSet<u64> = pool
+        .timeout(LIMIT)
         .unordered_map(square, 0..50)
         .unwrap()
         .into_iter()
         .collect();
     assert_eq!(unordered, all);
-    let imap: Vec<u64> = pool.imap(square, 0..50).map(Result::unwrap).collect();
+    let imap: Vec<u64> = pool
+        .timeout(LIMIT)
+        .imap(square, 0..50)
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(imap, (0..50).map(square).collect::<Vec<_>>());
     let unordered_imap: BTreeSet<u64> = pool
+        .timeout(LIMIT)
         .unordered_imap(square, 0..50)
         .map(Result::unwrap)
         .collect();
@@ -53,10 +86,12 @@ fn closures_and_borrowed_inputs_work() {
     let pool = pool();
     let words = ["a".to_string(), "bb".to_string(), "ccc".to_string()];
     let lengths = pool
+        .timeout(LIMIT)
         .map(|w: String| w.len(), words.iter().cloned())
         .unwrap();
     assert_eq!(lengths, vec![1, 2, 3]);
     let from_borrow: Vec<usize> = pool
+        .timeout(LIMIT)
         .imap(|w: String| w.len() * 10, words.iter().cloned())
         .map(Result::unwrap)
         .collect();
@@ -87,10 +122,20 @@ fn twelve(
 #[test]
 fn star_unpacks_tuples_of_one_to_twelve() {
     let pool = pool();
-    let ones = pool.star().map(|a: u8| a + 1, [(1u8,), (2,)]).unwrap();
+    let ones = pool
+        .star()
+        .timeout(LIMIT)
+        .map(|a: u8| a + 1, [(1u8,), (2,)])
+        .unwrap();
     assert_eq!(ones, vec![2, 3]);
     let item = (1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12);
-    assert_eq!(pool.star().map(twelve, [item, item]).unwrap(), vec![78, 78]);
+    assert_eq!(
+        pool.star()
+            .timeout(LIMIT)
+            .map(twelve, [item, item])
+            .unwrap(),
+        vec![78, 78]
+    );
 }
 
 fn panics_on_three(x: u64) -> u64 {
@@ -101,7 +146,7 @@ fn panics_on_three(x: u64) -> u64 {
 #[test]
 fn a_panicking_item_fails_the_map_with_its_index_and_the_pool_stays_usable() {
     let pool = pool();
-    match pool.map(panics_on_three, 0..10) {
+    match pool.timeout(LIMIT).map(panics_on_three, 0..10) {
         Err(PoolError::Task {
             index: 3,
             error: TaskError::Failed(failure),
@@ -111,7 +156,10 @@ fn a_panicking_item_fails_the_map_with_its_index_and_the_pool_stays_usable() {
         }
         other => panic!("unexpected: {other:?}"),
     }
-    assert_eq!(pool.map(identity, 0..5).unwrap(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(
+        pool.timeout(LIMIT).map(identity, 0..5).unwrap(),
+        vec![0, 1, 2, 3, 4]
+    );
 }
 
 fn fails_on_odd(x: u64) -> Result<u64, String> {
@@ -127,6 +175,7 @@ fn fallible_tasks_report_the_lowest_failing_index() {
     let pool = pool();
     let err = pool
         .fallible()
+        .timeout(LIMIT)
         .map(fails_on_odd, [0, 2, 4, 5, 7])
         .unwrap_err();
     assert_eq!(err.index(), Some(3));
@@ -134,17 +183,42 @@ fn fallible_tasks_report_the_lowest_failing_index() {
     let chain = skprocess::ErrorChain(&err).to_string();
     assert_eq!(chain, "item 3 failed: 5 is odd");
     assert_eq!(
-        pool.fallible().map(fails_on_odd, [0, 2]).unwrap(),
+        pool.fallible()
+            .timeout(LIMIT)
+            .map(fails_on_odd, [0, 2])
+            .unwrap(),
         vec![0, 2]
     );
     // imap reports each failed item in place and goes on
-    let results: Vec<_> = pool.fallible().imap(fails_on_odd, [1, 2, 3]).collect();
+    let results: Vec<_> = pool
+        .fallible()
+        .timeout(LIMIT)
+        .imap(fails_on_odd, [1, 2, 3])
+        .collect();
     assert!(results[0].is_err() && results[1].is_ok() && results[2].is_err());
     assert_eq!(results[2].as_ref().unwrap_err().index(), Some(2));
 }
 
-/// Returns its input and its worker's pid, after a short pause.
+/// The item that [`slowly`] holds until its worker is killed.
+const VICTIM_ITEM: u64 = 20;
+
+/// Where the worker running [`VICTIM_ITEM`] leaves its pid: named after the test process (the
+/// workers' parent), so that the test can find it.
+fn victim_marker(test_pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("skprocess-pool-victim-{test_pid}"))
+}
+
+/// Returns its input and its worker's pid, after a short pause. Item [`VICTIM_ITEM`] first
+/// leaves its worker's pid in [`victim_marker`], then waits to be killed: a worker that is
+/// surely in the middle of an item once the marker exists.
 fn slowly(x: u64) -> (u64, u32) {
+    if x == VICTIM_ITEM {
+        let marker = victim_marker(std::os::unix::process::parent_id());
+        let partial = marker.with_extension("partial");
+        std::fs::write(&partial, std::process::id().to_string()).unwrap();
+        std::fs::rename(&partial, &marker).unwrap();
+        std::thread::sleep(Duration::from_secs(120));
+    }
     std::thread::sleep(Duration::from_millis(10));
     (x, std::process::id())
 }
@@ -154,17 +228,12 @@ fn a_worker_sigkilled_mid_map_loses_no_item_and_delivers_none_twice() {
     let pool = pool();
     let before = pool.pids();
     assert_eq!(before.len(), 2);
-    let killer = {
-        let victim = before[0];
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            // SAFETY: a signal to a worker of this test's pool.
-            unsafe { libc::kill(victim as i32, libc::SIGKILL) };
-        })
-    };
+    let marker = victim_marker(std::process::id());
+    let _ = std::fs::remove_file(&marker);
+    let mut victim = None;
     let mut seen = BTreeSet::new();
     let mut crashed = Vec::new();
-    for result in pool.unordered_imap(slowly, 0..200) {
+    for result in pool.timeout(LIMIT).unordered_imap(slowly, 0..200) {
         match result {
             Ok((x, _pid)) => assert!(seen.insert(x), "item {x} delivered twice"),
             Err(PoolError::Task {
@@ -176,19 +245,34 @@ fn a_worker_sigkilled_mid_map_loses_no_item_and_delivers_none_twice() {
             }
             Err(other) => panic!("unexpected: {other:?}"),
         }
+        // Mid-map, once a worker is inside the victim item (the other one goes on delivering).
+        if victim.is_none()
+            && let Some(pid) = std::fs::read_to_string(&marker)
+                .ok()
+                .and_then(|pid| pid.parse::<u32>().ok())
+        {
+            // SAFETY: a signal to a worker of this test's pool.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            victim = Some(pid);
+        }
     }
-    killer.join().unwrap();
+    let _ = std::fs::remove_file(&marker);
+    let victim = victim.expect("no worker ever ran the victim item");
+    assert!(before.contains(&victim), "{victim} is not a worker");
     assert_eq!(crashed.len(), 1, "exactly the running item is reported");
     assert!(!seen.contains(&crashed[0]));
     assert_eq!(seen.len() + crashed.len(), 200, "no item lost");
     // The dead worker was replaced.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + LIMIT;
     while pool.pids().len() < 2 {
         assert!(Instant::now() < deadline, "the worker was not replaced");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!pool.pids().contains(&before[0]));
-    assert_eq!(pool.map(identity, 0..4).unwrap(), vec![0, 1, 2, 3]);
+    assert!(!pool.pids().contains(&victim));
+    assert_eq!(
+        pool.timeout(LIMIT).map(identity, 0..4).unwrap(),
+        vec![0, 1, 2, 3]
+    );
 }
 
 fn aborts_on_two(x: u64) -> u64 {
@@ -222,9 +306,21 @@ fn panics_in_extern_c(x: u64) -> u64 {
 fn aborts_segfaults_and_ffi_panics_are_crashes_of_the_item_only() {
     let pool = pool();
     for (result, index, signal) in [
-        (pool.map(aborts_on_two, 0..6), 2, libc::SIGABRT),
-        (pool.map(segfaults_on_one, 0..6), 1, libc::SIGSEGV),
-        (pool.map(panics_in_extern_c, 0..6), 0, libc::SIGABRT),
+        (
+            pool.timeout(LIMIT).map(aborts_on_two, 0..6),
+            2,
+            libc::SIGABRT,
+        ),
+        (
+            pool.timeout(LIMIT).map(segfaults_on_one, 0..6),
+            1,
+            libc::SIGSEGV,
+        ),
+        (
+            pool.timeout(LIMIT).map(panics_in_extern_c, 0..6),
+            0,
+            libc::SIGABRT,
+        ),
     ] {
         match result {
             Err(PoolError::Task {
@@ -238,7 +334,10 @@ fn aborts_segfaults_and_ffi_panics_are_crashes_of_the_item_only() {
         }
     }
     // Every other item still ran: unordered results skip only the crashing one.
-    let results: Vec<_> = pool.unordered_imap(aborts_on_two, 0..6).collect();
+    let results: Vec<_> = pool
+        .timeout(LIMIT)
+        .unordered_imap(aborts_on_two, 0..6)
+        .collect();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 5);
 }
 
@@ -250,6 +349,7 @@ fn an_endless_iterator_is_consumed_lazily() {
         pulled.fetch_add(1, Ordering::Relaxed);
     });
     let first: Vec<u64> = pool
+        .timeout(LIMIT)
         .imap(square, source)
         .take(1_000)
         .map(Result::unwrap)
@@ -275,14 +375,16 @@ fn forever(x: u64) -> u64 {
 fn three_calls_at_once_one_timing_out() {
     let pool = Pool::new(3).unwrap();
     std::thread::scope(|s| {
-        let fast = s.spawn(|| pool.map(square, 0..500));
+        // Every call has a deadline, so each thread ends and every join is bounded.
+        let fast = s.spawn(|| pool.timeout(LIMIT).map(square, 0..500));
         let slow = s.spawn(|| {
             let started = Instant::now();
             let result = pool.timeout(Duration::from_millis(500)).map(forever, 0..4);
             (result, started.elapsed())
         });
         let streamed = s.spawn(|| {
-            pool.unordered_imap(identity, 0..300)
+            pool.timeout(LIMIT)
+                .unordered_imap(identity, 0..300)
                 .map(Result::unwrap)
                 .collect::<BTreeSet<_>>()
         });
@@ -300,7 +402,7 @@ fn three_calls_at_once_one_timing_out() {
     });
     // The stuck worker was killed and replaced; the pool goes on.
     assert_eq!(
-        pool.map(square, 0..10).unwrap(),
+        pool.timeout(LIMIT).map(square, 0..10).unwrap(),
         (0..10).map(square).collect::<Vec<_>>()
     );
 }
@@ -362,14 +464,14 @@ fn returns_refuses(x: u8) -> Refuses {
 #[test]
 fn values_that_cannot_be_encoded_are_errors_of_their_item() {
     let pool = pool();
-    match pool.map(takes_refuses, [Refuses(1)]) {
+    match pool.timeout(LIMIT).map(takes_refuses, [Refuses(1)]) {
         Err(PoolError::Task {
             index: 0,
             error: TaskError::Encode(message),
         }) => assert!(message.contains("refuses"), "{message}"),
         other => panic!("unexpected: {other:?}"),
     }
-    match pool.map(returns_refuses, [5u8, 6]) {
+    match pool.timeout(LIMIT).map(returns_refuses, [5u8, 6]) {
         Err(PoolError::Task {
             index: 0,
             error: TaskError::Encode(message),
@@ -423,9 +525,15 @@ impl Job {
 fn process_tasks_run_their_whole_lifecycle_in_the_workers() {
     let pool = pool();
     // 0 failures: 3 attempts; 1 failure: a life spent, 4 attempts.
-    assert_eq!(pool.processes().map(Job::new, [0, 1]).unwrap(), vec![3, 4]);
+    assert_eq!(
+        pool.processes()
+            .timeout(LIMIT)
+            .map(Job::new, [0, 1])
+            .unwrap(),
+        vec![3, 4]
+    );
     // 2 failures on the first run: out of lives; __error__ hands the error on.
-    match pool.processes().map(Job::new, [0, 2]) {
+    match pool.processes().timeout(LIMIT).map(Job::new, [0, 2]) {
         Err(PoolError::Task {
             index: 1,
             error: TaskError::Process(error),
@@ -461,12 +569,16 @@ impl Stuck {
 fn a_process_task_that_times_out_gives_error_s_value_and_its_worker_retires() {
     let pool = pool();
     let before = pool.pids();
-    let results = pool.processes().map(Stuck::new, [0]).unwrap();
+    let results = pool
+        .processes()
+        .timeout(LIMIT)
+        .map(Stuck::new, [0])
+        .unwrap();
     assert_eq!(
         results,
         vec!["__run__ timed out after 0.2s on run 0".to_string()]
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + LIMIT;
     loop {
         let now = pool.pids();
         if now.len() == 2 && now != before {
@@ -484,9 +596,14 @@ fn a_process_task_that_times_out_gives_error_s_value_and_its_worker_retires() {
 fn close_waits_and_then_refuses_calls_and_drop_reaps_the_workers() {
     let pool = pool();
     let pids = pool.pids();
-    assert_eq!(pool.map(square, 0..10).unwrap().len(), 10);
-    pool.close();
-    assert!(matches!(pool.map(square, 0..10), Err(PoolError::Closed)));
+    assert_eq!(pool.timeout(LIMIT).map(square, 0..10).unwrap().len(), 10);
+    // `close` waits for the calls in progress, with no deadline of its own: bounded here.
+    let closing = pool.clone();
+    within(LIMIT, move || closing.close());
+    assert!(matches!(
+        pool.timeout(LIMIT).map(square, 0..10),
+        Err(PoolError::Closed)
+    ));
     for pid in pids {
         // SAFETY: existence check only.
         assert_ne!(
@@ -509,15 +626,42 @@ fn close_waits_and_then_refuses_calls_and_drop_reaps_the_workers() {
     }
 }
 
+/// Creates the file `marker` names, then never returns: an item that is surely running once its
+/// file exists.
+fn marks_then_hangs(marker: String) -> u64 {
+    std::fs::write(&marker, b"running").unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn terminate_kills_now_and_fails_the_calls_in_progress() {
     let pool = pool();
+    let markers: Vec<String> = (0..2)
+        .map(|i| {
+            let marker = std::env::temp_dir().join(format!(
+                "skprocess-pool-terminate-{}-{i}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_file(&marker);
+            marker.to_str().unwrap().to_owned()
+        })
+        .collect();
     std::thread::scope(|s| {
-        let call = s.spawn(|| pool.map(forever, [1, 1]));
-        std::thread::sleep(Duration::from_millis(300));
+        // The deadline only bounds the test: `terminate` must end the call long before it.
+        let call = s.spawn(|| pool.timeout(LIMIT).map(marks_then_hangs, markers.clone()));
+        let deadline = Instant::now() + LIMIT;
+        while !markers.iter().any(|marker| Path::new(marker).exists()) {
+            assert!(Instant::now() < deadline, "no item of the call ever ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         pool.terminate();
         assert!(matches!(call.join().unwrap(), Err(PoolError::Closed)));
     });
+    for marker in &markers {
+        let _ = std::fs::remove_file(marker);
+    }
 }
 
 #[test]
@@ -525,6 +669,7 @@ fn background_and_async_calls_compose_with_star_and_deadlines() {
     let pool = pool();
     let handle = pool
         .star()
+        .timeout(LIMIT)
         .background()
         .map(|a: u64, b: u64| a * b, [(2, 3), (4, 5)]);
     assert_eq!(handle.result().unwrap(), vec![6, 20]);
@@ -554,8 +699,14 @@ fn taking_chunks_back_from_busy_workers_never_loses_or_repeats_an_item() {
     let pool = Pool::new(3).unwrap();
     for round in 0..20 {
         let items: Vec<u64> = (0..60).map(|i| i * (round + 1)).collect();
-        assert_eq!(pool.map(uneven, items.iter().copied()).unwrap(), items);
+        assert_eq!(
+            pool.timeout(LIMIT)
+                .map(uneven, items.iter().copied())
+                .unwrap(),
+            items
+        );
         let mut seen: Vec<u64> = pool
+            .timeout(LIMIT)
             .unordered_imap(uneven, items.iter().copied())
             .map(Result::unwrap)
             .collect();
@@ -581,11 +732,12 @@ fn a_deadline_frees_a_worker_holding_several_chunks_of_the_expired_call() {
         "{result:?}"
     );
     let started = Instant::now();
-    assert_eq!(pool.map(identity, 0..4).unwrap(), vec![0, 1, 2, 3]);
+    let result = pool.timeout(LIMIT).map(identity, 0..4);
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "the next call waited for the expired call's item"
     );
+    assert_eq!(result.unwrap(), vec![0, 1, 2, 3]);
 }
 
 #[test]
@@ -601,7 +753,7 @@ fn ordered_imap_stays_bounded_behind_a_slow_item() {
         }
         x
     }
-    let mut results = pool.imap(slow_zero, source);
+    let mut results = pool.timeout(LIMIT).imap(slow_zero, source);
     assert_eq!(results.next().unwrap().unwrap(), 0);
     let pulled_before_first = pulled.load(Ordering::Relaxed);
     assert!(
@@ -617,7 +769,12 @@ fn modifiers_compose_in_any_order() {
     let add = |a: u64, b: u64| a + b;
     let pairs = [(1u64, 2u64), (3, 4)];
     assert_eq!(
-        pool.background().star().map(add, pairs).result().unwrap(),
+        pool.background()
+            .star()
+            .timeout(LIMIT)
+            .map(add, pairs)
+            .result()
+            .unwrap(),
         vec![3, 7]
     );
     assert_eq!(
@@ -629,7 +786,7 @@ fn modifiers_compose_in_any_order() {
             .unwrap(),
         vec![3, 7]
     );
-    let future = pool.asynced().star().fallible().map(
+    let future = pool.asynced().star().fallible().timeout(LIMIT).map(
         |a: u64, b: u64| if a > b { Err("a > b") } else { Ok(b - a) },
         pairs,
     );

@@ -2,11 +2,58 @@
 //! the modifiers, and the guarantees that a re-executed binary never runs `main` as a child.
 
 use std::fmt;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 use skprocess::serde::{Serialize, de::DeserializeOwned};
+
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
+/// `limit` (a panic in `f` is passed on). Bounds the calls whose point is the un-timed API.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let helper = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the helper ended without an answer"),
+        },
+    }
+}
+
+/// `command.output()`, waiting at most `limit` for the command to exit: past that, it is killed
+/// and the test fails.
+fn output_within(command: &mut Command, limit: Duration) -> Output {
+    // As `output()` does: stdin from nowhere, stdout and stderr captured.
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: our own child, not reaped yet (its waiter is still waiting).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("the command did not exit within {limit:?}");
+        }
+    }
+}
 
 fn first() -> Result<String, ProcessError> {
     #[skprocess(runs = 1)]
@@ -18,7 +65,7 @@ fn first() -> Result<String, ProcessError> {
             "first".into()
         }
     }
-    Skprocess::new(Worker).run()
+    Skprocess::new(Worker).timeout(LIMIT).run()
 }
 
 fn second() -> Result<String, ProcessError> {
@@ -31,7 +78,7 @@ fn second() -> Result<String, ProcessError> {
             "second".into()
         }
     }
-    Skprocess::new(Worker).run()
+    Skprocess::new(Worker).timeout(LIMIT).run()
 }
 
 #[test]
@@ -85,6 +132,7 @@ fn helpers_and_trait_impls_work_in_the_child() {
         name: "ada".into(),
         greetings: Vec::new(),
     })
+    .timeout(LIMIT)
     .run()
     .unwrap();
     assert_eq!(
@@ -130,13 +178,13 @@ fn generic_types_run_once_registered() {
         times: 3,
         out: Vec::new(),
     });
-    assert_eq!(numbers.run().unwrap(), vec![7, 7, 7]);
+    assert_eq!(numbers.timeout(LIMIT).run().unwrap(), vec![7, 7, 7]);
     let words = Skprocess::new(Repeat {
         value: "x".to_string(),
         times: 2,
         out: Vec::new(),
     });
-    assert_eq!(words.run().unwrap(), vec!["x", "x"]);
+    assert_eq!(words.timeout(LIMIT).run().unwrap(), vec!["x", "x"]);
 }
 
 /// Spawns a child of its own and returns what it computed.
@@ -152,6 +200,7 @@ impl Grandparent {
             name: "grandchild".into(),
             greetings: Vec::new(),
         })
+        .timeout(LIMIT)
         .run()?;
         Ok(())
     }
@@ -163,6 +212,7 @@ impl Grandparent {
 #[test]
 fn children_can_spawn_children() {
     let got = Skprocess::new(Grandparent { got: Vec::new() })
+        .timeout(LIMIT)
         .run()
         .unwrap();
     assert_eq!(got.len(), 2);
@@ -196,14 +246,14 @@ fn run_with_a_deadline_returns_in_time_and_puts_the_process_down() {
     assert!(matches!(err, ProcessError::ResultTimeout { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
     // The section cannot notice the stop, so it is killed after the grace period.
-    assert!(process.wait_timeout(Duration::from_secs(30)).unwrap());
+    assert!(process.wait_timeout(LIMIT).unwrap());
     assert!(!process.is_alive());
 }
 
 #[test]
 fn a_deadline_that_is_met_gives_the_result() {
     let process = Skprocess::new(Slow { millis: 10 });
-    assert_eq!(process.timeout(Duration::from_secs(30)).run().unwrap(), 10);
+    assert_eq!(process.timeout(LIMIT).run().unwrap(), 10);
 }
 
 #[test]
@@ -212,15 +262,17 @@ fn wait_timeout_reports_whether_the_process_ended_and_leaves_it_running() {
     process.start().unwrap();
     assert!(!process.wait_timeout(Duration::from_millis(10)).unwrap());
     assert!(process.is_alive());
-    assert!(process.wait_timeout(Duration::from_secs(30)).unwrap());
-    assert_eq!(process.result().unwrap(), 500);
+    assert!(process.wait_timeout(LIMIT).unwrap());
+    assert_eq!(process.timeout(LIMIT).result().unwrap(), 500);
 }
 
 #[test]
 fn background_and_async_compose_with_deadlines() {
+    // The calls without a deadline are part of the point: their waits run on a helper thread,
+    // bounded.
     let process = Skprocess::new(Slow { millis: 20 });
     let handle = process.background().run();
-    assert_eq!(handle.result().unwrap(), 20);
+    assert_eq!(within(LIMIT, move || handle.result()).unwrap(), 20);
 
     let process = Skprocess::new(Slow { millis: 60_000 });
     let handle = process
@@ -233,7 +285,8 @@ fn background_and_async_compose_with_deadlines() {
     ));
 
     let process = Skprocess::new(Slow { millis: 20 });
-    let value = futures::executor::block_on(process.asynced().run()).unwrap();
+    let future = process.asynced().run();
+    let value = within(LIMIT, move || futures::executor::block_on(future)).unwrap();
     assert_eq!(value, 20);
 
     let process = Skprocess::new(Slow { millis: 60_000 });
@@ -245,10 +298,10 @@ fn background_and_async_compose_with_deadlines() {
 #[test]
 fn a_malformed_child_marker_exits_without_running_main() {
     let exe = std::env::current_exe().unwrap();
-    let output = Command::new(exe)
-        .env("SKPROCESS_CHILD", "not a marker")
-        .output()
-        .unwrap();
+    let output = output_within(
+        Command::new(exe).env("SKPROCESS_CHILD", "not a marker"),
+        LIMIT,
+    );
     assert_eq!(output.status.code(), Some(64));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("running"), "main ran: {stdout}");
@@ -266,10 +319,7 @@ fn a_child_that_cannot_reach_its_parent_exits_without_running_main() {
         std::process::id()
     );
     let started = Instant::now();
-    let output = Command::new(exe)
-        .env("SKPROCESS_CHILD", marker)
-        .output()
-        .unwrap();
+    let output = output_within(Command::new(exe).env("SKPROCESS_CHILD", marker), LIMIT);
     assert_eq!(output.status.code(), Some(71), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("running"), "main ran: {stdout}");
@@ -278,13 +328,31 @@ fn a_child_that_cannot_reach_its_parent_exits_without_running_main() {
 }
 
 #[test]
-fn a_child_whose_parent_is_not_the_named_one_exits_at_once() {
-    // The marker names a parent that is not this child's: it would never get a death signal.
+fn a_child_whose_named_parent_is_gone_exits_at_once() {
+    // The marker names a parent that has died (before the child could ask for its death
+    // signal): nobody waits for this child, and it must not run `main`.
+    let exe = std::env::current_exe().unwrap();
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let marker = format!("2;x;{};{};{gone_pid}", "00".repeat(32), "00".repeat(16));
+    let output = output_within(Command::new(exe).env("SKPROCESS_CHILD", marker), LIMIT);
+    assert_eq!(output.status.code(), Some(75), "{output:?}");
+}
+
+#[test]
+fn a_program_that_inherited_another_processes_marker_runs_its_main() {
+    // A child's own code starts a program, which inherits the child's marker (the variable can
+    // stay when `init()` ran late): the marker names a live process that is not this program's
+    // parent, so the program is not a skprocess child and runs `main` (here: the test harness,
+    // told to run no test).
     let exe = std::env::current_exe().unwrap();
     let marker = format!("2;x;{};{};1", "00".repeat(32), "00".repeat(16));
-    let output = Command::new(exe)
-        .env("SKPROCESS_CHILD", marker)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(75), "{output:?}");
+    let mut command = Command::new(exe);
+    command
+        .args(["--exact", "no_such_test"])
+        .env("SKPROCESS_CHILD", marker);
+    let output = output_within(&mut command, LIMIT);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("running 0 tests"));
 }

@@ -8,13 +8,85 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use skprocess::timethis;
 use skprocess::timing::{self, Sktimer, TimeThis, TimerError, TimerStats};
+
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Wakes the thread that waits for a future.
+struct Unpark(thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// `futures::executor::block_on` with a deadline: polls `future` on this thread until it is
+/// ready; panics if it is not within `limit`.
+fn block_on_within<F: Future>(limit: Duration, future: F) -> F::Output {
+    let deadline = Instant::now() + limit;
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+            return value;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "the future was not ready within {limit:?}");
+        thread::park_timeout(left);
+    }
+}
+
+/// A thread whose end is awaited with a deadline: see [`Bounded::join_within`].
+struct Bounded<T> {
+    value: mpsc::Receiver<T>,
+    thread: thread::JoinHandle<()>,
+}
+
+/// Runs `f` on a new thread, to be joined with [`Bounded::join_within`].
+fn spawn_bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Bounded<T> {
+    let (tx, value) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    Bounded { value, thread }
+}
+
+impl<T> Bounded<T> {
+    /// The thread's value; panics if it has not ended within `limit` (a panic in the thread is
+    /// passed on).
+    fn join_within(self, limit: Duration) -> T {
+        match self.value.recv_timeout(limit) {
+            Ok(value) => value,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a thread still ran after {limit:?}: a hang")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => match self.thread.join() {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(()) => unreachable!("the thread ended without a value"),
+            },
+        }
+    }
+}
+
+/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
+/// `limit`.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    spawn_bounded(f).join_within(limit)
+}
 
 /// Equal within a relative 1e-12 (the statistics are computed in a different order than
 /// Python's, so the last bits may differ).
@@ -202,7 +274,7 @@ fn many_threads_adding_at_once_lose_nothing() {
         .map(|_| {
             let timer = Arc::clone(&timer);
             let small = Arc::clone(&small);
-            thread::spawn(move || {
+            spawn_bounded(move || {
                 for _ in 0..10_000 {
                     timer.add_time(0.125);
                     small.add_time(0.001);
@@ -211,7 +283,7 @@ fn many_threads_adding_at_once_lose_nothing() {
         })
         .collect();
     for worker in workers {
-        worker.join().unwrap();
+        worker.join_within(LIMIT);
     }
     assert_eq!(timer.num_times(), 80_000);
     assert_eq!(timer.total_time(), 10_000.0); // 0.125 is exact in binary
@@ -228,7 +300,7 @@ fn many_threads_start_and_stop_independently() {
     let workers: Vec<_> = (0..8)
         .map(|_| {
             let timer = Arc::clone(&timer);
-            thread::spawn(move || {
+            spawn_bounded(move || {
                 for _ in 0..200 {
                     timer.start();
                     timer.start(); // nested
@@ -241,7 +313,7 @@ fn many_threads_start_and_stop_independently() {
         })
         .collect();
     for worker in workers {
-        worker.join().unwrap();
+        worker.join_within(LIMIT);
     }
     assert_eq!(timer.num_times(), 8 * 200 * 2);
 }
@@ -251,9 +323,7 @@ fn measurements_belong_to_their_thread() {
     let timer = Arc::new(Sktimer::new());
     timer.start();
     let other = Arc::clone(&timer);
-    let from_other = thread::spawn(move || (other.stop(), other.pause(), other.lap()))
-        .join()
-        .unwrap();
+    let from_other = within(LIMIT, move || (other.stop(), other.pause(), other.lap()));
     assert_eq!(
         from_other,
         (
@@ -477,24 +547,27 @@ fn merge_from_appends_samples() {
 
 #[test]
 fn merge_from_both_ways_at_once_does_not_deadlock() {
-    let a = Arc::new(Sktimer::new());
-    let b = Arc::new(Sktimer::new());
-    a.add_time(1.0);
-    b.add_time(1.0);
-    let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
-    let one = thread::spawn(move || {
-        for _ in 0..200 {
-            a2.merge_from(&b2);
-            a2.reset();
-            a2.add_time(1.0);
-        }
-    });
-    for _ in 0..200 {
-        b.merge_from(&a);
-        b.reset();
+    // A deadlock would hang both threads: the whole exchange runs on a helper, bounded.
+    within(LIMIT, || {
+        let a = Arc::new(Sktimer::new());
+        let b = Arc::new(Sktimer::new());
+        a.add_time(1.0);
         b.add_time(1.0);
-    }
-    one.join().unwrap();
+        let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+        let one = thread::spawn(move || {
+            for _ in 0..200 {
+                a2.merge_from(&b2);
+                a2.reset();
+                a2.add_time(1.0);
+            }
+        });
+        for _ in 0..200 {
+            b.merge_from(&a);
+            b.reset();
+            b.add_time(1.0);
+        }
+        one.join().unwrap();
+    });
 }
 
 #[test]
@@ -668,10 +741,13 @@ fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
 #[test]
 fn run_async_times_from_first_poll_to_completion() {
     let timer = Sktimer::new();
-    let value = futures::executor::block_on(TimeThis::with(&timer).run_async(async {
-        timing::sleep_async(0.02).await;
-        42
-    }));
+    let value = block_on_within(
+        LIMIT,
+        TimeThis::with(&timer).run_async(async {
+            timing::sleep_async(0.02).await;
+            42
+        }),
+    );
     assert_eq!(value, 42);
     assert_eq!(timer.num_times(), 1);
     assert!(timer.most_recent().unwrap() >= 0.019);
@@ -679,7 +755,7 @@ fn run_async_times_from_first_poll_to_completion() {
     // Created long before its first poll: the wait before is not counted.
     let future = TimeThis::with(&timer).run_async(async { 1 });
     ms(100);
-    assert_eq!(futures::executor::block_on(future), 1);
+    assert_eq!(block_on_within(LIMIT, future), 1);
     assert!(timer.most_recent().unwrap() < 0.09);
     assert_eq!(timer.num_times(), 2);
 }
@@ -693,7 +769,10 @@ fn run_async_dropped_early_records_nothing() {
     assert_eq!(timer.num_times(), 0);
 
     let result = catch_unwind(AssertUnwindSafe(|| {
-        futures::executor::block_on(TimeThis::with(&timer).run_async(async { panic!("failed") }))
+        block_on_within(
+            LIMIT,
+            TimeThis::with(&timer).run_async(async { panic!("failed") }),
+        )
     }));
     assert!(result.is_err());
     assert_eq!(timer.num_times(), 0);
@@ -714,7 +793,7 @@ fn time_sleep_and_elapsed() {
     let before = Instant::now();
     timing::sleep(-1.0);
     timing::sleep(f64::NAN);
-    futures::executor::block_on(timing::sleep_async(-1.0));
+    block_on_within(LIMIT, timing::sleep_async(-1.0));
     assert!(before.elapsed() < Duration::from_secs(5));
 }
 
@@ -722,7 +801,7 @@ fn time_sleep_and_elapsed() {
 fn sleep_async_waits_and_returns_the_time() {
     let before = Instant::now();
     let start = timing::time();
-    let woke = futures::executor::block_on(timing::sleep_async(0.05));
+    let woke = block_on_within(LIMIT, timing::sleep_async(0.05));
     assert!(before.elapsed() >= Duration::from_millis(50));
     assert!(woke - start >= 0.049);
 }
@@ -736,11 +815,10 @@ fn concurrent_sleeps_wake_in_deadline_order() {
         timing::sleep_async(secs).map(move |_| order.lock().unwrap().push(secs))
     };
     let before = Instant::now();
-    futures::executor::block_on(futures::future::join3(
-        sleeper(0.6),
-        sleeper(0.2),
-        sleeper(0.4),
-    ));
+    block_on_within(
+        LIMIT,
+        futures::future::join3(sleeper(0.6), sleeper(0.2), sleeper(0.4)),
+    );
     assert!(before.elapsed() >= Duration::from_millis(600));
     assert_eq!(*order.lock().unwrap(), [0.2, 0.4, 0.6]);
 }
@@ -750,13 +828,13 @@ fn sleeps_from_many_threads_all_wake() {
     let before = Instant::now();
     let sleepers: Vec<_> = (0..16)
         .map(|i| {
-            thread::spawn(move || {
-                futures::executor::block_on(timing::sleep_async(0.01 * f64::from(i % 4 + 1)))
+            spawn_bounded(move || {
+                block_on_within(LIMIT, timing::sleep_async(0.01 * f64::from(i % 4 + 1)))
             })
         })
         .collect();
     for sleeper in sleepers {
-        sleeper.join().unwrap();
+        sleeper.join_within(LIMIT);
     }
     assert!(before.elapsed() >= Duration::from_millis(40));
 }
@@ -968,21 +1046,21 @@ fn timethis_on_methods() {
 #[test]
 fn timethis_on_async_fns() {
     let before = fetch_timer().num_times();
-    assert_eq!(futures::executor::block_on(fetch(20)), 20);
+    assert_eq!(block_on_within(LIMIT, fetch(20)), 20);
     assert_eq!(fetch_timer().num_times(), before + 1);
     assert!(fetch_timer().max().unwrap() >= 0.019);
 
     let worker = Worker::default();
-    assert_eq!(futures::executor::block_on(worker.work_async(2)), 2);
+    assert_eq!(block_on_within(LIMIT, worker.work_async(2)), 2);
     assert_eq!(Worker::work_async_timer().num_times(), 1);
 
     // `?`/`return` inside: recorded like any completion.
     let before = ASYNC_SHARED.num_times();
     assert_eq!(
-        futures::executor::block_on(fetch_shared(true)),
+        block_on_within(LIMIT, fetch_shared(true)),
         Err("failed".into())
     );
-    assert_eq!(futures::executor::block_on(fetch_shared(false)), Ok(1));
+    assert_eq!(block_on_within(LIMIT, fetch_shared(false)), Ok(1));
     assert_eq!(ASYNC_SHARED.num_times(), before + 2);
 }
 

@@ -2,12 +2,34 @@
 //! values that do not decode, unregistered and duplicated types. Each is a typed error; nothing
 //! hangs and nothing else is disturbed.
 
+use std::sync::mpsc;
 use std::time::Duration;
 
 use skprocess::__private::{Lifecycle, ProcessEntry, Registered};
 use skprocess::__testing;
 use skprocess::prelude::*;
 use skprocess::{Failure, IpcError};
+
+/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
+/// the test instead of stalling CI.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
+/// `limit` (a panic in `f` is passed on). Bounds the calls whose point is the un-timed API.
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let helper = std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the helper ended without an answer"),
+        },
+    }
+}
 
 /// Echoes what the parent tells it, until told `0`.
 #[skprocess]
@@ -41,7 +63,7 @@ fn a_wrong_secret_is_refused_and_the_process_is_unaffected() {
     let process = Skprocess::new(Echo { seen: 0 });
     process.start().unwrap();
     process.tell(21u64).unwrap();
-    assert_eq!(process.listen::<u64>().unwrap(), 42);
+    assert_eq!(process.listen_timeout::<u64>(LIMIT).unwrap(), 42);
 
     let hub = __testing::hub_name().expect("a hub exists once a process started");
     let mut wrong = __testing::hub_secret().unwrap();
@@ -59,9 +81,9 @@ fn a_wrong_secret_is_refused_and_the_process_is_unaffected() {
 
     // The process never noticed.
     process.tell(5u64).unwrap();
-    assert_eq!(process.listen::<u64>().unwrap(), 10);
+    assert_eq!(process.listen_timeout::<u64>(LIMIT).unwrap(), 10);
     process.tell(0u64).unwrap();
-    assert_eq!(process.result().unwrap(), 2);
+    assert_eq!(process.timeout(LIMIT).result().unwrap(), 2);
 }
 
 /// Sends the given raw bytes to the parent, then keeps running.
@@ -84,6 +106,7 @@ impl SendsGarbage {
 fn an_oversized_frame_is_an_error_and_the_child_is_put_down() {
     let frame = vec![0xFF, 0xFF, 0xFF, 0xFF, 11];
     let err = Skprocess::new(SendsGarbage { bytes: frame })
+        .timeout(LIMIT)
         .run()
         .unwrap_err();
     assert!(
@@ -102,6 +125,7 @@ fn an_oversized_frame_is_an_error_and_the_child_is_put_down() {
 fn a_malformed_frame_is_an_error_and_the_child_is_put_down() {
     let frame = vec![0, 0, 0, 0, 0xEE];
     let err = Skprocess::new(SendsGarbage { bytes: frame })
+        .timeout(LIMIT)
         .run()
         .unwrap_err();
     assert!(
@@ -145,7 +169,7 @@ fn a_message_that_does_not_decode_is_an_error_holding_its_bytes_both_ways() {
     process.start().unwrap();
     process.tell("not a number").unwrap();
     // The child sent bytes that are not UTF-8; asking for a String fails, and the bytes stay.
-    match process.listen_timeout::<String>(Duration::from_secs(30)) {
+    match process.listen_timeout::<String>(LIMIT) {
         Err(ListenError::Decode {
             bytes, type_name, ..
         }) => {
@@ -154,7 +178,10 @@ fn a_message_that_does_not_decode_is_an_error_holding_its_bytes_both_ways() {
         }
         other => panic!("unexpected: {other:?}"),
     }
-    assert_eq!(process.result().unwrap(), "decode error, bytes kept: true");
+    assert_eq!(
+        process.timeout(LIMIT).result().unwrap(),
+        "decode error, bytes kept: true"
+    );
 }
 
 #[test]
@@ -170,7 +197,10 @@ fn listen_timeout_is_distinct_from_messages_and_from_a_gone_child() {
         Err(ListenError::Timeout)
     ));
     process.tell(0u64).unwrap();
-    process.wait().unwrap();
+    assert!(
+        process.wait_timeout(LIMIT).unwrap(),
+        "the child never ended"
+    );
     assert!(matches!(
         process.listen_timeout::<u64>(Duration::from_secs(5)),
         Err(ListenError::Disconnected)
@@ -229,7 +259,7 @@ impl Second {
 
 #[test]
 fn a_duplicated_name_is_an_error_only_when_spawned() {
-    match Skprocess::new(First).run() {
+    match Skprocess::new(First).timeout(LIMIT).run() {
         Err(ProcessError::DuplicateName { name, count: 2 }) => {
             assert_eq!(name, "tests::duplicated")
         }
@@ -243,7 +273,7 @@ fn a_duplicated_name_is_an_error_only_when_spawned() {
     let echo = Skprocess::new(Echo { seen: 0 });
     echo.start().unwrap();
     echo.tell(0u64).unwrap();
-    assert_eq!(echo.result().unwrap(), 0);
+    assert_eq!(echo.timeout(LIMIT).result().unwrap(), 0);
 }
 
 #[skprocess(runs = 1)]
@@ -278,7 +308,7 @@ impl<'de> skprocess::serde::Deserialize<'de> for NotEncodable {
 
 #[test]
 fn a_result_that_cannot_be_encoded_is_a_typed_error() {
-    match Skprocess::new(EncodesBadly).run() {
+    match Skprocess::new(EncodesBadly).timeout(LIMIT).run() {
         Err(ProcessError::Encode { what, message }) => {
             assert!(what.contains("result"), "{what}");
             assert!(message.contains("refuses to be encoded"), "{message}");
@@ -296,7 +326,7 @@ fn a_message_that_cannot_be_encoded_is_not_sent() {
         Err(TellError::Encode(_))
     ));
     process.tell(0u64).unwrap();
-    assert_eq!(process.result().unwrap(), 0);
+    assert_eq!(process.timeout(LIMIT).result().unwrap(), 0);
 }
 
 #[test]
@@ -339,22 +369,12 @@ impl WaitsForNumber {
 fn an_abandoned_section_does_not_take_messages_meant_for_the_retry() {
     let process = Skprocess::new(WaitsForNumber { attempts: 0 });
     process.start().unwrap();
-    assert_eq!(
-        process
-            .listen_timeout::<u32>(Duration::from_secs(30))
-            .unwrap(),
-        1
-    );
+    assert_eq!(process.listen_timeout::<u32>(LIMIT).unwrap(), 1);
     // The first attempt's `__run__` (blocked in listen) times out and is abandoned.
-    assert_eq!(
-        process
-            .listen_timeout::<u32>(Duration::from_secs(30))
-            .unwrap(),
-        2
-    );
+    assert_eq!(process.listen_timeout::<u32>(LIMIT).unwrap(), 2);
     process.tell(3u64).unwrap();
     // The retry (state rolled back to before run 0, attempts = 2) gets the message.
-    assert_eq!(process.result().unwrap(), 302);
+    assert_eq!(process.timeout(LIMIT).result().unwrap(), 302);
 }
 
 /// Tells two numbers when told to go.
@@ -386,9 +406,14 @@ fn a_dropped_async_listen_takes_nothing() {
     assert!(matches!(pending.as_mut().poll(&mut cx), Poll::Pending));
     drop(pending);
     process.tell(()).unwrap();
-    process.wait().unwrap();
-    assert_eq!(process.listen::<u8>().unwrap(), 1);
-    let second = futures::executor::block_on(process.asynced().listen::<u8>()).unwrap();
+    assert!(
+        process.wait_timeout(LIMIT).unwrap(),
+        "the child never ended"
+    );
+    assert_eq!(process.listen_timeout::<u8>(LIMIT).unwrap(), 1);
+    // The un-timed async listen is the point: it is awaited on a helper thread, bounded.
+    let second = process.asynced().listen::<u8>();
+    let second = within(LIMIT, move || futures::executor::block_on(second)).unwrap();
     assert_eq!(second, 2);
     let none = futures::executor::block_on(
         process

@@ -172,12 +172,48 @@ impl Drop for Sleep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::task::Wake;
     use std::time::Duration;
+
+    /// How long any wait in these tests may take: generous, for slow shared machines. A hang
+    /// fails the test instead of stalling CI.
+    const LIMIT: Duration = Duration::from_secs(60);
+
+    /// Wakes the thread that waits for a future.
+    struct Unpark(thread::Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// `futures::executor::block_on` with a deadline: polls `future` on this thread until it
+    /// is ready; panics if it is not within `limit`.
+    fn block_on_within<F: Future>(limit: Duration, future: F) -> F::Output {
+        let deadline = Instant::now() + limit;
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
+                return value;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the future was not ready within {limit:?}");
+            thread::park_timeout(left);
+        }
+    }
 
     #[test]
     fn past_deadline_is_ready_without_the_thread() {
         let start = Instant::now();
-        futures::executor::block_on(sleep_until(start));
+        block_on_within(LIMIT, sleep_until(start));
         assert!(start.elapsed() < Duration::from_secs(5));
     }
 
@@ -196,15 +232,15 @@ mod tests {
 
     #[test]
     fn every_sleep_wakes_after_its_deadline() {
-        use std::sync::Arc;
         let order = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
         let tasks: Vec<_> = [60u64, 20, 40]
             .into_iter()
             .map(|ms| {
                 let order = Arc::clone(&order);
+                // Each body is bounded, so each join is.
                 thread::spawn(move || {
-                    futures::executor::block_on(sleep_until(start + Duration::from_millis(ms)));
+                    block_on_within(LIMIT, sleep_until(start + Duration::from_millis(ms)));
                     order.lock().unwrap().push(ms);
                     assert!(start.elapsed() >= Duration::from_millis(ms));
                 })
