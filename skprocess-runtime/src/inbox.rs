@@ -7,6 +7,7 @@ use std::task::Waker;
 use std::time::Instant;
 
 use crate::error::ListenError;
+use crate::sync::{lock, wait_until};
 
 /// Received, still encoded messages.
 #[derive(Debug, Default)]
@@ -47,28 +48,13 @@ impl Inbox {
 
     /// Takes the next message, waiting until `deadline` (`None`: as long as it takes).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, ListenError> {
-        let mut state = self.lock();
-        loop {
-            if let Some(bytes) = state.messages.pop_front() {
-                return Ok(bytes);
-            }
-            if state.closed {
-                return Err(ListenError::Disconnected);
-            }
-            match deadline {
-                None => state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner()),
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Err(ListenError::Timeout);
-                    }
-                    state = self
-                        .ready
-                        .wait_timeout(state, deadline - now)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
+        let (mut state, _) = wait_until(&self.ready, self.lock(), deadline, |state| {
+            state.closed || !state.messages.is_empty()
+        });
+        match state.messages.pop_front() {
+            Some(bytes) => Ok(bytes),
+            None if state.closed => Err(ListenError::Disconnected),
+            None => Err(ListenError::Timeout),
         }
     }
 
@@ -95,7 +81,7 @@ impl Inbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 }
 

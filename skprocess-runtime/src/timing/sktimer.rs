@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::Instant;
 
@@ -244,9 +244,7 @@ impl Sktimer {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // No user code runs under this lock and nothing in it panics; should a panic ever poison
-        // it, the data is still consistent.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.inner)
     }
 
     // ----- control -------------------------------------------------------------------------
