@@ -117,6 +117,14 @@ pub(crate) fn reraise_default(signal: libc::c_int) {
     }
 }
 
+/// Restores the default action of `signal` in this process.
+pub(crate) fn default_signal(signal: libc::c_int) {
+    // SAFETY: installing SIG_DFL is always sound.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+    }
+}
+
 /// Ignores `signal` in this process.
 pub(crate) fn ignore_signal(signal: libc::c_int) {
     // SAFETY: installing SIG_IGN is always sound.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use skprocess::pool::{Pool, PoolError, TaskError};
+use skprocess::pool::{Pool, PoolError, TaskError, TaskFn, mode};
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
 
@@ -203,17 +203,17 @@ fn fallible_tasks_report_the_lowest_failing_index() {
 const VICTIM_ITEM: u64 = 20;
 
 /// Where the worker running [`VICTIM_ITEM`] leaves its pid: named after the test process (the
-/// workers' parent), so that the test can find it.
-fn victim_marker(test_pid: u32) -> PathBuf {
-    std::env::temp_dir().join(format!("skprocess-pool-victim-{test_pid}"))
+/// workers' parent) and the signal the test sends, so that the test can find it.
+fn victim_marker(test_pid: u32, signal: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("skprocess-pool-victim-{test_pid}-{signal}"))
 }
 
 /// Returns its input and its worker's pid, after a short pause. Item [`VICTIM_ITEM`] first
 /// leaves its worker's pid in [`victim_marker`], then waits to be killed: a worker that is
 /// surely in the middle of an item once the marker exists.
-fn slowly(x: u64) -> (u64, u32) {
+fn slowly(x: u64, signal: &str) -> (u64, u32) {
     if x == VICTIM_ITEM {
-        let marker = victim_marker(std::os::unix::process::parent_id());
+        let marker = victim_marker(std::os::unix::process::parent_id(), signal);
         let partial = marker.with_extension("partial");
         std::fs::write(&partial, std::process::id().to_string()).unwrap();
         std::fs::rename(&partial, &marker).unwrap();
@@ -223,24 +223,48 @@ fn slowly(x: u64) -> (u64, u32) {
     (x, std::process::id())
 }
 
+fn slowly_until_sigkill(x: u64) -> (u64, u32) {
+    slowly(x, "SIGKILL")
+}
+
+fn slowly_until_sigterm(x: u64) -> (u64, u32) {
+    slowly(x, "SIGTERM")
+}
+
 #[test]
 fn a_worker_sigkilled_mid_map_loses_no_item_and_delivers_none_twice() {
+    worker_killed_mid_map(libc::SIGKILL, "SIGKILL", slowly_until_sigkill);
+}
+
+#[test]
+fn a_worker_sigtermed_mid_map_is_reported_killed_by_sigterm() {
+    worker_killed_mid_map(libc::SIGTERM, "SIGTERM", slowly_until_sigterm);
+}
+
+/// Sends `signal` to the worker in the middle of [`VICTIM_ITEM`] of a 200-item map: exactly
+/// that item fails, as a crash by `signal`; every other item arrives once; the worker is
+/// replaced and the pool goes on.
+fn worker_killed_mid_map<T>(signal: libc::c_int, name: &str, task: T)
+where
+    T: TaskFn<mode::Plain, mode::Value, u64, Output = (u64, u32)>,
+{
     let pool = pool();
     let before = pool.pids();
     assert_eq!(before.len(), 2);
-    let marker = victim_marker(std::process::id());
+    let marker = victim_marker(std::process::id(), name);
     let _ = std::fs::remove_file(&marker);
     let mut victim = None;
     let mut seen = BTreeSet::new();
     let mut crashed = Vec::new();
-    for result in pool.timeout(LIMIT).unordered_imap(slowly, 0..200) {
+    for result in pool.timeout(LIMIT).unordered_imap(task, 0..200) {
         match result {
             Ok((x, _pid)) => assert!(seen.insert(x), "item {x} delivered twice"),
             Err(PoolError::Task {
                 index,
                 error: TaskError::Crashed { exit, .. },
             }) => {
-                assert_eq!(exit.signal(), Some(libc::SIGKILL));
+                assert_eq!(exit.signal(), Some(signal), "{exit}");
+                assert!(exit.to_string().contains(name), "{exit}");
                 crashed.push(index as u64);
             }
             Err(other) => panic!("unexpected: {other:?}"),
@@ -252,7 +276,7 @@ fn a_worker_sigkilled_mid_map_loses_no_item_and_delivers_none_twice() {
                 .and_then(|pid| pid.parse::<u32>().ok())
         {
             // SAFETY: a signal to a worker of this test's pool.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            unsafe { libc::kill(pid as i32, signal) };
             victim = Some(pid);
         }
     }

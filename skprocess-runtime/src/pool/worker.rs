@@ -1,7 +1,6 @@
 //! The worker side of a pool: a child that runs tasks until its parent hangs up.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Duration;
 
 use linkme::distributed_slice;
 use serde::Serialize;
@@ -37,17 +36,15 @@ fn worker_entry(session: ChildSession) -> i32 {
     let ChildSession { conn, status, .. } = session;
     // Ctrl+C is for the parent: it dies, and its workers follow (below), or it handles it and
     // ends the calls in progress itself. SIGTERM, from the kernel when the parent dies or from
-    // anyone else, ends the worker at once.
+    // anyone else, ends the worker at once with its default action (the session installed a
+    // graceful handler, which is for processes, not workers), so that the pool reports the
+    // item the worker was running as killed by SIGTERM.
     crate::sys::ignore_signal(libc::SIGINT);
-    let watch = std::sync::Arc::clone(&status);
-    let _ = std::thread::Builder::new()
-        .name("skprocess-worker-watch".into())
-        .spawn(move || {
-            while !watch.stop_requested() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            crate::exit::flush_and_exit(code::PARENT_GONE);
-        });
+    crate::sys::default_signal(libc::SIGTERM);
+    if status.stop_requested() {
+        // A SIGTERM (or SIGINT) came before the line above: act on it as if it came after.
+        crate::sys::reraise_default(libc::SIGTERM);
+    }
 
     let mut frames = conn.frames();
     loop {
