@@ -1,34 +1,53 @@
 #!/usr/bin/env bash
 # Runs every check of the project, on a fresh machine too: formatting, lints, all tests (unit,
-# integration, doc, ui, every example with its output check), the book and the API docs.
-# Installs what it needs (mdbook) when it is missing. Benchmarks are not run here.
+# integration, doc, ui, every example with its output check, the scheduler stress test, the
+# fault matrix), with the default features and with all features, the book, the API docs, and
+# a short run of every fuzz target. Installs what it needs (mdbook, cargo-fuzz) when missing.
+# Benchmarks are not run here (`cargo run --release -p skprocess-bench`).
+#
+# Knobs: SKPROCESS_STRESS_ROUNDS (scheduler stress rounds, default 500),
+# SKPROCESS_FAULT_ROUNDS (fault-matrix rounds per cell, default 5),
+# SKPROCESS_FUZZ_SECONDS (seconds per fuzz target, default 15), SKPROCESS_SKIP_FUZZ=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+step() { printf '\n==> [%ss] %s\n' "$(($(date +%s) - started))" "$*"; }
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 step "toolchain"
 rustc --version
 cargo --version
 
-step "cargo fmt --all -- --check"
+step "cargo fmt --all -- --check (the workspace and fuzz/)"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 
-step "cargo clippy --workspace --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+for features in "" "--all-features"; do
+  step "cargo clippy --workspace --all-targets $features -- -D warnings"
+  cargo clippy --workspace --all-targets $features -- -D warnings
+done
 
-step "cargo test --workspace (unit, integration, doc, ui tests, examples with output checks)"
-cargo test --workspace
+for features in "" "--all-features"; do
+  step "cargo test --workspace $features (unit, integration, doc, ui tests, examples, stress, fault matrix)"
+  cargo test --workspace $features
+done
 
 step "mdbook build book"
-export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 if ! command -v mdbook >/dev/null 2>&1; then
   # Only the static build is needed: no live-reload server, no file watcher.
   cargo install mdbook --version 0.5.4 --locked --no-default-features --features search
 fi
 mdbook build book
 
-step "RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps"
-RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
+for features in "" "--all-features"; do
+  step "RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps $features"
+  RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps $features
+done
+
+if [ "${SKPROCESS_SKIP_FUZZ:-}" != 1 ]; then
+  step "fuzz: every decoder of another process's bytes"
+  bash scripts/fuzz.sh
+fi
 
 step "all checks passed"
