@@ -1,32 +1,13 @@
 //! A child that fails in every way a child can fail gives the parent a typed error, promptly,
 //! and never a hang.
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 use skprocess::{ExitInfo, FailureKind};
 
-/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
-/// the test instead of stalling CI.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
-/// `limit` (a panic in `f` is passed on). Bounds the calls whose point is the un-timed API.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let helper = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the helper ended without an answer"),
-        },
-    }
-}
+mod common;
+use common::{LIMIT, within};
 
 #[skprocess(runs = 3)]
 struct Panics;

@@ -3,12 +3,14 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skprocess::pool::{Pool, PoolError, TaskError, TaskFn, mode};
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
+
+mod common;
+use common::{LIMIT, within};
 
 fn square(x: u64) -> u64 {
     x * x
@@ -20,27 +22,6 @@ fn identity(x: u64) -> u64 {
 
 fn pool() -> Pool {
     Pool::new(2).expect("a pool starts")
-}
-
-/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
-/// the test instead of stalling CI.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
-/// `limit` (a panic in `f` is passed on). Bounds the calls that take no deadline of their own.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let helper = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the helper ended without an answer"),
-        },
-    }
 }
 
 #[test]

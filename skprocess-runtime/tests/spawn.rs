@@ -9,26 +9,8 @@ use std::time::{Duration, Instant};
 use skprocess::prelude::*;
 use skprocess::serde::{Serialize, de::DeserializeOwned};
 
-/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
-/// the test instead of stalling CI.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
-/// `limit` (a panic in `f` is passed on). Bounds the calls whose point is the un-timed API.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let helper = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the helper ended without an answer"),
-        },
-    }
-}
+mod common;
+use common::{LIMIT, within};
 
 /// `command.output()`, waiting at most `limit` for the command to exit: past that, it is killed
 /// and the test fails.

@@ -2,7 +2,6 @@
 //! values that do not decode, unregistered and duplicated types. Each is a typed error; nothing
 //! hangs and nothing else is disturbed.
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use skprocess::__private::{Lifecycle, ProcessEntry, Registered};
@@ -10,26 +9,8 @@ use skprocess::__testing;
 use skprocess::prelude::*;
 use skprocess::{Failure, IpcError};
 
-/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
-/// the test instead of stalling CI.
-const LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs `f` on a helper thread and returns its value; panics if it has not returned within
-/// `limit` (a panic in `f` is passed on). Bounds the calls whose point is the un-timed API.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let helper = std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(value) => value,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within {limit:?}: a hang"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => match helper.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("the helper ended without an answer"),
-        },
-    }
-}
+mod common;
+use common::{LIMIT, within};
 
 /// Echoes what the parent tells it, until told `0`.
 #[skprocess]
