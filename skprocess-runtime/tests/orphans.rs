@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 
+mod common;
+use common::{LIMIT, reaped_within};
+
 const CHILDREN: usize = 2;
 const ROLE_ENV: &str = "SKPROCESS_TEST_HELPER_DIR";
-
-/// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
-/// the test instead of stalling CI.
-const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs until stopped; records in a file that `__onfinish__` ran.
 #[skprocess]
@@ -126,24 +125,6 @@ fn start_helper(name: &str) -> Helper {
     }
     assert_eq!(children.len(), CHILDREN);
     Helper { pid, children, dir }
-}
-
-/// Waits (reaping) until `pid` has exited; returns whether it did within `limit`.
-fn reaped_within(pid: i32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        // SAFETY: waitpid on a process that is our child (directly, or by reparenting).
-        let rc = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-        if rc == pid
-            || (rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
-        {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn kill_leftovers(helper: &Helper) {

@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use skprocess::pool::{Pool, PoolError};
 use skprocess::prelude::*;
 
+mod common;
+use common::reaped_within;
+
 const ROLE: &str = "SKPROCESS_TEST_SIGNALS_ROLE";
 const DIR: &str = "SKPROCESS_TEST_SIGNALS_DIR";
 
@@ -255,26 +258,6 @@ impl Drop for Helper {
     }
 }
 
-/// Reaps `pid` (reparented to us); whether it ended within `within`.
-fn gone_within(pid: i32, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        // SAFETY: waitpid on a process reparented to this subreaper.
-        let rc = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
-        if rc == pid
-            || (rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
-        {
-            return true;
-        }
-        if Instant::now() > deadline {
-            // SAFETY: our own reparented child; make sure nothing is left behind.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn child_pid(line: &str) -> i32 {
     line[line.find("child ").unwrap() + 6..]
         .trim()
@@ -335,8 +318,10 @@ fn a_child_whose_stdout_lock_is_held_forever_still_exits_after_its_parent_died()
     helper.wait(Duration::from_secs(10));
     // Gone within 4 s: the 2 s grace after the parent is gone, then an exit that flushes from
     // a helper thread and does not wait for the lock more than 200 ms.
-    assert!(
-        gone_within(child, Duration::from_secs(4)),
-        "the child still runs 4 s after its parent died"
-    );
+    let gone = reaped_within(child, Duration::from_secs(4));
+    if !gone {
+        // SAFETY: our own reparented child; leave nothing behind.
+        unsafe { libc::kill(child, libc::SIGKILL) };
+    }
+    assert!(gone, "the child still runs 4 s after its parent died");
 }

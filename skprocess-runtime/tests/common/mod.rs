@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests (`mod common;` in each test crate).
 
+// Each test crate uses some of these, not all.
+#![allow(dead_code)]
+
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long any wait in these tests may take: generous, for slow shared machines. A hang fails
 /// the test instead of stalling CI.
@@ -24,5 +27,24 @@ pub(crate) fn within<T: Send + 'static>(
             Err(panic) => std::panic::resume_unwind(panic),
             Ok(()) => unreachable!("the helper ended without an answer"),
         },
+    }
+}
+
+/// Waits, reaping, until `pid` (a child of this process, directly or by reparenting to it as a
+/// subreaper) has exited; returns whether it did within `limit`.
+pub(crate) fn reaped_within(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        // SAFETY: waitpid on a process that is our child (directly, or by reparenting).
+        let rc = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if rc == pid
+            || (rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+        {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
