@@ -98,8 +98,11 @@ fn meant_for_another(marker: &str) -> bool {
     let Some(marker) = Marker::parse(marker) else {
         return false;
     };
-    // SAFETY: getppid always succeeds; kill with signal 0 only checks that the pid exists.
-    let (parent, named_alive) = unsafe { (libc::getppid(), libc::kill(marker.parent, 0) == 0) };
+    // SAFETY: getppid always succeeds; kill with signal 0 only checks that the pid exists
+    // (EPERM: it exists, but belongs to another user).
+    let (parent, probe) = unsafe { (libc::getppid(), libc::kill(marker.parent, 0)) };
+    let named_alive =
+        probe == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     parent != marker.parent && named_alive
 }
 

@@ -105,19 +105,16 @@ pub(crate) fn set_signal_handler(signal: libc::c_int, handler: extern "C" fn(lib
 }
 
 /// Restores the default action of `signal` and raises it in this process. Async-signal-safe
-/// (only `sigaction` and `raise`), so a signal handler may call it.
+/// (only `signal` and `raise`), so a signal handler may call it.
 pub(crate) fn reraise_default(signal: libc::c_int) {
-    // SAFETY: sigaction with SIG_DFL and raise are async-signal-safe and always sound.
+    default_signal(signal);
+    // SAFETY: raise is async-signal-safe and always sound.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(signal, &action, std::ptr::null_mut());
         libc::raise(signal);
     }
 }
 
-/// Restores the default action of `signal` in this process.
+/// Restores the default action of `signal` in this process. Async-signal-safe.
 pub(crate) fn default_signal(signal: libc::c_int) {
     // SAFETY: installing SIG_DFL is always sound.
     unsafe {

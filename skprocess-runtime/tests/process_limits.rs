@@ -94,3 +94,36 @@ fn messages_over_the_limit_are_refused_where_they_are_sent() {
     }
     process.timeout(DEADLINE).result().unwrap();
 }
+
+/// Fails its first run with an error whose text alone is over the frame limit.
+#[skprocess(runs = 1)]
+struct Loud {
+    len: usize,
+}
+
+#[skprocess]
+impl Loud {
+    fn __config__(&self, config: &mut ProcessConfig) {
+        config.frame_limit = LIMIT;
+    }
+
+    fn __run__(&mut self) -> Result<(), String> {
+        Err(format!("start of a long story{}", "!".repeat(self.len)))
+    }
+}
+
+#[test]
+fn an_error_over_the_limit_arrives_cut_short_not_as_a_crash() {
+    match Skprocess::new(Loud { len: 2 * LIMIT })
+        .timeout(DEADLINE)
+        .run()
+    {
+        Err(ProcessError::ChildSetup { message }) => {
+            assert!(message.contains("start of a long story"), "{message}");
+            assert!(message.contains("could not be sent"), "{message}");
+            assert!(message.contains("frame limit"), "{message}");
+            assert!(message.len() < 8 * 1024, "{} bytes", message.len());
+        }
+        other => panic!("{other:?}"),
+    }
+}

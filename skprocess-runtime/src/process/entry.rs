@@ -88,14 +88,28 @@ pub(crate) fn send_outcome<O: Serialize>(conn: &Conn, outcome: Outcome<O>, timer
         Err(Unsent::Refused(message)) => {
             let bare = ProcessTimers::default();
             if let Err(Unsent::Refused(_)) = send_encoded(conn, Kind::Error, &(&bare, &error)) {
+                // The error's own text may be what is too large: send its start only.
+                let mut text = error.to_string();
+                if text.len() > FALLBACK_TEXT {
+                    let cut = (0..=FALLBACK_TEXT)
+                        .rev()
+                        .find(|&i| text.is_char_boundary(i))
+                        .unwrap_or(0);
+                    text.truncate(cut);
+                    text.push_str(" […]");
+                }
                 let fallback = ProcessError::ChildSetup {
-                    message: format!("{error} (and the error could not be sent: {message})"),
+                    message: format!("{text} (and the error could not be sent: {message})"),
                 };
                 let _ = send_encoded(conn, Kind::Error, &(&bare, &fallback));
             }
         }
     }
 }
+
+/// How much of an error's text the fallback outcome keeps when the error itself is over the
+/// frame limit (the smallest frame limit is 64 KiB).
+const FALLBACK_TEXT: usize = 4096;
 
 /// Why an outcome frame was not sent.
 enum Unsent {

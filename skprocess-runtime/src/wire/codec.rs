@@ -57,7 +57,9 @@
 //!   byte can never exhaust the budget; a `Vec<()>` claiming 2^60 elements is refused at once.
 //! - **Depth.** Every container level (`Some`, seq, map, tuple, struct, newtype struct, an enum
 //!   variant's content) counts toward [`MAX_DEPTH`], when encoding and when decoding; deeper values
-//!   are an error, never a stack overflow.
+//!   are an error. The limit bounds the codec's recursion so that hostile bytes cannot run the
+//!   decoding thread's stack out: 1000 levels of an ordinary type decode within 1 MiB of stack in a
+//!   debug build (a type whose own `Deserialize` frames are large needs more per level).
 
 use std::fmt;
 
@@ -2337,6 +2339,34 @@ mod tests {
     }
 
     #[test]
+    fn values_at_the_depth_limit_decode_within_a_mebibyte_of_stack() {
+        // What the module's documentation promises (and what keeps 1024 safe on threads with
+        // 2 MiB of stack, Rust's default): the deepest accepted values, and refusals of deeper
+        // ones, on a thread with 1 MiB.
+        let decoded = std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(|| {
+                let nested = |levels: usize| {
+                    let mut bytes = prefix(1).repeat(levels - 1);
+                    bytes.extend_from_slice(&prefix(0));
+                    bytes
+                };
+                let mut chain = vec![1u8; MAX_DEPTH / 2 - 1];
+                chain.push(0);
+                (
+                    decode::<List>(&List::bytes(MAX_DEPTH)).is_ok(),
+                    decode::<Nest>(&nested(MAX_DEPTH)).is_ok(),
+                    decode::<Node>(&chain).is_ok(),
+                    decode::<Nest>(&nested(10_000)).is_err(),
+                )
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(decoded, (true, true, true, true));
+    }
+
+    #[test]
     fn deep_values_are_refused_by_the_encoder() {
         let deep = Node::chain(10_000);
         let mut out = vec![1, 2, 3];
@@ -2357,8 +2387,9 @@ mod tests {
         assert!(decode::<List>(&List::bytes(MAX_DEPTH + 1)).is_err());
         round_trip(&List::of(200));
 
-        // Two levels per node (newtype, `Some`) and one for the last node: a chain of 127
-        // below the root is 255 levels, of 128 is 257.
+        // Two levels per node (newtype, `Some`) and one for the last node: a chain of
+        // MAX_DEPTH / 2 - 1 below the root is MAX_DEPTH - 1 levels, of MAX_DEPTH / 2 is
+        // MAX_DEPTH + 1.
         round_trip(&Node::chain(MAX_DEPTH / 2 - 1));
         assert!(encode(&Node::chain(MAX_DEPTH / 2)).is_err());
         let mut bytes = vec![1u8; MAX_DEPTH / 2];

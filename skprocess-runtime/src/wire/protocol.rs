@@ -117,7 +117,8 @@ impl Marker {
             token: unhex(parts.next()?)?,
             parent: parts.next()?.parse().ok()?,
         };
-        parts.next().is_none().then_some(marker)
+        // A pid of 0 or below names no single process (`kill` would reach a group).
+        (marker.parent > 0 && parts.next().is_none()).then_some(marker)
     }
 
     pub(crate) fn to_value(&self) -> String {
@@ -315,6 +316,8 @@ mod tests {
             "1;a;b;c;d",
             "2;hub",
             &format!("{};extra", marker.to_value()),
+            &marker.to_value().replace(";42", ";0"),
+            &marker.to_value().replace(";42", ";-1"),
         ] {
             assert!(Marker::parse(bad).is_none(), "{bad}");
         }
