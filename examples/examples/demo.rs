@@ -251,7 +251,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = skprocess::pool::Pool::new(2)?;
     let call = {
         let pool = pool.clone();
-        std::thread::spawn(move || pool.map(slow_square, 0..160))
+        // Far more work than the ticker needs to reach 60 runs: the call is surely in flight
+        // when Ctrl+C comes.
+        std::thread::spawn(move || pool.map(slow_square, 0..10_000))
     };
     while ticker.current_run() < 60 {
         std::thread::sleep(Duration::from_millis(10));

@@ -1098,6 +1098,11 @@ fn fault_matrix() {
         total.as_secs_f64()
     );
     assert!(
+        rounds > 0 && !rows.is_empty(),
+        "the fault matrix ran nothing ({ROUNDS_ENV}={rounds}, {CELLS_ENV} selected {} cells)",
+        rows.len()
+    );
+    assert!(
         failures.is_empty(),
         "{} failed round(s) (seed {seed}; replay with {SEED_ENV}={seed}):\n{}",
         failures.len(),

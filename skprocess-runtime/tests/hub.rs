@@ -14,6 +14,9 @@ use skprocess::__testing;
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod common;
+use common::{LIMIT, output_within, within};
+
 #[skprocess]
 struct Quick {
     n: u32,
@@ -73,6 +76,7 @@ fn clients_that_trickle_bytes_hold_up_no_spawn_and_are_dropped_at_the_deadline()
             std::thread::spawn(move || {
                 let started = Instant::now();
                 let mut hello = [0u8; 37];
+                stream.set_read_timeout(Some(LIMIT)).unwrap();
                 stream.read_exact(&mut hello).expect("a hello");
                 while started.elapsed() < Duration::from_secs(60) {
                     std::thread::sleep(Duration::from_millis(900));
@@ -103,7 +107,7 @@ fn clients_that_trickle_bytes_hold_up_no_spawn_and_are_dropped_at_the_deadline()
     );
     // Each trickler is dropped once the whole handshake's deadline (10 s) passes.
     for trickler in tricklers {
-        let dropped_after = trickler.join().unwrap();
+        let dropped_after = within(LIMIT, move || trickler.join().unwrap());
         assert!(dropped_after < Duration::from_secs(25), "{dropped_after:?}");
     }
 }
@@ -141,7 +145,7 @@ fn probe(name: &str, as_user: Option<u32>) -> String {
     if let Some(uid) = as_user {
         command.uid(uid).gid(uid);
     }
-    let output = command.output().expect("the probe runs");
+    let output = output_within(&mut command, LIMIT);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     stdout
         .lines()

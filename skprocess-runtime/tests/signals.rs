@@ -77,7 +77,14 @@ impl StdoutHog {
     }
 }
 
+/// A slow pool item. Item 0 leaves a file `started` in the helper's directory (workers
+/// inherit its environment), so the helper knows the call is in flight.
 fn slow_item(x: u64) -> u64 {
+    if x == 0
+        && let Some(dir) = std::env::var_os(DIR)
+    {
+        let _ = std::fs::write(PathBuf::from(dir).join("started"), b"");
+    }
     std::thread::sleep(Duration::from_millis(20));
     x
 }
@@ -105,7 +112,10 @@ fn helper() {
         }
         "graceful" => {
             skprocess::graceful_ctrl_c().unwrap();
-            let process = Skprocess::new(Teller { dir, runs: 0 });
+            let process = Skprocess::new(Teller {
+                dir: dir.clone(),
+                runs: 0,
+            });
             process.start().unwrap();
             let _: u64 = process.listen_timeout(Duration::from_secs(30)).unwrap();
             let pool = Pool::new(2).unwrap();
@@ -116,7 +126,12 @@ fn helper() {
                         .map(slow_item, 0..100_000)
                 })
             };
-            std::thread::sleep(Duration::from_millis(300));
+            // Ready once the call is in flight (its first item ran).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !dir.join("started").exists() {
+                assert!(Instant::now() < deadline, "the pool call never started");
+                std::thread::sleep(Duration::from_millis(5));
+            }
             println!("ready");
             match call.join().unwrap() {
                 Err(PoolError::Interrupted { completed }) => {

@@ -2,40 +2,14 @@
 //! the modifiers, and the guarantees that a re-executed binary never runs `main` as a child.
 
 use std::fmt;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use skprocess::prelude::*;
 use skprocess::serde::{Serialize, de::DeserializeOwned};
 
 mod common;
-use common::{LIMIT, within};
-
-/// `command.output()`, waiting at most `limit` for the command to exit: past that, it is killed
-/// and the test fails.
-fn output_within(command: &mut Command, limit: Duration) -> Output {
-    // As `output()` does: stdin from nowhere, stdout and stderr captured.
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            // SAFETY: our own child, not reaped yet (its waiter is still waiting).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("the command did not exit within {limit:?}");
-        }
-    }
-}
+use common::{LIMIT, output_within, within};
 
 fn first() -> Result<String, ProcessError> {
     #[skprocess(runs = 1)]

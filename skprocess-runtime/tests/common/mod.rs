@@ -3,6 +3,7 @@
 // Each test crate uses some of these, not all.
 #![allow(dead_code)]
 
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -46,5 +47,30 @@ pub(crate) fn reaped_within(pid: i32, limit: Duration) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `command.output()`, waiting at most `limit` for the command to exit: past that, it is killed
+/// and the test fails.
+pub(crate) fn output_within(command: &mut Command, limit: Duration) -> Output {
+    // As `output()` does: stdin from nowhere, stdout and stderr captured.
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: our own child, not reaped yet (its waiter is still waiting).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("the command did not exit within {limit:?}");
+        }
     }
 }
