@@ -8,6 +8,7 @@ mod ctxt;
 mod lit;
 mod path;
 mod process;
+mod shared;
 mod symbol;
 mod timethis;
 
@@ -402,4 +403,92 @@ pub fn timethis(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn skprocess(args: TokenStream, input: TokenStream) -> TokenStream {
     process::expand(args.into(), input.into()).into()
+}
+
+/// Makes a type's methods callable from every process through a
+/// [`Share`](https://docs.rs/skprocess-runtime/latest/skprocess/share/struct.Share.html).
+///
+/// Put `#[shared]` on one inherent impl block of a type that crosses processes (serde both
+/// ways, `Send + Sync + 'static`). Each method with a `&self` or `&mut self` receiver gets a
+/// twin on the generated proxy, with the same name and arguments, returning
+/// `Result<Output, ShareError>`; the handle `Shared<Type>` dereferences to that proxy.
+///
+/// ```
+/// use skprocess::share::{Share, ShareError, shared};
+/// use skprocess::serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Default)]
+/// #[serde(crate = "skprocess::serde")]
+/// struct Stats {
+///     processed: u64,
+///     errors: u64,
+/// }
+///
+/// #[shared]
+/// impl Stats {
+///     /// Counts one item.
+///     fn record(&mut self, ok: bool) {
+///         self.processed += 1;
+///         if !ok {
+///             self.errors += 1;
+///         }
+///     }
+///
+///     fn summary(&self) -> (u64, u64) {
+///         (self.processed, self.errors)
+///     }
+///
+///     fn check(&self, limit: u64) -> Result<u64, String> {
+///         if self.errors > limit {
+///             Err(format!("{} errors", self.errors))
+///         } else {
+///             Ok(self.errors)
+///         }
+///     }
+///
+///     // Constructors and other functions without `self` stay on the type.
+///     fn empty() -> Stats {
+///         Stats::default()
+///     }
+/// }
+///
+/// # fn main() -> Result<(), ShareError> {
+/// let share = Share::new()?;
+/// let stats = share.insert("stats", Stats::empty())?;
+/// stats.record(true)?;
+/// stats.record(false)?;
+/// assert_eq!(stats.summary()?, (2, 1));
+/// assert_eq!(stats.check(0)?, Err("1 errors".to_owned())); // the method's own error
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Receivers
+///
+/// Every call runs on the coordinator, on the one object the Share holds, never on a copy.
+/// The receiver only says which calls may overlap: `&self` methods of one object run
+/// concurrently with each other, a `&mut self` method runs alone.
+///
+/// # Options
+///
+/// - `crate = "path"`: where skprocess is, for renamed dependencies.
+/// - `#[shared(skip)]` on a method: leave it off the proxy (it stays an ordinary method).
+///
+/// # Generated items
+///
+/// Next to the impl block (which is kept unchanged): `TypeProxy`, the proxy, with the
+/// methods' visibility and docs; a hidden request enum `__TypeSharedCall`; implementations of
+/// `skprocess::share::Shareable` and of a hidden dispatch trait; and a registry entry that lets
+/// processes other than the owner insert values of the type.
+///
+/// # Compile errors
+///
+/// Reported at the offending tokens, all at once: a receiver that takes `self` by value, a
+/// generic or `async` or `unsafe` method, an argument or return type holding a reference, a
+/// lifetime, `impl Trait` or a trait object, an argument or return type that cannot cross
+/// processes, a method named like a method of `Shared<T>` (`within`, `share`, `entry_name`), a
+/// generic type, a trait impl, and anything that is not an impl block.
+#[proc_macro_attribute]
+pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
+    shared::expand(args.into(), input.into()).into()
 }

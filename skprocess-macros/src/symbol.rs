@@ -29,6 +29,9 @@ pub(crate) const ONFINISH: Symbol = Symbol("onfinish");
 pub(crate) const RESULT: Symbol = Symbol("result");
 pub(crate) const ERROR: Symbol = Symbol("error");
 
+// #[shared(skip)] on a method
+pub(crate) const SKIP: Symbol = Symbol("skip");
+
 // shared by every macro
 pub(crate) const CRATE: Symbol = Symbol("crate");
 

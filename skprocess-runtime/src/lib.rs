@@ -96,6 +96,7 @@ mod lifecycle;
 pub mod pool;
 mod process;
 mod registry;
+pub mod share;
 mod shm;
 mod signals;
 mod sync;
@@ -127,6 +128,7 @@ pub use skprocess_macros::timethis;
 /// The items most programs need: `use skprocess::prelude::*;`.
 pub mod prelude {
     pub use crate::pool::{Pool, PoolError};
+    pub use crate::share::{Share, ShareError, Shared, shared};
     pub use crate::timing::{Sktimer, TimeThis};
     pub use crate::{
         Context, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section, Skprocess,
@@ -151,6 +153,15 @@ pub mod __private {
     pub use crate::registry::{PROCESSES, ProcessEntry, Registered};
     pub use crate::{Context, ProcessConfig, ProcessError};
     pub use ::core::time::Duration;
+    // shares: what `#[shared]` expands to
+    pub use crate::share::{
+        EncodedValue, Handle, Proxy, SHARED_TYPES, ShareError, Shareable, SharedObject,
+        SharedTypeEntry, StoredValue, ValueKind, build_object, encode_reply, object_encoded,
+        object_kind, object_stored,
+    };
+    /// Names the requirement on a shared method's argument and return types, where they are
+    /// written.
+    pub fn assert_transferable<T: crate::Transferable>() {}
     // timing: what `#[timethis]` expands to
     pub use crate::timing::global::{GLOBAL_TIMERS, GlobalTimer};
     pub use crate::timing::timethis::{MaxTimesOnce, TimedGuard, TimedSpan};

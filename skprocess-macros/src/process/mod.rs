@@ -74,7 +74,7 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
 }
 
 /// The tokens that name an item's kind (`enum`, `fn`, `trait` ...), for "wrong item" errors.
-fn item_keyword(item: &Item) -> TokenStream {
+pub(crate) fn item_keyword(item: &Item) -> TokenStream {
     match item {
         Item::Enum(i) => i.enum_token.into_token_stream(),
         Item::Union(i) => i.union_token.into_token_stream(),

@@ -64,6 +64,6 @@ pub(crate) mod timethis;
 
 pub use self::clock::{elapsed, elapsed_between, sleep, sleep_async, time};
 pub use self::global::{clear_global_timers, global_timers};
-pub use self::sktimer::{Sktimer, TimerError};
+pub use self::sktimer::{Sktimer, SktimerProxy, TimerError};
 pub use self::stats::TimerStats;
 pub use self::timethis::{TimeThis, Timed};

@@ -14,7 +14,7 @@ use super::stopwatch::Stopwatch;
 /// What can go wrong when driving an [`Sktimer`] or a [`TimeThis`](super::TimeThis).
 ///
 /// None of these leave the timer in a bad state: the call that failed changed nothing.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum TimerError {
     /// [`stop`](Sktimer::stop), [`discard`](Sktimer::discard), [`lap`](Sktimer::lap),
@@ -190,6 +190,10 @@ impl Inner {
     }
 }
 
+// `#[shared]`: a timer in a Share records the samples every process adds. The measurements
+// (`start`, `stop`, ...) belong to the thread that runs them, so they stay off the proxy: measure
+// locally (`TimeThis`) and `add_time` the result.
+#[crate::share::shared]
 impl Sktimer {
     /// Creates an empty timer that keeps every sample.
     ///
@@ -243,6 +247,7 @@ impl Sktimer {
         }
     }
 
+    #[shared(skip)]
     fn lock(&self) -> MutexGuard<'_, Inner> {
         crate::sync::lock(&self.inner)
     }
@@ -267,6 +272,7 @@ impl Sktimer {
     /// assert_eq!(timer.num_times(), 2);
     /// # Ok::<(), skprocess::timing::TimerError>(())
     /// ```
+    #[shared(skip)]
     pub fn start(&self) {
         let thread = thread::current().id();
         let mut inner = self.lock();
@@ -299,6 +305,7 @@ impl Sktimer {
     /// assert_eq!(timer.most_recent(), Some(elapsed));
     /// # Ok::<(), skprocess::timing::TimerError>(())
     /// ```
+    #[shared(skip)]
     pub fn stop(&self) -> Result<f64, TimerError> {
         let now = Instant::now();
         let thread = thread::current().id();
@@ -326,6 +333,7 @@ impl Sktimer {
     /// assert_eq!(timer.num_times(), 0);
     /// # Ok::<(), skprocess::timing::TimerError>(())
     /// ```
+    #[shared(skip)]
     pub fn discard(&self) -> Result<f64, TimerError> {
         let now = Instant::now();
         let thread = thread::current().id();
@@ -351,6 +359,7 @@ impl Sktimer {
     /// assert_eq!(timer.num_times(), 3);
     /// # Ok::<(), skprocess::timing::TimerError>(())
     /// ```
+    #[shared(skip)]
     pub fn lap(&self) -> Result<f64, TimerError> {
         let now = Instant::now();
         let thread = thread::current().id();
@@ -385,6 +394,7 @@ impl Sktimer {
     /// assert!(timer.total_time_paused() >= 0.05);
     /// # Ok::<(), skprocess::timing::TimerError>(())
     /// ```
+    #[shared(skip)]
     pub fn pause(&self) -> Result<(), TimerError> {
         let now = Instant::now();
         let thread = thread::current().id();
@@ -397,6 +407,7 @@ impl Sktimer {
     ///
     /// [`TimerError::NotRunning`] if no measurement is running on this thread,
     /// [`TimerError::NotPaused`] if it is not paused.
+    #[shared(skip)]
     pub fn resume(&self) -> Result<(), TimerError> {
         let now = Instant::now();
         let thread = thread::current().id();
@@ -502,6 +513,7 @@ impl Sktimer {
     /// assert_eq!(total.mean(), Some(2.0));
     /// assert_eq!(total.slowest_index(), Some(1));
     /// ```
+    #[shared(skip)]
     pub fn merge_from(&self, other: &Sktimer) {
         // Copy `other` first and release its lock: never hold two timers' locks at once, so
         // `a.merge_from(&b)` racing `b.merge_from(&a)` (or `a.merge_from(&a)`) cannot deadlock.

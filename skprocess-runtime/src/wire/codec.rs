@@ -76,6 +76,35 @@ const STEP_ALLOWANCE: usize = 65_536;
 /// The width of a seq, map, `str` or `bytes` length prefix.
 const LEN_WIDTH: usize = 8;
 
+thread_local! {
+    /// How many encodes are running on this thread (they nest: a value's `Serialize` may
+    /// encode another value).
+    static ENCODING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread is inside one of this codec's encodes, that is, encoding for one of the
+/// runtime's authenticated connections. Values that carry secrets (a Share) refuse to be
+/// encoded anywhere else.
+pub(crate) fn on_the_wire() -> bool {
+    ENCODING.with(|count| count.get() > 0)
+}
+
+/// Marks this thread as encoding until dropped.
+struct OnTheWire;
+
+impl OnTheWire {
+    fn enter() -> OnTheWire {
+        ENCODING.with(|count| count.set(count.get() + 1));
+        OnTheWire
+    }
+}
+
+impl Drop for OnTheWire {
+    fn drop(&mut self) {
+        ENCODING.with(|count| count.set(count.get() - 1));
+    }
+}
+
 /// Encodes a value.
 ///
 /// # Errors
@@ -83,6 +112,7 @@ const LEN_WIDTH: usize = 8;
 /// The value's own `Serialize` error, a container nested more than [`MAX_DEPTH`] levels deep, or
 /// a field skipped by `skip_serializing_if`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    let _wire = OnTheWire::enter();
     let mut encoder = Encoder {
         out: Vec::new(),
         depth: 0,
@@ -103,6 +133,7 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
     value: &T,
 ) -> Result<(), String> {
+    let _wire = OnTheWire::enter();
     let start = out.len();
     let mut lent = Lent {
         encoder: Encoder {

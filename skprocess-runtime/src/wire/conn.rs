@@ -150,6 +150,11 @@ impl Conn {
         read_frame(&mut &self.stream, self.limit())
     }
 
+    /// A second handle on the socket, for a reader that owns its buffer.
+    pub(crate) fn try_clone_stream(&self) -> io::Result<UnixStream> {
+        self.stream.try_clone()
+    }
+
     pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.stream.set_write_timeout(timeout)
     }

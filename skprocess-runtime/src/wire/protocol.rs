@@ -61,6 +61,13 @@ pub(crate) enum Kind {
     // pool, worker -> parent
     Results = 31,
     Skipped = 32,
+    // share, coordinator -> client
+    /// Carries the Share's shared-memory region (SCM_RIGHTS); empty payload.
+    ShareRegion = 40,
+    // share, client -> coordinator
+    ShareCall = 41,
+    // share, coordinator -> client
+    ShareReply = 42,
 }
 
 impl Kind {
@@ -80,6 +87,9 @@ impl Kind {
             30 => Kind::Task,
             31 => Kind::Results,
             32 => Kind::Skipped,
+            40 => Kind::ShareRegion,
+            41 => Kind::ShareCall,
+            42 => Kind::ShareReply,
             _ => return None,
         })
     }

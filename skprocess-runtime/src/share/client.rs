@@ -1,0 +1,219 @@
+//! The client side of a Share: how a process other than the owner reaches the coordinator.
+//!
+//! Calls go through the [`Transport`] seam. Today's transport is the authenticated local
+//! socket; a shared-memory ring can take its place without the proxies noticing. One
+//! connection serves every handle on the same Share in a process (found by the Share's
+//! token), made on first use and made again after it broke; one request is in flight on it at
+//! a time, so a process's calls reach the coordinator in the order they were made.
+
+use std::io::{self, BufReader};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use super::ShareId;
+use super::atomics::Region;
+use super::coordinator::unreachable_error;
+use super::error::ShareError;
+use super::protocol::{Op, Reply};
+use crate::error::IpcError;
+use crate::sync::lock;
+use crate::wire::auth::{self, HANDSHAKE_TIMEOUT};
+use crate::wire::frame::{DEFAULT_FRAME_LIMIT, read_frame};
+use crate::wire::{Conn, Frame, Kind};
+
+/// Why a request got no reply.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The request never reached the coordinator (stopped, owner gone, refused).
+    NotSent(ShareError),
+    /// The connection broke after the request was sent: it may or may not have run.
+    Lost,
+    /// The deadline passed: it may or may not have run.
+    Timeout,
+    /// The reply did not decode.
+    BadReply(String),
+}
+
+/// How requests reach a coordinator from another process.
+pub(crate) trait Transport: Send + Sync + std::fmt::Debug {
+    /// Sends one request and waits for its reply, until `deadline` if there is one.
+    fn request(&self, op: &Op, deadline: Option<Instant>) -> Result<Reply, Failure>;
+
+    /// The Share's shared-memory region, mapped in this process.
+    fn region(&self) -> Result<Arc<Region>, ShareError>;
+}
+
+/// A live connection.
+struct Link {
+    conn: Conn,
+    reader: BufReader<UnixStream>,
+}
+
+/// The local-socket transport.
+pub(crate) struct SocketTransport {
+    id: ShareId,
+    link: Mutex<Option<Link>>,
+    region: Mutex<Option<Arc<Region>>>,
+}
+
+impl std::fmt::Debug for SocketTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketTransport")
+            .field("name", &self.id.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// This process's transports, by Share token.
+static TRANSPORTS: Mutex<Vec<([u8; 16], Weak<SocketTransport>)>> = Mutex::new(Vec::new());
+
+impl SocketTransport {
+    /// The transport for `id` in this process, shared by every handle on that Share.
+    pub(crate) fn for_share(id: &ShareId) -> Arc<SocketTransport> {
+        let mut all = lock(&TRANSPORTS);
+        all.retain(|(_, weak)| weak.strong_count() > 0);
+        if let Some(found) = all
+            .iter()
+            .find(|(token, _)| *token == id.token)
+            .and_then(|(_, weak)| weak.upgrade())
+        {
+            return found;
+        }
+        let transport = Arc::new(SocketTransport {
+            id: id.clone(),
+            link: Mutex::new(None),
+            region: Mutex::new(None),
+        });
+        all.push((id.token, Arc::downgrade(&transport)));
+        transport
+    }
+
+    /// Connects, authenticates and maps the region (once per process).
+    fn connect(&self) -> Result<Link, ShareError> {
+        let conn = Conn::connect(&self.id.name).map_err(|_| unreachable_error(&self.id))?;
+        let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+        auth::client_handshake(&conn, &self.id.secret, &self.id.token, deadline).map_err(
+            |err| match err {
+                // The coordinator went away during the handshake.
+                IpcError::Disconnected | IpcError::Io(_) => unreachable_error(&self.id),
+                other => ShareError::Ipc(other),
+            },
+        )?;
+        let fd = conn
+            .recv_with_fd(Kind::ShareRegion)
+            .map_err(|err| match err {
+                IpcError::Disconnected => unreachable_error(&self.id),
+                other => ShareError::Ipc(other),
+            })?;
+        {
+            let mut region = lock(&self.region);
+            if region.is_none() {
+                let mapped = Region::open(std::os::fd::AsFd::as_fd(&fd))
+                    .map_err(|err| ShareError::Ipc(IpcError::Io(err)))?;
+                *region = Some(Arc::new(mapped));
+            }
+        }
+        conn.set_limit(DEFAULT_FRAME_LIMIT);
+        let reader = BufReader::with_capacity(
+            64 * 1024,
+            conn.try_clone_stream()
+                .map_err(|err| ShareError::Ipc(IpcError::Io(err)))?,
+        );
+        Ok(Link { conn, reader })
+    }
+}
+
+impl Transport for SocketTransport {
+    fn request(&self, op: &Op, deadline: Option<Instant>) -> Result<Reply, Failure> {
+        let payload = crate::wire::encode(op)
+            .map_err(|message| Failure::NotSent(ShareError::Encode(message)))?;
+        let mut link = lock(&self.link);
+        // A link left from before a stop/start of the Share is refused at the first send (the
+        // coordinator shut it down): then the request never left, so connect again and resend.
+        let mut fresh = false;
+        loop {
+            if link.is_none() {
+                *link = Some(self.connect().map_err(Failure::NotSent)?);
+                fresh = true;
+            }
+            let current = link.as_mut().expect("connected above");
+            match current.conn.send(Kind::ShareCall, &payload) {
+                Ok(()) => break,
+                Err(IpcError::FrameTooLarge { len, max }) => {
+                    return Err(Failure::NotSent(ShareError::Encode(format!(
+                        "the request of {len} bytes exceeds the frame limit of {max} bytes"
+                    ))));
+                }
+                Err(_) if !fresh => *link = None,
+                Err(_) => {
+                    *link = None;
+                    return Err(Failure::NotSent(unreachable_error(&self.id)));
+                }
+            }
+        }
+        let current = link.as_mut().expect("sent above");
+        let read = read_reply(current, deadline);
+        if read.is_err() {
+            // The stream may hold part of a late reply: never read from it again.
+            current.conn.shutdown();
+            *link = None;
+        }
+        let frame = read?;
+        crate::wire::decode::<Reply>(&frame.payload).map_err(Failure::BadReply)
+    }
+
+    fn region(&self) -> Result<Arc<Region>, ShareError> {
+        if let Some(region) = lock(&self.region).as_ref() {
+            return Ok(Arc::clone(region));
+        }
+        // Connecting maps the region.
+        let mut link = lock(&self.link);
+        if link.is_none() {
+            *link = Some(self.connect()?);
+        }
+        drop(link);
+        Ok(Arc::clone(
+            lock(&self.region)
+                .as_ref()
+                .expect("connect maps the region"),
+        ))
+    }
+}
+
+fn read_reply(link: &mut Link, deadline: Option<Instant>) -> Result<Frame, Failure> {
+    if let Some(deadline) = deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Failure::Timeout);
+        }
+        link.reader
+            .get_ref()
+            .set_read_timeout(Some(left))
+            .map_err(|_| Failure::Lost)?;
+    }
+    let limit = link.conn.limit();
+    let frame = read_frame(&mut link.reader, limit);
+    if deadline.is_some() {
+        let _ = link.reader.get_ref().set_read_timeout(None);
+    }
+    match frame {
+        Ok(Some(frame)) if frame.kind == Kind::ShareReply => Ok(frame),
+        Ok(Some(frame)) => Err(Failure::BadReply(format!(
+            "expected a ShareReply frame, got {:?}",
+            frame.kind
+        ))),
+        Ok(None) => Err(Failure::Lost),
+        Err(IpcError::Io(err)) if is_timeout(&err) => Err(Failure::Timeout),
+        Err(IpcError::Timeout) => Err(Failure::Timeout),
+        Err(IpcError::Malformed(message)) => Err(Failure::BadReply(message)),
+        Err(_) => Err(Failure::Lost),
+    }
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
