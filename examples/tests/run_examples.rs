@@ -428,3 +428,69 @@ fn pool_tour() {
     // the deadline ends the imap: the item after the stuck one is never yielded
     assert!(out.lines_containing("napped 30 ms").is_empty(), "{out}");
 }
+
+// ---- Share (examples 23-29) -----------------------------------------------------------------
+
+#[test]
+fn share_counter() {
+    harness::run("share_counter", DEADLINE).expect_line("Final counter: 50");
+}
+
+#[test]
+fn share_sktimer() {
+    let out = harness::run("share_sktimer", DEADLINE);
+    out.expect_in_order(&[
+        "num_times: 20",
+        "mean:",
+        "min:",
+        "max:",
+        "stdev:",
+        "variance:",
+    ]);
+}
+
+#[test]
+fn share_scope() {
+    let out = harness::run("share_scope", DEADLINE);
+    out.expect_in_order(&["Final value: 30", "Running after the scope: false"]);
+}
+
+#[test]
+fn share_multiple() {
+    let out = harness::run("share_multiple", DEADLINE);
+    out.expect_in_order(&["Processed: 20", "Successes: 14", "Errors: 6", "Avg time: "]);
+}
+
+#[test]
+fn share_single_process() {
+    let out = harness::run("share_single_process", DEADLINE);
+    out.expect_line("Final progress: 100");
+    // progress only grows, and never past 100
+    let seen: Vec<u64> = out
+        .lines_containing("Progress: ")
+        .iter()
+        .filter(|l| l.starts_with("Progress: "))
+        .map(|l| number_after(l, "Progress: "))
+        .collect();
+    assert!(!seen.is_empty(), "{out}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(seen.iter().all(|&k| k <= 100), "{seen:?}");
+    out.expect_in_order(&["Final progress: 100", "Total time: ", "Avg iteration: "]);
+}
+
+#[test]
+fn share_start_stop() {
+    let out = harness::run("share_start_stop", DEADLINE);
+    out.expect_in_order(&[
+        "warning: the Share is stopped",
+        "Running: true",
+        "Running: false",
+        "Counter: 100",
+    ]);
+}
+
+#[test]
+fn share_clear() {
+    let out = harness::run("share_clear", DEADLINE);
+    out.expect_in_order(&["After batch 1: 20", "After clear: []", "After batch 2: 30"]);
+}
