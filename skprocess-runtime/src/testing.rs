@@ -24,6 +24,22 @@ pub fn connect_to_hub(name: &str, secret: [u8; 32], token: [u8; 16]) -> Result<(
     crate::wire::hub::connect(name, &Secret(secret), &token).map(drop)
 }
 
+/// A copy of `share` whose calls go through the coordinator's socket even in the owner process
+/// (the path every other process takes).
+pub fn share_remote_copy(share: &crate::share::Share) -> crate::share::Share {
+    share.remote_copy(None)
+}
+
+/// A copy of `share` that presents `secret` instead of the Share's own.
+pub fn share_with_secret(share: &crate::share::Share, secret: [u8; 32]) -> crate::share::Share {
+    share.remote_copy(Some(secret))
+}
+
+/// The abstract socket name of `share`'s coordinator.
+pub fn share_socket_name(share: &crate::share::Share) -> String {
+    share.socket_name().to_owned()
+}
+
 /// Sends raw bytes to the parent from a child, bypassing framing.
 pub fn send_raw(cx: &Context, bytes: &[u8]) -> Result<(), IpcError> {
     cx.send_raw(bytes)

@@ -2,9 +2,11 @@
 //!
 //! Calls go through the [`Transport`] seam. Today's transport is the authenticated local
 //! socket; a shared-memory ring can take its place without the proxies noticing. One
-//! connection serves every handle on the same Share in a process (found by the Share's
-//! token), made on first use and made again after it broke; one request is in flight on it at
-//! a time, so a process's calls reach the coordinator in the order they were made.
+//! process keeps a few connections per Share, shared by every handle on that Share (found by
+//! the Share's token): a call takes an idle one or opens another, and gives it back when it
+//! has its reply. So a thread's calls reach the coordinator in the order it made them, and a
+//! slow call on one thread holds up no other thread. A connection that broke is dropped; the
+//! next call opens a fresh one.
 
 use std::io::{self, BufReader};
 use std::os::unix::net::UnixStream;
@@ -53,9 +55,13 @@ struct Link {
 /// The local-socket transport.
 pub(crate) struct SocketTransport {
     id: ShareId,
-    link: Mutex<Option<Link>>,
+    /// Idle connections.
+    idle: Mutex<Vec<Link>>,
     region: Mutex<Option<Arc<Region>>>,
 }
+
+/// Idle connections kept per Share and process; more may be open while calls run.
+const MAX_IDLE: usize = 8;
 
 impl std::fmt::Debug for SocketTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,27 +71,26 @@ impl std::fmt::Debug for SocketTransport {
     }
 }
 
-/// This process's transports, by Share token.
-static TRANSPORTS: Mutex<Vec<([u8; 16], Weak<SocketTransport>)>> = Mutex::new(Vec::new());
+/// This process's transports, by Share token (and secret: a copy with another secret, which
+/// can only be refused, must not take over the connections of the real one).
+static TRANSPORTS: Mutex<Vec<Weak<SocketTransport>>> = Mutex::new(Vec::new());
 
 impl SocketTransport {
     /// The transport for `id` in this process, shared by every handle on that Share.
     pub(crate) fn for_share(id: &ShareId) -> Arc<SocketTransport> {
         let mut all = lock(&TRANSPORTS);
-        all.retain(|(_, weak)| weak.strong_count() > 0);
-        if let Some(found) = all
-            .iter()
-            .find(|(token, _)| *token == id.token)
-            .and_then(|(_, weak)| weak.upgrade())
-        {
+        all.retain(|weak| weak.strong_count() > 0);
+        if let Some(found) = all.iter().filter_map(Weak::upgrade).find(|transport| {
+            transport.id.token == id.token && transport.id.secret.0 == id.secret.0
+        }) {
             return found;
         }
         let transport = Arc::new(SocketTransport {
             id: id.clone(),
-            link: Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
             region: Mutex::new(None),
         });
-        all.push((id.token, Arc::downgrade(&transport)));
+        all.push(Arc::downgrade(&transport));
         transport
     }
 
@@ -128,38 +133,39 @@ impl Transport for SocketTransport {
     fn request(&self, op: &Op, deadline: Option<Instant>) -> Result<Reply, Failure> {
         let payload = crate::wire::encode(op)
             .map_err(|message| Failure::NotSent(ShareError::Encode(message)))?;
-        let mut link = lock(&self.link);
-        // A link left from before a stop/start of the Share is refused at the first send (the
-        // coordinator shut it down): then the request never left, so connect again and resend.
-        let mut fresh = false;
-        loop {
-            if link.is_none() {
-                *link = Some(self.connect().map_err(Failure::NotSent)?);
-                fresh = true;
-            }
-            let current = link.as_mut().expect("connected above");
-            match current.conn.send(Kind::ShareCall, &payload) {
-                Ok(()) => break,
+        // An idle link may be left from before a stop/start of the Share: it is refused at the
+        // first send (the coordinator shut it down), so the request never left; drop it and try
+        // the next, or a fresh one.
+        let mut link = loop {
+            let (link, fresh) = match lock(&self.idle).pop() {
+                Some(link) => (link, false),
+                None => (self.connect().map_err(Failure::NotSent)?, true),
+            };
+            match link.conn.send(Kind::ShareCall, &payload) {
+                Ok(()) => break link,
                 Err(IpcError::FrameTooLarge { len, max }) => {
+                    lock(&self.idle).push(link);
                     return Err(Failure::NotSent(ShareError::Encode(format!(
                         "the request of {len} bytes exceeds the frame limit of {max} bytes"
                     ))));
                 }
-                Err(_) if !fresh => *link = None,
-                Err(_) => {
-                    *link = None;
-                    return Err(Failure::NotSent(unreachable_error(&self.id)));
-                }
+                Err(_) if !fresh => link.conn.shutdown(),
+                Err(_) => return Err(Failure::NotSent(unreachable_error(&self.id))),
             }
+        };
+        let frame = match read_reply(&mut link, deadline) {
+            Ok(frame) => frame,
+            Err(failure) => {
+                // The stream may hold part of a late reply: never read from it again.
+                link.conn.shutdown();
+                return Err(failure);
+            }
+        };
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(link);
         }
-        let current = link.as_mut().expect("sent above");
-        let read = read_reply(current, deadline);
-        if read.is_err() {
-            // The stream may hold part of a late reply: never read from it again.
-            current.conn.shutdown();
-            *link = None;
-        }
-        let frame = read?;
+        drop(idle);
         crate::wire::decode::<Reply>(&frame.payload).map_err(Failure::BadReply)
     }
 
@@ -167,12 +173,13 @@ impl Transport for SocketTransport {
         if let Some(region) = lock(&self.region).as_ref() {
             return Ok(Arc::clone(region));
         }
-        // Connecting maps the region.
-        let mut link = lock(&self.link);
-        if link.is_none() {
-            *link = Some(self.connect()?);
+        // Connecting maps the region; the connection is kept for the next call.
+        let link = self.connect()?;
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(link);
         }
-        drop(link);
+        drop(idle);
         Ok(Arc::clone(
             lock(&self.region)
                 .as_ref()

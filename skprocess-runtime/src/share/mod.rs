@@ -472,6 +472,52 @@ impl Share {
         }
     }
 
+    /// A copy that reaches the coordinator through its socket even in the owner process, with
+    /// `secret` instead of the real one if given (for the project's tests).
+    #[cfg(feature = "__testing")]
+    pub(crate) fn remote_copy(&self, secret: Option<[u8; 32]>) -> Share {
+        let mut id = self.inner.id.clone();
+        if let Some(secret) = secret {
+            id.secret = Secret(secret);
+        }
+        Share {
+            inner: Arc::new(Inner {
+                id,
+                local: None,
+                owns: false,
+                remote: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The coordinator's socket name (for the project's tests).
+    #[cfg(feature = "__testing")]
+    pub(crate) fn socket_name(&self) -> &str {
+        &self.inner.id.name
+    }
+
+    /// Where the shared-memory value `name` of kind `kind` lives now.
+    fn slot(&self, name: &str, kind: AtomicKind) -> Result<(u32, u64), ShareError> {
+        let expect = Expect::Atomic(kind);
+        match self.local() {
+            Some(state) => state
+                .slot(name, kind)
+                .map_err(|r| refusal(r, name, "get", &expect)),
+            None => match self.request(
+                Op::Get {
+                    name: name.to_owned(),
+                    expect,
+                },
+                name,
+                "get",
+                None,
+            )? {
+                Answer::Slot { slot, generation } => Ok((slot, generation)),
+                other => Err(unexpected(&other)),
+            },
+        }
+    }
+
     /// The shared-memory region, mapped in this process.
     fn region(&self) -> Result<Arc<Region>, ShareError> {
         match &self.inner.local {
@@ -710,14 +756,36 @@ impl<'de, T: Shareable> Deserialize<'de> for Shared<T> {
 
 /// The untyped inside of a [`Shared`] handle, used by generated proxies. Not an API.
 #[doc(hidden)]
-#[derive(Clone)]
 pub struct Handle {
     share: Share,
     name: Arc<str>,
     deadline: Option<Duration>,
-    /// For a shared-memory value: its slot and generation.
-    slot: Option<(u32, u64)>,
+    /// For a shared-memory value: where it was last found ([`pack`]ed slot and generation;
+    /// 0: not yet looked up). Looked up again by name when the value there is gone.
+    slot: AtomicU64,
     region: OnceLock<Arc<Region>>,
+}
+
+impl Clone for Handle {
+    fn clone(&self) -> Handle {
+        Handle {
+            share: self.share.clone(),
+            name: Arc::clone(&self.name),
+            deadline: self.deadline,
+            slot: AtomicU64::new(self.slot.load(Ordering::Relaxed)),
+            region: self.region.clone(),
+        }
+    }
+}
+
+/// A slot (below 2^16) and a generation (below 2^48) in one word.
+fn pack((slot, generation): (u32, u64)) -> u64 {
+    debug_assert!((slot as usize) < atomics::SLOTS && generation < 1 << 48);
+    generation << 16 | u64::from(slot)
+}
+
+fn unpack(packed: u64) -> Option<(u32, u64)> {
+    (packed != 0).then_some(((packed & 0xffff) as u32, packed >> 16))
 }
 
 impl std::fmt::Debug for Handle {
@@ -744,7 +812,7 @@ impl Serialize for Handle {
             share: self.share.clone(),
             name: self.name.to_string(),
             deadline: self.deadline,
-            slot: self.slot,
+            slot: unpack(self.slot.load(Ordering::Relaxed)),
         }
         .serialize(serializer)
     }
@@ -765,7 +833,7 @@ impl Handle {
             share,
             name: Arc::from(name),
             deadline: None,
-            slot,
+            slot: AtomicU64::new(slot.map_or(0, pack)),
             region: OnceLock::new(),
         }
     }
@@ -873,8 +941,8 @@ impl Handle {
         }
     }
 
-    /// The value word of a shared-memory value.
-    fn word(&self) -> Result<&AtomicU64, ShareError> {
+    /// The value word of a shared-memory value of kind `kind`.
+    fn word(&self, kind: AtomicKind) -> Result<&AtomicU64, ShareError> {
         let region = match self.region.get() {
             Some(region) => region,
             None => {
@@ -895,11 +963,16 @@ impl Handle {
                 },
             );
         }
-        let (slot, generation) = self.slot.ok_or_else(|| ShareError::NotFound {
-            name: self.name.to_string(),
-        })?;
+        if let Some(word) =
+            unpack(self.slot.load(Ordering::Relaxed)).and_then(|(s, g)| region.value(s, g))
+        {
+            return Ok(word);
+        }
+        // Never looked up, or the value there was removed or replaced: find the name again.
+        let found = self.share.slot(&self.name, kind)?;
+        self.slot.store(pack(found), Ordering::Relaxed);
         region
-            .value(slot, generation)
+            .value(found.0, found.1)
             .ok_or_else(|| ShareError::NotFound {
                 name: self.name.to_string(),
             })
@@ -1031,13 +1104,15 @@ impl<V: AtomicValue> Proxy for Atomic<V> {
 impl<V: AtomicValue> Atomic<V> {
     /// The current value.
     pub fn load(&self) -> Result<V, ShareError> {
-        Ok(V::from_bits(self.handle.word()?.load(Ordering::Acquire)))
+        Ok(V::from_bits(
+            self.handle.word(V::KIND.0)?.load(Ordering::Acquire),
+        ))
     }
 
     /// Sets the value.
     pub fn store(&self, value: V) -> Result<(), ShareError> {
         self.handle
-            .word()?
+            .word(V::KIND.0)?
             .store(value.to_bits(), Ordering::Release);
         Ok(())
     }
@@ -1045,13 +1120,15 @@ impl<V: AtomicValue> Atomic<V> {
     /// Sets the value and returns the previous one.
     pub fn swap(&self, value: V) -> Result<V, ShareError> {
         Ok(V::from_bits(
-            self.handle.word()?.swap(value.to_bits(), Ordering::AcqRel),
+            self.handle
+                .word(V::KIND.0)?
+                .swap(value.to_bits(), Ordering::AcqRel),
         ))
     }
 
     /// Adds `delta` and returns the previous value.
     pub fn fetch_add(&self, delta: V) -> Result<V, ShareError> {
-        let word = self.handle.word()?;
+        let word = self.handle.word(V::KIND.0)?;
         if let Some(delta) = V::KIND.int_delta(delta) {
             return Ok(V::from_bits(word.fetch_add(delta, Ordering::AcqRel)));
         }
@@ -1068,7 +1145,7 @@ impl<V: AtomicValue> Atomic<V> {
     pub fn compare_exchange(&self, current: V, new: V) -> Result<Result<V, V>, ShareError> {
         Ok(self
             .handle
-            .word()?
+            .word(V::KIND.0)?
             .compare_exchange(
                 current.to_bits(),
                 new.to_bits(),
@@ -1138,7 +1215,7 @@ impl Proxy for Flag {
 impl Flag {
     /// Whether the flag is set.
     pub fn is_set(&self) -> Result<bool, ShareError> {
-        Ok(self.handle.word()?.load(Ordering::Acquire) != 0)
+        Ok(self.handle.word(AtomicKind::Bool)?.load(Ordering::Acquire) != 0)
     }
 
     /// Sets the flag and wakes every process waiting for it.
@@ -1153,7 +1230,7 @@ impl Flag {
 
     /// Sets or clears the flag (waking waiters when set).
     pub fn store(&self, value: bool) -> Result<(), ShareError> {
-        let word = self.handle.word()?;
+        let word = self.handle.word(AtomicKind::Bool)?;
         word.store(u64::from(value), Ordering::Release);
         if value {
             atomics::wake_all(word);
@@ -1165,7 +1242,7 @@ impl Flag {
     pub fn wait(&self, timeout: Duration) -> Result<bool, ShareError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let word = self.handle.word()?;
+            let word = self.handle.word(AtomicKind::Bool)?;
             if word.load(Ordering::Acquire) != 0 {
                 return Ok(true);
             }
