@@ -14,8 +14,8 @@ use crate::error::IpcError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShareError {
-    /// The Share is stopped: [`stop`](super::Share::stop) was called, or it was created
-    /// stopped. Nothing ran.
+    /// The Share is stopped: [`stop`](super::Share::stop) was called, it was created stopped,
+    /// or every handle to it in the owner process was dropped. Nothing ran.
     #[error("the Share is stopped")]
     Stopped,
     /// The process that owns the Share is gone. Nothing ran.

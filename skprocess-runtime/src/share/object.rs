@@ -25,7 +25,7 @@ use crate::sync::lock;
 )]
 pub trait SharedObject: Transferable + Sync {
     /// One variant per proxied method, holding its arguments.
-    type Call: Serialize + DeserializeOwned + Send + 'static;
+    type Call: Serialize + DeserializeOwned;
 
     /// Whether the call needs `&mut self` (an exclusive lock on the object).
     fn __is_mut(call: &Self::Call) -> bool;

@@ -1,0 +1,8 @@
+use skprocess::prelude::*;
+
+#[shared]
+struct Counter {
+    value: i64,
+}
+
+fn main() {}
