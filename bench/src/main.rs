@@ -11,6 +11,10 @@
 //! | tell/listen round trip, one CPU and two | raw local-socket round trip | ≤ 1.5× |
 //! | `Pool(2).map(x * x)` over 10,000 and 1,000 `u64` | a sequential loop | — |
 //! | CPU-bound `Pool(2).map` (~2 ms of hashing per item) | a 2-thread rayon pool | ≥ 0.9× throughput |
+//! | `#[shared]` method call with a return value, from a child, unpinned and on one CPU | raw local-socket round trip | ≤ 1.5× |
+//! | the same call from the owning process | `Mutex<u64>` lock + add | — |
+//! | shared-memory counter `fetch_add`, uncontended (and contended, 2 processes) | in-process `AtomicU64::fetch_add` (2 threads) | ≤ 3× |
+//! | 4 processes calling one Share at once | 1 process calling alone | — |
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -18,9 +22,13 @@ use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sha2::{Digest, Sha256};
 use skprocess::pool::Pool;
 use skprocess::prelude::*;
+use skprocess::serde::{Deserialize, Serialize};
 
 /// Environment variable that makes this binary a raw baseline child (not a skprocess child).
 const RAW_CHILD: &str = "SKPROCESS_BENCH_RAW_CHILD";
@@ -71,6 +79,102 @@ impl Echo {
         }
         Ok(())
     }
+}
+
+/// The shared object of the Share benchmarks.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(crate = "skprocess::serde")]
+struct Tally {
+    n: u64,
+}
+
+#[shared]
+impl Tally {
+    fn add(&mut self, k: u64) -> u64 {
+        self.n += k;
+        self.n
+    }
+}
+
+/// Calls `Tally::add` (or adds to a shared-memory counter) `rounds` times after a warm-up,
+/// waiting for `go` first when given; returns seconds per call.
+#[skprocess(runs = 1)]
+struct ShareCaller {
+    share: Share,
+    rounds: usize,
+    memory: bool,
+    /// Start together with the others: spin until this shared flag is set.
+    wait_for_go: bool,
+}
+
+#[skprocess]
+impl ShareCaller {
+    fn __run__(&mut self) {}
+
+    fn __result__(&mut self) -> Result<f64, ShareError> {
+        let tally = self.share.get::<Tally>("tally")?;
+        let hits = self.share.get::<u64>("hits")?;
+        for _ in 0..100 {
+            tally.add(0)?;
+        }
+        if self.wait_for_go {
+            self.share.get::<u64>("ready")?.fetch_add(1)?;
+            let go = self.share.get::<bool>("go")?;
+            go.wait(std::time::Duration::from_secs(60))?;
+        }
+        let started = Instant::now();
+        if self.memory {
+            for _ in 0..self.rounds {
+                hits.fetch_add(1)?;
+            }
+        } else {
+            for _ in 0..self.rounds {
+                std::hint::black_box(tally.add(1)?);
+            }
+        }
+        Ok(started.elapsed().as_secs_f64() / self.rounds as f64)
+    }
+}
+
+/// Starts `count` callers on `share`, optionally pinned to CPU 0, and returns their results.
+fn share_callers(
+    share: &Share,
+    count: usize,
+    rounds: usize,
+    memory: bool,
+    pin: bool,
+) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+    share.insert("ready", 0_u64)?;
+    let go = share.insert("go", false)?;
+    let together = count > 1;
+    let processes: Vec<_> = (0..count)
+        .map(|_| {
+            let process = Skprocess::new(ShareCaller {
+                share: share.clone(),
+                rounds,
+                memory,
+                wait_for_go: together,
+            });
+            process.start().map(|()| process)
+        })
+        .collect::<Result<_, _>>()?;
+    if pin {
+        for process in &processes {
+            pin_process(process.pid().expect("started"), 0);
+        }
+    }
+    if together {
+        let ready = share.get::<u64>("ready")?;
+        while ready.load()? < count as u64 {
+            std::thread::yield_now();
+        }
+        go.set()?;
+    }
+    let mut out = Vec::new();
+    for process in processes {
+        out.push(process.result()?);
+    }
+    Ok(out)
 }
 
 fn square(x: u64) -> u64 {
@@ -417,6 +521,132 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report.figure("cpu_map_rayon", rayon_ms, "ms");
     report.figure("cpu_map_throughput_ratio", ratio, "x");
     drop(pool);
+
+    // 6. Share: a #[shared] call from a child against a raw socket round trip; the owner's own
+    //    call; a shared-memory counter against an in-process atomic; 4 processes at once.
+    let calls = if quick { 200 } else { 20_000 };
+    println!();
+    for (label, pin) in [("unpinned", false), ("one_cpu", true)] {
+        if pin {
+            pin_self(0); // the Share's threads, created below, inherit this CPU
+        }
+        let share = Share::new()?;
+        share.insert("tally", Tally::default())?;
+        share.insert("hits", 0_u64)?;
+        let raw = median((0..3).map(|_| raw_round_trips(calls, false)).collect());
+        let mut sk = Vec::new();
+        for _ in 0..3 {
+            sk.extend(share_callers(&share, 1, calls, false, pin)?);
+        }
+        let sk = median(sk);
+        unpin_self();
+        println!(
+            "#[shared] call from a child ({}): {:.1} us; raw socket round trip: {:.1} us; ratio {:.2}x (target <= 1.5x)",
+            label.replace('_', " "),
+            sk * 1e6,
+            raw * 1e6,
+            sk / raw
+        );
+        report.figure(&format!("share_call_child_{label}"), sk * 1e6, "us");
+        report.figure(&format!("share_raw_socket_rtt_{label}"), raw * 1e6, "us");
+        report.figure(&format!("share_call_ratio_{label}"), sk / raw, "x");
+    }
+
+    let share = Share::new()?;
+    let tally = share.insert("tally", Tally::default())?;
+    let hits = share.insert("hits", 0_u64)?;
+    let owner_calls = if quick { 1_000 } else { 1_000_000 };
+    let (owner, _) = time(|| {
+        for _ in 0..owner_calls {
+            std::hint::black_box(tally.add(1).expect("owner call"));
+        }
+    });
+    let mutex = Mutex::new(0_u64);
+    let (locked, _) = time(|| {
+        for _ in 0..owner_calls {
+            let mut n = mutex.lock().expect("not poisoned");
+            *n += 1;
+            std::hint::black_box(*n);
+        }
+    });
+    let (owner, locked) = (owner / owner_calls as f64, locked / owner_calls as f64);
+    println!(
+        "the same call from the owning process: {:.3} us; Mutex<u64> lock + add: {:.3} us ({:.0}x)",
+        owner * 1e6,
+        locked * 1e6,
+        owner / locked
+    );
+    report.figure("share_call_owner", owner * 1e6, "us");
+    report.figure("share_call_owner_vs_mutex", owner / locked, "x");
+
+    let adds = if quick { 10_000 } else { 10_000_000 };
+    let local = AtomicU64::new(0);
+    let (in_process, _) = time(|| {
+        for _ in 0..adds {
+            std::hint::black_box(local.fetch_add(1, Ordering::AcqRel));
+        }
+    });
+    let (shared_memory, _) = time(|| {
+        for _ in 0..adds {
+            std::hint::black_box(hits.fetch_add(1).expect("add"));
+        }
+    });
+    let (in_process, shared_memory) = (in_process / adds as f64, shared_memory / adds as f64);
+    println!(
+        "shared-memory counter fetch_add: {:.1} ns; in-process AtomicU64::fetch_add: {:.1} ns; ratio {:.2}x (target <= 3x)",
+        shared_memory * 1e9,
+        in_process * 1e9,
+        shared_memory / in_process
+    );
+    report.figure("share_counter_add", shared_memory * 1e9, "ns");
+    report.figure("share_counter_add_atomic_baseline", in_process * 1e9, "ns");
+    report.figure("share_counter_add_ratio", shared_memory / in_process, "x");
+    // Contended: two processes adding at once, against two threads on one atomic.
+    let contended_adds = adds / 10;
+    let per_process = share_callers(&share, 2, contended_adds, true, false)?;
+    let contended = median(per_process);
+    let (threads_time, _) = time(|| {
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for _ in 0..contended_adds {
+                        std::hint::black_box(local.fetch_add(1, Ordering::AcqRel));
+                    }
+                });
+            }
+        });
+    });
+    let threads_per = threads_time / contended_adds as f64;
+    println!(
+        "contended (2 processes): {:.1} ns per add; 2 threads on one AtomicU64: {:.1} ns ({:.2}x)",
+        contended * 1e9,
+        threads_per * 1e9,
+        contended / threads_per
+    );
+    report.figure("share_counter_add_contended", contended * 1e9, "ns");
+    report.figure(
+        "share_counter_add_contended_ratio",
+        contended / threads_per,
+        "x",
+    );
+
+    let alone = median(share_callers(&share, 1, calls, false, false)?);
+    let four_started = Instant::now();
+    let four = share_callers(&share, 4, calls, false, false)?;
+    let four_wall = four_started.elapsed().as_secs_f64();
+    // Throughput from the callers' own timings (their start is synchronised by a flag).
+    let four_rate: f64 = four.iter().map(|per| 1.0 / per).sum();
+    println!(
+        "4 processes calling at once: {:.0} calls/s in all; 1 process alone: {:.0} calls/s ({:.2}x); wall {:.1} ms",
+        four_rate,
+        1.0 / alone,
+        four_rate * alone,
+        four_wall * 1e3
+    );
+    report.figure("share_calls_4_processes", four_rate / 1e3, "kcalls/s");
+    report.figure("share_calls_1_process", 1.0 / alone / 1e3, "kcalls/s");
+    report.figure("share_calls_4_vs_1", four_rate * alone, "x");
+    share.stop()?;
 
     println!();
     for line in &report.lines {

@@ -25,6 +25,12 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "pool_map_square_10000_total",
         "pool_map_square_1000_per_item",
         "cpu_map_throughput_ratio",
+        "share_call_ratio_unpinned",
+        "share_call_ratio_one_cpu",
+        "share_call_owner",
+        "share_counter_add_ratio",
+        "share_counter_add_contended_ratio",
+        "share_calls_4_vs_1",
     ] {
         assert!(
             stdout

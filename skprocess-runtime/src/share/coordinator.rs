@@ -193,45 +193,53 @@ impl State {
 
     /// The entry under `name`, checked against what the caller expects.
     fn entry(&self, name: &str, expect: &Expect) -> Result<Entry, Refusal> {
-        self.check_running()?;
-        let entry = lock(&self.table)
-            .entries
-            .get(name)
-            .cloned()
-            .ok_or(Refusal::NotFound)?;
-        let matches = match (&entry, expect) {
-            (Entry::Object(object), Expect::Object(type_name)) => object.type_name() == type_name,
-            (Entry::Atomic { kind, .. }, Expect::Atomic(expected)) => kind == expected,
-            _ => false,
-        };
-        if matches {
-            Ok(entry)
-        } else {
-            Err(Refusal::WrongType {
-                found: entry.type_name(),
-            })
+        match expect {
+            Expect::Object(type_name) => self.object(name, type_name).map(Entry::Object),
+            Expect::Atomic(kind) => {
+                self.slot(name, *kind)
+                    .map(|(slot, generation)| Entry::Atomic {
+                        kind: *kind,
+                        slot,
+                        generation,
+                    })
+            }
         }
     }
 
-    /// The object under `name`, which must be a `type_name`.
+    /// The object under `name`, which must be a `type_name` (the owner's fast path: one
+    /// lookup, no allocation).
     pub(crate) fn object(
         &self,
         name: &str,
         type_name: &str,
     ) -> Result<Arc<dyn DynObject>, Refusal> {
-        match self.entry(name, &Expect::Object(type_name.to_owned()))? {
-            Entry::Object(object) => Ok(object),
-            Entry::Atomic { .. } => unreachable!("entry() checked the kind"),
+        self.check_running()?;
+        let table = lock(&self.table);
+        match table.entries.get(name) {
+            Some(Entry::Object(object)) if object.type_name() == type_name => {
+                Ok(Arc::clone(object))
+            }
+            Some(other) => Err(Refusal::WrongType {
+                found: other.type_name(),
+            }),
+            None => Err(Refusal::NotFound),
         }
     }
 
     /// Where the shared-memory value under `name` lives.
     pub(crate) fn slot(&self, name: &str, kind: AtomicKind) -> Result<(u32, u64), Refusal> {
-        match self.entry(name, &Expect::Atomic(kind))? {
-            Entry::Atomic {
-                slot, generation, ..
-            } => Ok((slot, generation)),
-            Entry::Object(_) => unreachable!("entry() checked the kind"),
+        self.check_running()?;
+        let table = lock(&self.table);
+        match table.entries.get(name) {
+            Some(Entry::Atomic {
+                kind: found,
+                slot,
+                generation,
+            }) if *found == kind => Ok((*slot, *generation)),
+            Some(other) => Err(Refusal::WrongType {
+                found: other.type_name(),
+            }),
+            None => Err(Refusal::NotFound),
         }
     }
 

@@ -85,7 +85,7 @@ mod protocol;
 
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -125,9 +125,27 @@ pub(crate) struct ShareId {
 /// The owners' coordinators in this process, by token, for Shares decoded here.
 static LOCAL: Mutex<Vec<([u8; 16], Weak<State>)>> = Mutex::new(Vec::new());
 
+/// This process's id, cached: the owner's fast path asks for it on every call. A fork clears
+/// the cache in the child (a `pthread_atfork` handler), so a forked copy of the owner sees its
+/// own pid, never the owner's.
 fn this_pid() -> libc::pid_t {
+    static PID: AtomicI32 = AtomicI32::new(0);
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget_in_child() {
+        PID.store(0, Ordering::Relaxed);
+    }
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+    });
     // SAFETY: getpid always succeeds.
-    unsafe { libc::getpid() }
+    let pid = unsafe { libc::getpid() };
+    PID.store(pid, Ordering::Relaxed);
+    pid
 }
 
 /// A set of named objects that every process it is handed to can call.
