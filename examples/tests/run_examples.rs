@@ -494,3 +494,72 @@ fn share_clear() {
     let out = harness::run("share_clear", DEADLINE);
     out.expect_in_order(&["After batch 1: 20", "After clear: []", "After batch 2: 30"]);
 }
+
+// ---- full programs (examples 37, 38) --------------------------------------------------------
+
+#[test]
+fn task_queue() {
+    let out = harness::run("task_queue", DEADLINE);
+    out.expect_in_order(&[
+        "Processing 50 tasks...",
+        "Total processed: 50",
+        "Completed:       47",
+        "Failed:          3",
+        "Retried:         6",
+        "Timing Statistics:",
+        "Mean per task:",
+        "P95:",
+        "Sample Results:",
+        "Task 0: success (attempts: 1)",
+    ]);
+}
+
+/// The 16-hex-digit output of the pipeline for an input: a chain of 500 SHA-256, hashed once
+/// more.
+fn pipeline_hash(input: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut bytes = input.as_bytes().to_vec();
+    for _ in 0..500 {
+        bytes = Sha256::digest(&bytes).to_vec();
+    }
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()[..16]
+        .to_owned()
+}
+
+#[test]
+fn streaming_pipeline() {
+    let out = harness::run("streaming_pipeline", DEADLINE);
+    out.expect_line("Total processed: 100");
+    let counts: u64 = out
+        .lines_containing("items")
+        .iter()
+        .filter(|l| l.trim_start().starts_with("Worker "))
+        .map(|l| number_after(l, ": "))
+        .sum();
+    assert_eq!(counts, 100, "{out}");
+    // The seed's own samples, as the Python original computes them.
+    for (input, hash) in [
+        ("item_0", "f1fb196b3d03fdea"),
+        ("item_3", "3c43446786aa2b54"),
+        ("item_6", "28fa47544ed338ce"),
+        ("item_9", "faf7f5ff13dcdfcd"),
+        ("item_12", "429fc3b2725110bb"),
+    ] {
+        assert_eq!(pipeline_hash(input), hash);
+    }
+    let samples: Vec<&str> = out
+        .lines_containing(" -> ")
+        .into_iter()
+        .filter(|l| l.trim_start().starts_with("item_"))
+        .collect();
+    assert_eq!(samples.len(), 5, "{out}");
+    for line in samples {
+        let (input, rest) = line.trim().split_once(" -> ").unwrap();
+        let hash = rest.split_whitespace().next().unwrap();
+        assert_eq!(hash, pipeline_hash(input), "{line}");
+        assert!(rest.contains("(worker "), "{line}");
+    }
+}

@@ -475,7 +475,7 @@ fn generate(root: &Root, item: &ItemImpl, self_ty: &Type, methods: &[Method]) ->
 
         #[doc = #call_doc]
         #[doc(hidden)]
-        #[allow(non_camel_case_types, unreachable_pub, missing_docs)]
+        #[allow(non_camel_case_types, unreachable_pub, missing_docs, private_interfaces)]
         #[derive(#private::serde::Serialize, #private::serde::Deserialize)]
         #[serde(crate = #serde_crate)]
         pub enum #call {
