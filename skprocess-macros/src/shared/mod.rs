@@ -68,11 +68,11 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
              processes call in `impl Type { .. }`",
         );
     }
-    if !item.generics.params.is_empty() {
+    for lifetime in item.generics.lifetimes() {
         cx.error_spanned_by(
-            &item.generics,
-            "#[shared] does not support generic types yet: share a concrete type (a newtype \
-             around `Type<Concrete>` works)",
+            lifetime,
+            "a shared type cannot borrow: it lives on the coordinator and crosses processes; \
+             make it own its data (`'static`)",
         );
     }
     let self_ty = (*item.self_ty).clone();
@@ -357,6 +357,54 @@ fn generate(root: &Root, item: &ItemImpl, self_ty: &Type, methods: &[Method]) ->
     let serde_crate = format!("{}::serde", quote!(#private)).replace(' ', "");
     let type_doc = format!("`{}`", self_ty.to_token_stream()).replace(' ', "");
 
+    // Generic types: the generated items take the impl's parameters; unused type parameters
+    // are held by a variant that can never exist. Generic types are not registered (a value
+    // of one can only be inserted by the owner).
+    let (impl_generics, ty_generics, where_clause) = item.generics.split_for_impl();
+    let type_params: Vec<&Ident> = item.generics.type_params().map(|p| &p.ident).collect();
+    let decl_params = item.generics.params.iter().map(|param| match param {
+        syn::GenericParam::Type(t) => t.ident.to_token_stream(),
+        other => other.to_token_stream(),
+    });
+    let decl_generics = if item.generics.params.is_empty() {
+        quote!()
+    } else {
+        quote!(<#(#decl_params),*>)
+    };
+    let phantom_ty = quote!(::core::marker::PhantomData<fn() -> (#(#type_params,)*)>);
+    let (phantom_variant, phantom_arm, phantom_field, phantom_value) = if type_params.is_empty() {
+        (quote!(), quote!(), quote!(), quote!())
+    } else {
+        (
+            quote! {
+                #[serde(skip)]
+                #[doc(hidden)]
+                __Phantom(#phantom_ty, ::core::convert::Infallible),
+            },
+            quote!(#call::__Phantom(_, never) => match *never {},),
+            quote!(, #phantom_ty),
+            quote!(, ::core::marker::PhantomData),
+        )
+    };
+    let registration = if item.generics.params.is_empty() {
+        quote! {
+            #[#private::linkme::distributed_slice(#private::SHARED_TYPES)]
+            #[linkme(crate = #private::linkme)]
+            static __SK_SHARED_ENTRY: #private::SharedTypeEntry = #private::SharedTypeEntry {
+                type_name: ::core::any::type_name::<#self_ty>,
+                build: #private::build_object::<#self_ty>,
+            };
+        }
+    } else {
+        quote!()
+    };
+    let proxy_name = proxy.to_string();
+    let phantom_arm_owned = if type_params.is_empty() {
+        quote!()
+    } else {
+        quote!(#call::__Phantom(_, never) => match never {},)
+    };
+
     let variants = methods.iter().map(|m| {
         let name = &m.name;
         let types = m.args.iter().map(|(_, ty)| ty);
@@ -389,29 +437,30 @@ fn generate(root: &Root, item: &ItemImpl, self_ty: &Type, methods: &[Method]) ->
     };
     let ref_arms = methods.iter().filter(|m| !m.mutable).map(dispatch_arm);
     let mut_arms = methods.iter().map(dispatch_arm);
-    let (is_mut_body, method_body, ref_body, mut_body) = if methods.is_empty() {
-        (
-            quote!(match *call {}),
-            quote!(match *call {}),
-            quote!(match call {}),
-            quote!(match call {}),
-        )
-    } else {
-        (
-            quote!(match call { #(#is_mut_arms)* }),
-            quote!(match call { #(#method_arms)* }),
-            quote! {
-                #[allow(unreachable_patterns)]
-                match call {
-                    #(#ref_arms)*
-                    _ => #private::Err(::core::convert::From::from(
-                        "a `&mut self` method was sent to the shared-lock path",
-                    )),
-                }
-            },
-            quote!(match call { #(#mut_arms)* }),
-        )
-    };
+    let (is_mut_body, method_body, ref_body, mut_body) =
+        if methods.is_empty() && type_params.is_empty() {
+            (
+                quote!(match *call {}),
+                quote!(match *call {}),
+                quote!(match call {}),
+                quote!(match call {}),
+            )
+        } else {
+            (
+                quote!(match call { #(#is_mut_arms)* #phantom_arm }),
+                quote!(match call { #(#method_arms)* #phantom_arm }),
+                quote! {
+                    #[allow(unreachable_patterns)]
+                    match call {
+                        #(#ref_arms)*
+                        _ => #private::Err(::core::convert::From::from(
+                            "a `&mut self` method was sent to the shared-lock path",
+                        )),
+                    }
+                },
+                quote!(match call { #(#mut_arms)* #phantom_arm_owned }),
+            )
+        };
 
     let proxy_methods = methods.iter().map(|m| {
         let name = &m.name;
@@ -456,15 +505,6 @@ fn generate(root: &Root, item: &ItemImpl, self_ty: &Type, methods: &[Method]) ->
             .collect::<Vec<_>>()
     });
 
-    let registration = quote! {
-        #[#private::linkme::distributed_slice(#private::SHARED_TYPES)]
-        #[linkme(crate = #private::linkme)]
-        static __SK_SHARED_ENTRY: #private::SharedTypeEntry = #private::SharedTypeEntry {
-            type_name: ::core::any::type_name::<#self_ty>,
-            build: #private::build_object::<#self_ty>,
-        };
-    };
-
     let proxy_doc = format!(
         "The proxy of {type_doc} in a Share: each method runs the method of the same name on \
          the Share's coordinator (generated by `#[shared]`)."
@@ -478,18 +518,24 @@ fn generate(root: &Root, item: &ItemImpl, self_ty: &Type, methods: &[Method]) ->
         #[allow(non_camel_case_types, unreachable_pub, missing_docs, private_interfaces)]
         #[derive(#private::serde::Serialize, #private::serde::Deserialize)]
         #[serde(crate = #serde_crate)]
-        pub enum #call {
-            #(#variants),*
+        pub enum #call #decl_generics {
+            #(#variants,)*
+            #phantom_variant
         }
 
         #[doc = #proxy_doc]
         #[allow(unreachable_pub)]
-        #[derive(Debug)]
-        pub struct #proxy(#private::Handle);
+        pub struct #proxy #decl_generics (#private::Handle #phantom_field) #where_clause;
 
-        impl #private::Proxy for #proxy {
+        impl #impl_generics ::core::fmt::Debug for #proxy #ty_generics #where_clause {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_tuple(#proxy_name).field(&self.0).finish()
+            }
+        }
+
+        impl #impl_generics #private::Proxy for #proxy #ty_generics #where_clause {
             fn __from_handle(handle: #private::Handle) -> Self {
-                #proxy(handle)
+                #proxy(handle #phantom_value)
             }
             fn __handle(&self) -> &#private::Handle {
                 &self.0
@@ -497,32 +543,32 @@ fn generate(root: &Root, item: &ItemImpl, self_ty: &Type, methods: &[Method]) ->
         }
 
         #[allow(clippy::unused_unit, clippy::too_many_arguments)]
-        impl #proxy {
+        impl #impl_generics #proxy #ty_generics #where_clause {
             #(#proxy_methods)*
         }
 
-        impl #private::SharedObject for #self_ty {
-            type Call = #call;
+        impl #impl_generics #private::SharedObject for #self_ty #where_clause {
+            type Call = #call #ty_generics;
 
-            fn __is_mut(call: &#call) -> bool {
+            fn __is_mut(call: &Self::Call) -> bool {
                 #is_mut_body
             }
 
-            fn __method(call: &#call) -> &'static str {
+            fn __method(call: &Self::Call) -> &'static str {
                 #method_body
             }
 
-            fn __dispatch_ref(&self, call: #call) -> #private::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            fn __dispatch_ref(&self, call: Self::Call) -> #private::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 #ref_body
             }
 
-            fn __dispatch_mut(&mut self, call: #call) -> #private::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            fn __dispatch_mut(&mut self, call: Self::Call) -> #private::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 #mut_body
             }
         }
 
-        impl #private::Shareable for #self_ty {
-            type Proxy = #proxy;
+        impl #impl_generics #private::Shareable for #self_ty #where_clause {
+            type Proxy = #proxy #ty_generics;
 
             fn __expect() -> #private::ValueKind {
                 #private::object_kind::<Self>()
@@ -541,7 +587,7 @@ fn generate(root: &Root, item: &ItemImpl, self_ty: &Type, methods: &[Method]) ->
             #registration
 
             #[allow(dead_code)]
-            fn __sk_check_types() {
+            fn __sk_check_types #impl_generics () #where_clause {
                 #(#checks)*
             }
         };

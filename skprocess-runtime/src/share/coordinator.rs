@@ -11,10 +11,10 @@
 use std::cell::Cell as StdCell;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -87,6 +87,59 @@ struct Server {
 thread_local! {
     /// The token of the Share whose object method this thread is running, if any.
     static IN_CALL: StdCell<Option<[u8; 16]>> = const { StdCell::new(None) };
+    /// The connection whose call this thread is running (its id and socket), if any: `None`
+    /// for the owner's own calls.
+    static CALLER: StdCell<Option<(u64, RawFd)>> = const { StdCell::new(None) };
+}
+
+/// Connection ids, unique in this process across all Shares (0 is the owner).
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Who is calling: 0 for the owner process, else the id of the connection whose call this
+/// thread is running (for objects that keep something per client, such as a semaphore's
+/// permits).
+pub(crate) fn caller() -> u64 {
+    CALLER.with(|cell| cell.get().map_or(0, |(id, _)| id))
+}
+
+/// Whether the caller is still there to receive the answer: always for the owner; for another
+/// process, whether its connection is still open. A blocking call checks it before it takes
+/// anything, so nothing is handed to a client that died while waiting.
+pub(crate) fn caller_alive() -> bool {
+    let Some((_, fd)) = CALLER.with(StdCell::get) else {
+        return true;
+    };
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: polls one descriptor that the calling connection thread keeps open, no wait.
+    let ready = unsafe { libc::poll(&raw mut poll, 1, 0) };
+    ready == 0 || poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) == 0
+}
+
+type GoneHook = std::sync::Weak<dyn Fn(u64) + Send + Sync>;
+
+/// Objects to tell when a client's connection ends (a semaphore gives its permits back).
+static GONE_HOOKS: Mutex<Vec<GoneHook>> = Mutex::new(Vec::new());
+
+/// Registers `hook`, called with a connection id when that connection ends, for as long as
+/// the hook lives.
+pub(crate) fn on_client_gone(hook: &Arc<dyn Fn(u64) + Send + Sync>) {
+    let mut hooks = lock(&GONE_HOOKS);
+    hooks.retain(|weak| weak.strong_count() > 0);
+    hooks.push(Arc::downgrade(hook));
+}
+
+fn client_gone(id: u64) {
+    let hooks: Vec<_> = lock(&GONE_HOOKS)
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .collect();
+    for hook in hooks {
+        hook(id);
+    }
 }
 
 /// Marks this thread as running a method of an object of Share `token` until dropped.
@@ -433,6 +486,14 @@ fn greet(conn: &Conn, state: &State) -> Result<(), crate::error::IpcError> {
 }
 
 fn serve_connection(conn: &Conn, state: &State) {
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    CALLER.with(|cell| cell.set(Some((id, conn.raw_fd()))));
+    serve_frames(conn, state);
+    CALLER.with(|cell| cell.set(None));
+    client_gone(id);
+}
+
+fn serve_frames(conn: &Conn, state: &State) {
     let mut frames = conn.frames();
     // Any error ends the connection: the client sees it closed.
     while let Ok(Some(Frame { kind, payload })) = frames.next_frame() {

@@ -77,6 +77,7 @@
 //! encoding a Share with any other serializer fails.
 
 mod atomics;
+mod builtins;
 mod client;
 mod coordinator;
 mod error;
@@ -91,6 +92,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+pub use self::builtins::{
+    Barrier, BarrierProxy, Progress, ProgressProxy, Queue, QueueProxy, Semaphore, SemaphoreProxy,
+    SharedList, SharedListProxy, SharedMap, SharedMapProxy, SharedResults, SharedResultsProxy,
+    WaitError,
+};
 pub use self::error::ShareError;
 #[doc(hidden)]
 pub use self::object::{

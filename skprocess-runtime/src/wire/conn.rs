@@ -150,6 +150,11 @@ impl Conn {
         read_frame(&mut &self.stream, self.limit())
     }
 
+    /// The socket's descriptor (to poll it for a hang-up).
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.stream)
+    }
+
     /// A second handle on the socket, for a reader that owns its buffer.
     pub(crate) fn try_clone_stream(&self) -> io::Result<UnixStream> {
         self.stream.try_clone()
