@@ -99,7 +99,9 @@ fn expect_frame(
     deadline: Instant,
 ) -> Result<Vec<u8>, IpcError> {
     match conn.read_frame_until(MAX_HANDSHAKE_FRAME, deadline)? {
-        None => Err(IpcError::Auth("the peer closed the connection".into())),
+        // Closed between frames: the peer went away (a refusal is told apart by the caller,
+        // from where in the handshake it happens).
+        None => Err(IpcError::Disconnected),
         Some(Frame { kind: got, payload }) if got == kind && payload.len() == len => Ok(payload),
         Some(Frame { kind: got, payload }) => Err(IpcError::Auth(format!(
             "expected a {kind:?} frame of {len} bytes, got {got:?} of {}",
@@ -170,8 +172,11 @@ pub(crate) fn client_handshake(
     auth.extend_from_slice(&client_nonce);
     auth.extend_from_slice(&proof);
     send_until(conn, Kind::Auth, &auth, deadline)?;
+    // The server closes without a welcome only when it refuses the proof.
     let welcome = expect_frame(conn, Kind::Welcome, MAC, deadline).map_err(|err| match err {
-        IpcError::Auth(_) => IpcError::Auth("the server refused the connection".into()),
+        IpcError::Auth(_) | IpcError::Disconnected => {
+            IpcError::Auth("the server refused the connection".into())
+        }
         other => other,
     })?;
     secret
