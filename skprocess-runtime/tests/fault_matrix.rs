@@ -1,5 +1,5 @@
 //! The fault matrix: every kind of process the library starts (the parent itself, a standalone
-//! child, a pool worker) is hit by every fault a process meets in the wild (SIGKILL, SIGTERM,
+//! child, a pool worker, a client of the parent's Share) is hit by every fault a process meets in the wild (SIGKILL, SIGTERM,
 //! SIGINT, SIGSTOP then SIGCONT), at a random moment of a fixed workload, and the outcome must
 //! be the one [`MATRIX`] states: no hang, no lost or duplicated pool item, the right process
 //! result, no orphan and no zombie.
@@ -13,6 +13,8 @@
 //! and reports every fact as one stdout line, `@fault <fact>`:
 //!
 //! - `process <pid>`: a standalone endless [`Ticker`] runs (it ran at least once);
+//! - `share-client <pid>`: an endless [`ShareClient`] calls a `#[shared]` counter in the
+//!   helper's Share (it made at least one call);
 //! - `worker <pid>`: one line per worker of a `Pool::new(3)` (more workers than CPUs), and again
 //!   after the call, so that a replacement worker is reported too;
 //! - `item <index> <worker pid>` / `failed <index> <error>`: each result of
@@ -20,8 +22,11 @@
 //!   an error that names no item); `ready` once [`READY_AFTER`] results arrived;
 //! - `imap-done`, then (once the test said `go` on stdin, see below) `process.stop()` and
 //!   `process-result Ok(n)` / `process-result Err(<error chain>)` from
-//!   `process.timeout(30 s).result()`; then the pool and the process are dropped, `done` is
-//!   printed and the helper exits 0.
+//!   `process.timeout(30 s).result()`; then the same for the Share client (`share-result`),
+//!   and `share-state <n> <confirmed> <after>`: the counter's value, the calls the client saw
+//!   confirmed (kept in shared memory, so they survive its death) and the value after one more
+//!   call by the helper (the Share is still usable); then the pool and the processes are dropped,
+//!   `done` is printed and the helper exits 0.
 //!
 //! After `ready` the test waits a seeded random delay (0–300 ms), sends the fault to the target
 //! (for [`Fault::StopCont`], SIGSTOP then SIGCONT 200–500 ms later), then writes `go` to the
@@ -88,6 +93,8 @@ enum Target {
     Child,
     /// One of the helper's pool workers, chosen by the round's RNG.
     PoolWorker,
+    /// The helper's endless Share client, in the middle of its calls.
+    ShareClient,
 }
 
 /// What is sent.
@@ -124,10 +131,13 @@ enum Expect {
     /// The helper carries on: it prints `done` and exits 0 within the deadline; every index
     /// `0..ITEMS` is reported exactly once (as `item` or `failed`); at most `max_failed` are
     /// `failed`, each blamed on the death of the worker that was hit; the standalone process's
-    /// result is `process`; no survivor, no zombie.
+    /// result is `process` and the Share client's `share`; the Share holds every call the
+    /// client saw confirmed (and at most the one call it died in) and still serves; no
+    /// survivor, no zombie.
     Completes {
         max_failed: usize,
         process: ProcessOutcome,
+        share: ProcessOutcome,
     },
 }
 
@@ -142,10 +152,11 @@ enum ProcessOutcome {
     Crashed { signal: i32 },
 }
 
-/// Every item delivered, no failure, the process result `Ok`.
+/// Every item delivered, no failure, the process results `Ok`.
 const NORMAL: Expect = Expect::Completes {
     max_failed: 0,
     process: ProcessOutcome::Ok,
+    share: ProcessOutcome::Ok,
 };
 
 /// The expected outcome of every cell. Change a row only when the library's promised behaviour
@@ -166,6 +177,7 @@ const MATRIX: &[(Target, Fault, Expect)] = &[
             process: ProcessOutcome::Crashed {
                 signal: libc::SIGKILL,
             },
+            share: ProcessOutcome::Ok,
         },
     ),
     // SIGTERM and SIGINT to a child are a graceful stop: `__onfinish__` and `__result__` run.
@@ -175,6 +187,7 @@ const MATRIX: &[(Target, Fault, Expect)] = &[
         Expect::Completes {
             max_failed: 0,
             process: ProcessOutcome::Stopped,
+            share: ProcessOutcome::Ok,
         },
     ),
     (
@@ -183,6 +196,7 @@ const MATRIX: &[(Target, Fault, Expect)] = &[
         Expect::Completes {
             max_failed: 0,
             process: ProcessOutcome::Stopped,
+            share: ProcessOutcome::Ok,
         },
     ),
     (Target::Child, Fault::StopCont, NORMAL),
@@ -194,6 +208,7 @@ const MATRIX: &[(Target, Fault, Expect)] = &[
         Expect::Completes {
             max_failed: 1,
             process: ProcessOutcome::Ok,
+            share: ProcessOutcome::Ok,
         },
     ),
     (
@@ -202,11 +217,44 @@ const MATRIX: &[(Target, Fault, Expect)] = &[
         Expect::Completes {
             max_failed: 1,
             process: ProcessOutcome::Ok,
+            share: ProcessOutcome::Ok,
         },
     ),
     // Workers ignore SIGINT (Ctrl+C is for the parent).
     (Target::PoolWorker, Fault::Int, NORMAL),
     (Target::PoolWorker, Fault::StopCont, NORMAL),
+    // A Share client killed mid-call leaves the Share consistent and serving; SIGTERM and
+    // SIGINT stop it gracefully. (The owner's death is the `Parent` rows: every client ends.)
+    (
+        Target::ShareClient,
+        Fault::Kill,
+        Expect::Completes {
+            max_failed: 0,
+            process: ProcessOutcome::Ok,
+            share: ProcessOutcome::Crashed {
+                signal: libc::SIGKILL,
+            },
+        },
+    ),
+    (
+        Target::ShareClient,
+        Fault::Term,
+        Expect::Completes {
+            max_failed: 0,
+            process: ProcessOutcome::Ok,
+            share: ProcessOutcome::Stopped,
+        },
+    ),
+    (
+        Target::ShareClient,
+        Fault::Int,
+        Expect::Completes {
+            max_failed: 0,
+            process: ProcessOutcome::Ok,
+            share: ProcessOutcome::Stopped,
+        },
+    ),
+    (Target::ShareClient, Fault::StopCont, NORMAL),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -224,6 +272,8 @@ const DEFAULT_ROUNDS: usize = 5;
 const TAG: &str = "@fault ";
 /// The file the standalone process's `__onfinish__` writes, in the cell's directory.
 const MARKER_FILE: &str = "onfinish";
+/// The file the Share client's `__onfinish__` writes.
+const SHARE_MARKER_FILE: &str = "share-onfinish";
 
 /// Items in the pool call, and how long each one takes. With 3 workers on 2 CPUs, the call
 /// lasts about 0.4 s, so that most faults (sent 0–300 ms after `ready`) land during it.
@@ -267,6 +317,55 @@ impl Ticker {
     }
 }
 
+/// The Share's object: a counter.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(crate = "skprocess::serde")]
+struct Tally {
+    n: u64,
+}
+
+#[shared]
+impl Tally {
+    /// Takes a moment on the coordinator, so that most faults land in the middle of a call.
+    fn add(&mut self, k: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(1));
+        self.n += k;
+        self.n
+    }
+
+    fn get(&self) -> u64 {
+        self.n
+    }
+}
+
+/// The Share client: calls `Tally::add` until stopped, counting each confirmed call in shared
+/// memory (where the count survives the client's death); `__onfinish__` leaves a marker file.
+#[skprocess]
+struct ShareClient {
+    tally: Shared<Tally>,
+    confirmed: Shared<u64>,
+    marker: PathBuf,
+}
+
+#[skprocess]
+impl ShareClient {
+    fn __run__(&mut self) -> Result<(), ShareError> {
+        self.tally.add(1)?;
+        self.confirmed.fetch_add(1)?;
+        Ok(())
+    }
+
+    fn __onfinish__(&mut self) -> std::io::Result<()> {
+        std::fs::write(&self.marker, b"onfinish ran")
+    }
+
+    fn __result__(&mut self) -> Result<u64, ShareError> {
+        self.confirmed.load()
+    }
+}
+
+use skprocess::serde;
+
 /// The pool task: its input and the worker that ran it.
 fn task(index: u64) -> (u64, u32) {
     std::thread::sleep(ITEM_SLEEP);
@@ -306,6 +405,24 @@ fn fault_helper_role() {
     }
     say(format_args!("process {}", process.pid().expect("started")));
 
+    let share = Share::new().expect("start the Share");
+    let tally = share.insert("tally", Tally::default()).expect("insert");
+    let confirmed = share.insert("confirmed", 0_u64).expect("insert");
+    let client = Skprocess::new(ShareClient {
+        tally: tally.clone(),
+        confirmed: confirmed.clone(),
+        marker: PathBuf::from(std::env::var_os(ROLE_ENV).expect("set")).join(SHARE_MARKER_FILE),
+    });
+    client.start().expect("start the Share client");
+    while tally.get().expect("the owner's call") < 1 {
+        assert!(Instant::now() < deadline, "the Share client never called");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    say(format_args!(
+        "share-client {}",
+        client.pid().expect("started")
+    ));
+
     let pool = Pool::new(POOL_WORKERS).expect("start the pool");
     for pid in pool.pids() {
         say(format_args!("worker {pid}"));
@@ -338,6 +455,16 @@ fn fault_helper_role() {
         Ok(count) => say(format_args!("process-result Ok({count})")),
         Err(error) => say(format_args!("process-result Err({})", ErrorChain(&error))),
     }
+    client.stop();
+    match client.timeout(Duration::from_secs(30)).result() {
+        Ok(count) => say(format_args!("share-result Ok({count})")),
+        Err(error) => say(format_args!("share-result Err({})", ErrorChain(&error))),
+    }
+    let n = tally.get().expect("the owner's call");
+    let seen = confirmed.load().expect("shared memory");
+    let after = tally.add(1).expect("the owner's call");
+    say(format_args!("share-state {n} {seen} {after}"));
+    drop(share);
     drop(pool);
     drop(process);
     say(format_args!("done"));
@@ -363,6 +490,10 @@ struct Observed {
     call_errors: Vec<String>,
     imap_done: bool,
     process_result: Option<String>,
+    share_client: Option<i32>,
+    share_result: Option<String>,
+    /// The counter, the confirmed calls, the counter after one more call.
+    share_state: Option<(u64, u64, u64)>,
     done: bool,
     /// Lines with the tag that did not parse.
     malformed: Vec<String>,
@@ -415,6 +546,20 @@ impl Observed {
                 self.process_result = Some(rest.to_owned());
                 Some(())
             }
+            "share-client" => rest.parse().ok().map(|pid| self.share_client = Some(pid)),
+            "share-result" => {
+                self.share_result = Some(rest.to_owned());
+                Some(())
+            }
+            "share-state" => {
+                let numbers: Vec<u64> = rest
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                (numbers.len() == 3).then(|| {
+                    self.share_state = Some((numbers[0], numbers[1], numbers[2]));
+                })
+            }
             "done" => {
                 self.done = true;
                 Some(())
@@ -430,6 +575,7 @@ impl Observed {
     fn pids(&self) -> impl Iterator<Item = i32> + '_ {
         self.process
             .iter()
+            .chain(&self.share_client)
             .chain(&self.workers)
             .chain(&self.item_pids)
             .copied()
@@ -659,6 +805,8 @@ struct CellReport {
     /// The `failed` lines: index and error.
     failed: Vec<(u64, String)>,
     process_result: Option<String>,
+    share_result: Option<String>,
+    share_state: Option<(u64, u64, u64)>,
     survivors: Vec<i32>,
     zombies: Vec<i32>,
     /// Children still running when the helper had exited on its own (not a failure as long as
@@ -675,6 +823,7 @@ impl Target {
         match self {
             Target::Parent => Some(helper.pid),
             Target::Child => seen.process,
+            Target::ShareClient => seen.share_client,
             Target::PoolWorker => {
                 let initial = &seen.workers[..seen.workers.len().min(POOL_WORKERS)];
                 (!initial.is_empty()).then(|| initial[rng.below(initial.len() as u64) as usize])
@@ -831,17 +980,21 @@ fn run_cell(target: Target, fault: Fault, expect: Expect, rng: &mut Rng) -> Cell
             Expect::Completes {
                 max_failed,
                 process,
+                share,
             },
             Some(ended),
-        ) => check_completed(
-            &mut problems,
-            &seen,
-            ended,
-            max_failed,
-            process,
-            target_pid,
-            &helper.dir,
-        ),
+        ) => {
+            check_completed(
+                &mut problems,
+                &seen,
+                ended,
+                max_failed,
+                process,
+                target_pid,
+                &helper.dir,
+            );
+            check_share(&mut problems, &seen, share, &helper.dir);
+        }
     }
     if !survivors.is_empty() {
         problems.push(format!(
@@ -871,6 +1024,8 @@ fn run_cell(target: Target, fault: Fault, expect: Expect, rng: &mut Rng) -> Cell
         items: seen.items,
         failed: seen.failed,
         process_result: seen.process_result,
+        share_result: seen.share_result,
+        share_state: seen.share_state,
         survivors,
         zombies,
         lingering,
@@ -935,20 +1090,54 @@ fn check_completed(
             }
         }
     }
-    let result = seen.process_result.as_deref().unwrap_or("");
     let marker = dir.join(MARKER_FILE).exists();
-    let right = match process {
+    if !outcome_is(process, seen.process_result.as_deref(), marker) {
+        problems.push(format!(
+            "process-result should be {process:?}, but {:?} (__onfinish__ marker: {marker})",
+            seen.process_result
+        ));
+    }
+}
+
+/// Whether a `...-result` line shows `outcome` (`marker`: the process's `__onfinish__` ran).
+fn outcome_is(outcome: ProcessOutcome, result: Option<&str>, marker: bool) -> bool {
+    let result = result.unwrap_or("");
+    match outcome {
         ProcessOutcome::Ok => result.starts_with("Ok("),
         ProcessOutcome::Stopped => result.starts_with("Ok(") && marker,
         ProcessOutcome::Crashed { signal } => {
             result.starts_with("Err(") && result.contains(&format!("killed by signal {signal} "))
         }
-    };
-    if !right {
+    }
+}
+
+/// The Share's checks: the client's result, and a counter that holds every confirmed call, at
+/// most one more (the call a killed client died in, which ran or not), and still serves.
+fn check_share(problems: &mut Vec<String>, seen: &Observed, share: ProcessOutcome, dir: &Path) {
+    let marker = dir.join(SHARE_MARKER_FILE).exists();
+    if !outcome_is(share, seen.share_result.as_deref(), marker) {
         problems.push(format!(
-            "process-result should be {process:?}, but {:?} (__onfinish__ marker: {marker})",
-            seen.process_result
+            "share-result should be {share:?}, but {:?} (__onfinish__ marker: {marker})",
+            seen.share_result
         ));
+    }
+    match seen.share_state {
+        Some((n, confirmed, after)) => {
+            let extra = match share {
+                ProcessOutcome::Crashed { .. } => 1,
+                _ => 0,
+            };
+            if !(confirmed..=confirmed + extra).contains(&n) || confirmed == 0 {
+                problems.push(format!(
+                    "the Share's counter is {n} after {confirmed} confirmed calls (at most \
+                     {extra} more allowed)"
+                ));
+            }
+            if after != n + 1 {
+                problems.push(format!("the Share did not serve on: {n} then {after}"));
+            }
+        }
+        None => problems.push("no share-state line".to_owned()),
     }
 }
 
@@ -1051,7 +1240,8 @@ fn fault_matrix() {
             };
             println!(
                 "{} round {round}: delay {:?}, target {:?}, helper {:?}, items {}, failed {:?}, \
-                 process {:?}, survivors {}, zombies {}, lingering {}, {:.2}s: {verdict}",
+                 process {:?}, share {:?} {:?}, survivors {}, zombies {}, lingering {}, \
+                 {:.2}s: {verdict}",
                 cell_name(report.target, report.fault),
                 report.delay,
                 report.target_pid,
@@ -1059,6 +1249,8 @@ fn fault_matrix() {
                 report.items,
                 report.failed,
                 report.process_result,
+                report.share_result,
+                report.share_state,
                 report.survivors.len(),
                 report.zombies.len(),
                 report.lingering.len(),
