@@ -1,4 +1,5 @@
-//! Procedural macros for [skprocess](https://docs.rs/skprocess-runtime).
+//! Procedural macros for [skprocess](https://docs.rs/skprocess-runtime): `#[skprocess]`,
+//! `#[shared]` and `#[timethis]`.
 //!
 //! Do not depend on this crate directly: depend on `skprocess-runtime` (imported as `skprocess`),
 //! which re-exports every macro here with its documentation. Generated code names only
@@ -487,7 +488,13 @@ pub fn skprocess(args: TokenStream, input: TokenStream) -> TokenStream {
 /// generic or `async` or `unsafe` method, an argument or return type holding a reference, a
 /// lifetime, `impl Trait` or a trait object, an argument or return type that cannot cross
 /// processes, a method named like a method of `Shared<T>` (`within`, `share`, `entry_name`), a
-/// generic type, a trait impl, and anything that is not an impl block.
+/// type with lifetime parameters, a trait impl, and anything that is not an impl block.
+///
+/// # Generic types
+///
+/// `#[shared] impl<T: Bound> Bag<T> { .. }` works: the generated items take the impl's
+/// parameters and bounds, which must make the type cross processes (`T: Transferable + Sync`
+/// usually). A generic type has no registry entry, so only its owner can insert a value of it.
 #[proc_macro_attribute]
 pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
     shared::expand(args.into(), input.into()).into()

@@ -42,6 +42,11 @@
 //! - [`Context`]: what lifecycle methods may ask for: `tell`, `listen`, `stop`, `current_run`.
 //! - [`ProcessError`]: every failure, typed, with the original message, the section and run, the
 //!   panic location, the exit code or signal.
+//! - [`pool`]: a [`Pool`](pool::Pool) of worker processes: `map`, `imap`, their unordered
+//!   variants, `star()`, process types as tasks.
+//! - [`share`]: a [`Share`](share::Share) of objects every process calls through typed
+//!   proxies ([`#[shared]`](macro@share::shared)), numbers and flags in shared memory, and a
+//!   map, list, queue, semaphore and barrier ready-made.
 //! - [`timing`]: [`Sktimer`](timing::Sktimer), [`TimeThis`](timing::TimeThis) and
 //!   [`#[timethis]`](macro@timethis).
 //!
