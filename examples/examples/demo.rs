@@ -1,6 +1,6 @@
 //! A tour of skprocess: a process in a child, lives, a section timeout, messages both ways, a
-//! crash reported as a typed error, a pool of worker processes, the timers every process
-//! fills, and a graceful Ctrl+C.
+//! crash reported as a typed error, a pool of worker processes, a Share that every process
+//! calls, the timers every process fills, and a graceful Ctrl+C.
 //!
 //! Run: `cargo run --release -p examples --example demo`
 
@@ -165,6 +165,52 @@ impl Ticker {
     }
 }
 
+// ANCHOR: share
+/// Word counts kept by a Share: every process adds to the same counts.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(crate = "skprocess::serde")]
+struct WordCount {
+    counts: std::collections::BTreeMap<String, u64>,
+}
+
+#[shared]
+impl WordCount {
+    fn add(&mut self, words: Vec<String>) -> usize {
+        for word in words {
+            *self.counts.entry(word).or_default() += 1;
+        }
+        self.counts.len()
+    }
+
+    fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// The most common word (the first in alphabetical order among equals).
+    fn top(&self) -> Option<(String, u64)> {
+        self.counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+            .map(|(word, &n)| (word.clone(), n))
+    }
+}
+
+/// A pool task: counts one line's words into the Share, and the line itself into a counter in
+/// shared memory.
+fn count_line(share: Share, line: String) -> Result<usize, ShareError> {
+    let words = line
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    share.get::<u64>("lines")?.fetch_add(1)?;
+    share.get::<WordCount>("words")?.add(words)
+}
+// ANCHOR_END: share
+
 /// A pool task that takes a while.
 fn slow_square(x: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(20));
@@ -230,6 +276,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "10000 Collatz sequences in {:.1} ms; the longest starts at {at} ({longest} steps)",
         started.elapsed().as_secs_f64() * 1e3
+    );
+
+    println!("\n== a Share: one object every process calls, a counter in shared memory");
+    let share = Share::new()?;
+    let words = share.insert("words", WordCount::default())?;
+    let lines = share.insert("lines", 0_u64)?;
+    let text = "The quick brown fox jumps over the lazy dog. \n\
+                The dog sleeps; the fox runs. \n\
+                A fox, a dog, and the end.";
+    let items: Vec<(Share, String)> = text
+        .lines()
+        .map(|l| (share.clone(), l.to_owned()))
+        .collect();
+    pool.star().fallible().map(count_line, items)?;
+    let (top, n) = words.top()?.unwrap_or_default();
+    println!(
+        "{} lines, {} words counted by the workers; most common: {top:?} ({n} times)",
+        lines.load()?,
+        words.total()?
     );
     pool.close();
 

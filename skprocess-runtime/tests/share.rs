@@ -707,7 +707,10 @@ fn a_forked_copy_of_the_owner_calls_through_the_socket() {
 fn a_share_refuses_to_be_encoded_by_another_serializer() {
     let share = Share::new().unwrap();
     let error = serde_json::to_string(&share).unwrap_err().to_string();
-    assert!(error.contains("can only be sent to processes by skprocess"), "{error}");
+    assert!(
+        error.contains("can only be sent to processes by skprocess"),
+        "{error}"
+    );
     let handle = share.insert("n", 1_i64).unwrap();
     assert!(serde_json::to_string(&handle).is_err());
     // skprocess's own codec encodes it (that is how it reaches children).
