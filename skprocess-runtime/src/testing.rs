@@ -191,6 +191,18 @@ pub mod fuzz {
         let _ = decode::<String>(bytes);
     }
 
+    /// A Share's connection: a request as the coordinator reads and serves it (against a
+    /// coordinator holding a timer and a counter), a reply as a client reads it, and an encoded
+    /// Share or handle.
+    pub fn share(bytes: &[u8]) {
+        crate::share::fuzzing::run(bytes);
+    }
+
+    /// Valid inputs of [`share`]: encoded requests and replies, named.
+    pub fn share_seeds() -> Vec<(String, Vec<u8>)> {
+        crate::share::fuzzing::seeds()
+    }
+
     /// Tell messages, read as a few message types.
     pub fn tell(bytes: &[u8]) {
         let _ = decode::<String>(bytes);

@@ -6,8 +6,6 @@
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use skprocess::__testing;
@@ -15,7 +13,7 @@ use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod common;
-use common::{LIMIT, output_within, within};
+use common::{LIMIT, probe, within};
 
 #[skprocess]
 struct Quick {
@@ -49,21 +47,6 @@ fn hub() -> String {
 fn connect(name: &str) -> UnixStream {
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     UnixStream::connect_addr(&addr).expect("the hub accepts connections")
-}
-
-/// Reads until end of stream or `timeout`; returns the bytes and whether the stream ended.
-fn read_all(stream: &mut UnixStream, timeout: Duration) -> (Vec<u8>, bool) {
-    stream.set_read_timeout(Some(timeout)).unwrap();
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 256];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return (bytes, true),
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (bytes, true),
-            Err(_) => return (bytes, false),
-        }
-    }
 }
 
 #[test]
@@ -112,60 +95,20 @@ fn clients_that_trickle_bytes_hold_up_no_spawn_and_are_dropped_at_the_deadline()
     }
 }
 
-/// Connects to the hub named in `SKPROCESS_TEST_HUB` and prints what it got: `hello` if the
-/// hub sent its challenge, `closed` if it closed the connection without a byte.
+/// Connects to the socket named in `common::PROBE_ENV` and prints what it got (see
+/// `common::probe_helper`).
 #[test]
 #[ignore = "a helper started by another test, as another user"]
 fn helper_probe_the_hub() {
-    let Ok(name) = std::env::var("SKPROCESS_TEST_HUB") else {
-        return;
-    };
-    let mut stream = connect(&name);
-    let (bytes, ended) = read_all(&mut stream, Duration::from_secs(10));
-    println!(
-        "probe: {}",
-        match (bytes.is_empty(), ended) {
-            (true, true) => "closed",
-            (false, _) => "hello",
-            (true, false) => "silent",
-        }
-    );
-}
-
-fn probe(name: &str, as_user: Option<u32>) -> String {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "helper_probe_the_hub",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("SKPROCESS_TEST_HUB", name);
-    if let Some(uid) = as_user {
-        command.uid(uid).gid(uid);
-    }
-    let output = output_within(&mut command, LIMIT);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("probe: "))
-        .unwrap_or_else(|| panic!("no probe line: {output:?}"))
-        .to_owned()
+    common::probe_helper();
 }
 
 #[test]
 fn a_client_of_another_user_is_closed_before_a_byte_is_read_or_sent() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root,
-        "this test starts a peer as another user (nobody, 65534), which needs root; CI runs \
-         as root"
-    );
+    common::assert_root();
     let name = hub();
-    assert_eq!(probe(&name, None), "hello");
-    assert_eq!(probe(&name, Some(65534)), "closed");
+    assert_eq!(probe("helper_probe_the_hub", &name, None), "hello");
+    assert_eq!(probe("helper_probe_the_hub", &name, Some(65534)), "closed");
     // The hub still serves its own children.
     assert_eq!(quick(21), 42);
 }

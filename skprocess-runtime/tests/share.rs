@@ -4,9 +4,7 @@
 //! into the own Share, stop and restart, a vanished owner, wrong secrets and other users, and
 //! every way a Share reaches another process.
 
-use std::os::unix::process::CommandExt;
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use skprocess::__testing;
@@ -16,57 +14,14 @@ use skprocess::serde::{Deserialize, Serialize};
 use skprocess::share::Flag;
 
 mod common;
-use common::{LIMIT, output_within, within};
+use common::{LIMIT, probe, within};
+#[path = "common/tally.rs"]
+mod tally;
+use tally::{SLOW_CALL_ENTERED, Tally};
 
-/// Set by `Tally::slow_add(.., marker)` on the coordinator (this test process) when it starts:
-/// one flag per test, as tests run in parallel.
-static SLOW_CALL_ENTERED: [AtomicBool; 4] = [const { AtomicBool::new(false) }; 4];
-
-/// `marker` values.
+/// `Tally::slow_add` markers: one per test, as tests run in parallel.
 const KILLED_MID_CALL: usize = 1;
 const DEADLINE: usize = 2;
-
-#[derive(Serialize, Deserialize, Default)]
-#[serde(crate = "skprocess::serde")]
-struct Tally {
-    n: u64,
-}
-
-#[shared]
-impl Tally {
-    fn add(&mut self, k: u64) -> u64 {
-        self.n += k;
-        self.n
-    }
-
-    fn get(&self) -> u64 {
-        self.n
-    }
-
-    fn slow_add(&mut self, k: u64, millis: u64, marker: usize) -> u64 {
-        SLOW_CALL_ENTERED[marker].store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(millis));
-        self.n += k;
-        self.n
-    }
-
-    fn hold(&self, millis: u64) {
-        std::thread::sleep(Duration::from_millis(millis));
-    }
-
-    fn check(&self, limit: u64) -> Result<u64, String> {
-        if self.n > limit {
-            Err(format!("{} is over the limit of {limit}", self.n))
-        } else {
-            Ok(self.n)
-        }
-    }
-
-    fn boom(&mut self) {
-        self.n += 1000;
-        panic!("boom at {}", self.n);
-    }
-}
 
 /// Holds its own Share and calls back into it from a method.
 #[derive(Serialize, Deserialize)]
@@ -499,65 +454,23 @@ fn a_wrong_secret_is_refused_and_the_share_serves_on() {
 
 use skprocess::IpcError;
 
-/// Connects to the socket named by `SKPROCESS_TEST_SHARE` and says whether it greeted.
+/// Connects to the socket named in `common::PROBE_ENV` and prints what it got.
 #[test]
 #[ignore = "a helper run by a_peer_of_another_user_is_closed_before_a_byte"]
 fn helper_probe_the_share() {
-    use std::io::Read;
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixStream};
-    let Ok(name) = std::env::var("SKPROCESS_TEST_SHARE") else {
-        return;
-    };
-    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let mut stream = UnixStream::connect_addr(&addr).expect("the Share accepts connections");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let verdict = match stream.read(&mut buf) {
-        Ok(0) => "closed",
-        Ok(_) => "hello",
-        Err(_) => "silent",
-    };
-    println!("probe: {verdict}");
-}
-
-fn probe(name: &str, as_user: Option<u32>) -> String {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "helper_probe_the_share",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("SKPROCESS_TEST_SHARE", name);
-    if let Some(uid) = as_user {
-        command.uid(uid).gid(uid);
-    }
-    let output = output_within(&mut command, LIMIT);
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("probe: "))
-        .unwrap_or_else(|| panic!("no probe line: {output:?}"))
-        .to_owned()
+    common::probe_helper();
 }
 
 #[test]
 fn a_peer_of_another_user_is_closed_before_a_byte() {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root,
-        "this test starts a peer as another user (nobody, 65534), which needs root; CI runs \
-         as root"
-    );
+    common::assert_root();
     let share = Share::new().unwrap();
     let name = __testing::share_socket_name(&share);
-    assert_eq!(probe(&name, None), "hello");
-    assert_eq!(probe(&name, Some(65534)), "closed");
+    assert_eq!(probe("helper_probe_the_share", &name, None), "hello");
+    assert_eq!(
+        probe("helper_probe_the_share", &name, Some(65534)),
+        "closed"
+    );
     share.insert("n", 1_i64).unwrap();
     let remote = __testing::share_remote_copy(&share);
     assert_eq!(remote.get::<i64>("n").unwrap().load().unwrap(), 1);
@@ -715,4 +628,20 @@ fn a_share_refuses_to_be_encoded_by_another_serializer() {
     assert!(serde_json::to_string(&handle).is_err());
     // skprocess's own codec encodes it (that is how it reaches children).
     assert!(skprocess::__testing::encode(&share).is_ok());
+}
+
+#[test]
+fn a_handle_naming_a_slot_that_cannot_exist_is_refused_when_decoded() {
+    let share = Share::new().unwrap();
+    let handle = share.insert("n", 1_i64).unwrap();
+    let mut bytes = skprocess::__testing::encode(&handle).unwrap();
+    // The encoding ends with Some((slot u32, generation u64)): make the slot impossible.
+    let at = bytes.len() - 12;
+    bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let error = skprocess::__testing::decode::<Shared<i64>>(&bytes).unwrap_err();
+    assert!(error.contains("cannot exist"), "{error}");
+    // The real encoding decodes, and the handle works.
+    let good = skprocess::__testing::encode(&handle).unwrap();
+    let back: Shared<i64> = skprocess::__testing::decode(&good).unwrap();
+    assert_eq!(back.load().unwrap(), 1);
 }

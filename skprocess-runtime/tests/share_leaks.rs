@@ -7,24 +7,12 @@ use std::time::{Duration, Instant};
 
 use skprocess::pool::Pool;
 use skprocess::prelude::*;
-use skprocess::serde::{Deserialize, Serialize};
 
 mod common;
 use common::{LIMIT, within};
-
-#[derive(Serialize, Deserialize, Default)]
-#[serde(crate = "skprocess::serde")]
-struct Tally {
-    n: u64,
-}
-
-#[shared]
-impl Tally {
-    fn add(&mut self, k: u64) -> u64 {
-        self.n += k;
-        self.n
-    }
-}
+#[path = "common/tally.rs"]
+mod tally;
+use tally::Tally;
 
 /// Uses both kinds of shared value from a child.
 #[skprocess(runs = 3)]

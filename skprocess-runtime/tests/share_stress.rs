@@ -15,30 +15,15 @@ use skprocess::share::Queue;
 
 mod common;
 use common::{LIMIT, within};
+#[path = "common/tally.rs"]
+mod tally;
+use tally::Tally;
 
 fn rounds() -> u64 {
     std::env::var("SKPROCESS_STRESS_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000)
-}
-
-#[derive(Serialize, Deserialize, Default)]
-#[serde(crate = "skprocess::serde")]
-struct Tally {
-    n: u64,
-}
-
-#[shared]
-impl Tally {
-    fn add(&mut self, k: u64) -> u64 {
-        self.n += k;
-        self.n
-    }
-
-    fn get(&self) -> u64 {
-        self.n
-    }
 }
 
 /// What one client saw.

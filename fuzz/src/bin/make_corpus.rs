@@ -633,4 +633,5 @@ fn main() {
     write(&root, "results", results());
     write(&root, "outcome", outcome());
     write(&root, "tell", tell());
+    write(&root, "share", skprocess::__testing::fuzz::share_seeds());
 }

@@ -384,8 +384,16 @@ impl State {
         }
     }
 
+    /// Marks the coordinator running without listening (the fuzz target serves requests
+    /// directly).
+    #[cfg(feature = "__testing")]
+    pub(crate) fn run_without_socket(&self) {
+        self.running.store(true, Ordering::Release);
+        self.region.set_running(true);
+    }
+
     /// Answers one request from another process.
-    fn serve(&self, op: Op) -> Reply {
+    pub(crate) fn serve(&self, op: Op) -> Reply {
         match op {
             Op::Call {
                 name,

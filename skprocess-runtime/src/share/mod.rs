@@ -81,6 +81,8 @@ mod builtins;
 mod client;
 mod coordinator;
 mod error;
+#[cfg(feature = "__testing")]
+pub(crate) mod fuzzing;
 mod object;
 mod protocol;
 
@@ -337,7 +339,7 @@ impl Share {
                     value,
                 };
                 match self.request(op, name, "insert", None)? {
-                    Answer::Slot { slot, generation } => Some((slot, generation)),
+                    Answer::Slot { slot, generation } => Some(checked_slot(slot, generation)?),
                     _ => None,
                 }
             }
@@ -373,7 +375,7 @@ impl Share {
                     expect: expect.clone(),
                 };
                 match self.request(op, name, "get", None)? {
-                    Answer::Slot { slot, generation } => Some((slot, generation)),
+                    Answer::Slot { slot, generation } => Some(checked_slot(slot, generation)?),
                     _ => None,
                 }
             }
@@ -536,7 +538,7 @@ impl Share {
                 "get",
                 None,
             )? {
-                Answer::Slot { slot, generation } => Ok((slot, generation)),
+                Answer::Slot { slot, generation } => checked_slot(slot, generation),
                 other => Err(unexpected(&other)),
             },
         }
@@ -562,6 +564,17 @@ fn refusal(refused: Refusal, name: &str, method: &str, expect: &Expect) -> Share
         Expect::Atomic(kind) => kind.type_name(),
     };
     refused.into_error(name, method, expected)
+}
+
+/// A slot named by the coordinator, checked: it comes from another process.
+fn checked_slot(slot: u32, generation: u64) -> Result<(u32, u64), ShareError> {
+    if slot == 0 || slot as usize >= atomics::SLOTS || generation >= 1 << 48 {
+        Err(ShareError::Decode(format!(
+            "the coordinator named slot {slot}, generation {generation}, which cannot exist"
+        )))
+    } else {
+        Ok((slot, generation))
+    }
 }
 
 fn unexpected(answer: &Answer) -> ShareError {
@@ -845,6 +858,14 @@ impl Serialize for Handle {
 impl<'de> Deserialize<'de> for Handle {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Handle, D::Error> {
         let encoded = EncodedHandle::deserialize(deserializer)?;
+        // Bytes from another process: a slot that cannot exist is refused (found by fuzzing).
+        if let Some((slot, generation)) = encoded.slot
+            && (slot == 0 || slot as usize >= atomics::SLOTS || generation >= 1 << 48)
+        {
+            return Err(serde::de::Error::custom(format_args!(
+                "a Share handle names slot {slot}, generation {generation}, which cannot exist"
+            )));
+        }
         let mut handle = Handle::new(encoded.share, &encoded.name, encoded.slot);
         handle.deadline = encoded.deadline;
         Ok(handle)

@@ -4,7 +4,7 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, LockResult, Mutex, RwLock, TryLockError, TryLockResult};
 use std::time::Instant;
 
 use linkme::distributed_slice;
@@ -94,22 +94,12 @@ impl<T: SharedObject> Cell<T> {
         wait: Wait,
         f: impl FnOnce(&T) -> R,
     ) -> Option<Result<R, Refusal>> {
-        if let Err(refusal) = self.check_poison() {
-            return Some(Err(refusal));
-        }
-        let guard = match wait {
-            Wait::Forever => self.value.read().unwrap_or_else(|e| e.into_inner()),
-            Wait::Until(deadline) => poll_lock(deadline, || match self.value.try_read() {
-                Ok(guard) => Some(guard),
-                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            })?,
-        };
-        // A panic between the poison check and here poisoned the cell: check again under the lock.
-        if let Err(refusal) = self.check_poison() {
-            return Some(Err(refusal));
-        }
-        Some(self.guarded(|| f(&guard)))
+        self.locked(
+            wait,
+            || self.value.read(),
+            || self.value.try_read(),
+            |guard| f(guard),
+        )
     }
 
     /// Runs `f` on the value under the write lock, catching a panic (which poisons the cell).
@@ -118,17 +108,35 @@ impl<T: SharedObject> Cell<T> {
         wait: Wait,
         f: impl FnOnce(&mut T) -> R,
     ) -> Option<Result<R, Refusal>> {
+        self.locked(
+            wait,
+            || self.value.write(),
+            || self.value.try_write(),
+            |guard| f(guard),
+        )
+    }
+
+    /// Takes a guard (blocking, or by attempts until the deadline), checks the poison before
+    /// and under the lock, and runs `f` on the guard.
+    fn locked<G, R>(
+        &self,
+        wait: Wait,
+        block: impl FnOnce() -> LockResult<G>,
+        mut attempt: impl FnMut() -> TryLockResult<G>,
+        f: impl FnOnce(&mut G) -> R,
+    ) -> Option<Result<R, Refusal>> {
         if let Err(refusal) = self.check_poison() {
             return Some(Err(refusal));
         }
         let mut guard = match wait {
-            Wait::Forever => self.value.write().unwrap_or_else(|e| e.into_inner()),
-            Wait::Until(deadline) => poll_lock(deadline, || match self.value.try_write() {
+            Wait::Forever => block().unwrap_or_else(|e| e.into_inner()),
+            Wait::Until(deadline) => poll_lock(deadline, || match attempt() {
                 Ok(guard) => Some(guard),
-                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
+                Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(TryLockError::WouldBlock) => None,
             })?,
         };
+        // A panic between the first check and here poisoned the cell: check again under the lock.
         if let Err(refusal) = self.check_poison() {
             return Some(Err(refusal));
         }

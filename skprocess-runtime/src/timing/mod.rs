@@ -55,7 +55,7 @@
 
 mod clock;
 pub(crate) mod global;
-mod sktimer;
+pub(crate) mod sktimer;
 mod stats;
 mod stopwatch;
 // `timer_thread::sleep_until` is reusable for async timeouts elsewhere in the runtime.

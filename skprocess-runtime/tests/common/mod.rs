@@ -3,6 +3,10 @@
 // Each test crate uses some of these, not all.
 #![allow(dead_code)]
 
+use std::io::Read;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -73,4 +77,60 @@ pub(crate) fn output_within(command: &mut Command, limit: Duration) -> Output {
             panic!("the command did not exit within {limit:?}");
         }
     }
+}
+
+/// The environment variable that names the socket a probe helper connects to.
+pub(crate) const PROBE_ENV: &str = "SKPROCESS_TEST_PROBE";
+
+/// The body of a probe helper test (an ignored test that [`probe`] runs): connects to the
+/// abstract socket named in [`PROBE_ENV`] and prints what it got, `probe: hello` if the peer
+/// sent a first byte, `closed` if it closed the connection without one, `silent` if it did
+/// neither within 10 s. Does nothing when the variable is not set.
+pub(crate) fn probe_helper() {
+    let Ok(name) = std::env::var(PROBE_ENV) else {
+        return;
+    };
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let mut stream = UnixStream::connect_addr(&addr).expect("the socket accepts connections");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let verdict = match stream.read(&mut byte) {
+        Ok(0) => "closed",
+        Ok(_) => "hello",
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "closed",
+        Err(_) => "silent",
+    };
+    println!("probe: {verdict}");
+}
+
+/// Runs the probe helper test `helper` of this test binary against the socket `name`, as the
+/// user `as_user` (needs root) or as this one; what it saw.
+pub(crate) fn probe(helper: &str, name: &str, as_user: Option<u32>) -> String {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", helper, "--ignored", "--nocapture"])
+        .env(PROBE_ENV, name);
+    if let Some(uid) = as_user {
+        command.uid(uid).gid(uid);
+    }
+    let output = output_within(&mut command, LIMIT);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("probe: "))
+        .unwrap_or_else(|| panic!("no probe line: {output:?}"))
+        .to_owned()
+}
+
+/// Fails unless this test runs as root (it starts a peer as another user).
+pub(crate) fn assert_root() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "this test starts a peer as another user (nobody, 65534), which needs root; CI runs \
+         as root"
+    );
 }
