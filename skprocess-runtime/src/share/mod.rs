@@ -53,7 +53,7 @@
 //!
 //! - **One atomic application per call.** A call runs to the end on the coordinator, while
 //!   holding its object's lock: shared for `&self` methods, exclusive for `&mut self`. Calls
-//!   from one process run in the order they were made. A slow method delays calls on its own
+//!   from one thread run in the order it made them. A slow method delays calls on its own
 //!   object only.
 //! - **At most once.** A call runs fully or not at all, and never twice. A client that dies
 //!   mid-call leaves the call running to its end on the coordinator; the others go on.
