@@ -564,3 +564,37 @@ fn streaming_pipeline() {
         assert!(rest.contains("(worker "), "{line}");
     }
 }
+
+// ---- Pipe (examples 30-32) ------------------------------------------------------------------
+
+#[test]
+fn pipe_basic() {
+    let out = harness::run("pipe_basic", DEADLINE);
+    out.expect_in_order(&["[Parent] Sending command...", "[Parent] Received response:"]);
+    out.expect_line("[Child] Received: Command { action: \"compute\", value: 21 }");
+    out.expect_line("[Child] Sent result: 42");
+    let response = out.lines_containing("[Parent] Received response:");
+    assert!(
+        response[0].contains("result: 42") && response[0].contains("status: \"ok\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn pipe_one_way() {
+    let out = harness::run("pipe_one_way", DEADLINE);
+    let mut expected: Vec<String> = (0..5)
+        .map(|i| format!("[Child] Received: Item {{ id: {i}, value: {} }}", i * 10))
+        .collect();
+    expected.push("Received 5 items".to_owned());
+    out.expect_in_order(&expected.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
+fn pipe_multiple() {
+    let out = harness::run("pipe_multiple", DEADLINE);
+    out.expect_in_order(&[
+        "Result: Reply { status: \"done\", result: Some(15), error: None }",
+        "Worker: worker_stopped",
+    ]);
+}

@@ -98,6 +98,7 @@ mod identity;
 mod inbox;
 mod launch;
 mod lifecycle;
+pub mod pipe;
 pub mod pool;
 mod process;
 mod registry;
@@ -132,6 +133,7 @@ pub use skprocess_macros::timethis;
 
 /// The items most programs need: `use skprocess::prelude::*;`.
 pub mod prelude {
+    pub use crate::pipe::{Pipe, PipeError};
     pub use crate::pool::{Pool, PoolError};
     pub use crate::share::{Share, ShareError, Shared, shared};
     pub use crate::timing::{Sktimer, TimeThis};

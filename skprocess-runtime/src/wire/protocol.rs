@@ -68,6 +68,8 @@ pub(crate) enum Kind {
     ShareCall = 41,
     // share, coordinator -> client
     ShareReply = 42,
+    // pipe, both ways
+    PipeMessage = 50,
 }
 
 impl Kind {
@@ -90,6 +92,7 @@ impl Kind {
             40 => Kind::ShareRegion,
             41 => Kind::ShareCall,
             42 => Kind::ShareReply,
+            50 => Kind::PipeMessage,
             _ => return None,
         })
     }

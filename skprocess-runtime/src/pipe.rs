@@ -1,0 +1,810 @@
+//! [`Pipe`]: a direct, two-way (or one-way) channel between two processes.
+//!
+//! [`Pipe::pair`] returns an [`Anchor`], which stays in the process that made it, and a
+//! [`Point`], which travels to another process inside a process value, a pool item or a
+//! `star()` tuple, and connects back to its anchor when it arrives. The connection is
+//! authenticated like every connection of skprocess, and a point connects once: a second copy
+//! of the same point is refused.
+//!
+//! ```
+//! use skprocess::pipe::{Pipe, PipeError};
+//! use skprocess::prelude::*;
+//!
+//! #[skprocess(runs = 1)]
+//! struct Doubler {
+//!     pipe: skprocess::pipe::Point,
+//! }
+//!
+//! #[skprocess]
+//! impl Doubler {
+//!     fn __run__(&mut self) -> Result<(), PipeError> {
+//!         let n: u64 = self.pipe.recv()?;
+//!         self.pipe.send(&(n * 2))
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (anchor, point) = Pipe::pair()?;
+//! let process = Skprocess::new(Doubler { pipe: point });
+//! process.start()?;
+//! anchor.send(&21_u64)?;
+//! assert_eq!(anchor.recv::<u64>()?, 42);
+//! process.wait()?;
+//! // The child's end is gone: a typed end of stream, at once.
+//! assert!(matches!(anchor.recv::<u64>(), Err(PipeError::Closed)));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Messages are any serde values, encoded with the runtime's codec; the receiver names the type
+//! it expects, as with `tell` and `listen`. Every blocking call has a way out: a peer that
+//! closes its end or dies gives [`PipeError::Closed`] at once, `recv_timeout` takes a timeout,
+//! and an anchor whose point never arrives gives up after [`CONNECT_TIMEOUT`].
+
+use std::io::{self, Read};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::asyncs::{ThreadFuture, spawn_blocking};
+use crate::error::IpcError;
+use crate::sync::lock;
+use crate::wire::auth::{Secret, TOKEN};
+use crate::wire::frame::{DEFAULT_FRAME_LIMIT, HEADER};
+use crate::wire::hub::{self, Expectation};
+use crate::wire::{Conn, Kind};
+
+/// How long an anchor waits for its point to connect before its calls fail with
+/// [`PipeError::NotConnected`].
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many bytes an anchor queues while its point has not connected; beyond that, `send`
+/// waits for the connection.
+const QUEUE_LIMIT: usize = 64 << 20;
+
+/// Why a pipe call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// The other end closed its end, or its process is gone. Nothing more will arrive.
+    #[error("the other end of the pipe is closed")]
+    Closed,
+    /// No message arrived within the timeout (nothing was taken).
+    #[error("no message within the timeout")]
+    Timeout,
+    /// The point never connected: it was dropped without being sent, or the process it was
+    /// sent to did not start within [`CONNECT_TIMEOUT`].
+    #[error("the pipe's point never connected")]
+    NotConnected,
+    /// This point could not connect: another copy of it connected first (a point connects
+    /// once), or its anchor is gone.
+    #[error("the pipe's point was refused: {0}")]
+    Refused(String),
+    /// The message could not be encoded. Nothing was sent.
+    #[error("cannot encode the message: {0}")]
+    Encode(String),
+    /// A message arrived but did not decode as the requested type. Its bytes are in the error,
+    /// so nothing is lost.
+    #[error("a message did not decode as `{type_name}`: {message}")]
+    Decode {
+        /// The requested type.
+        type_name: &'static str,
+        /// The codec's message.
+        message: String,
+        /// The message's encoded bytes.
+        bytes: Vec<u8>,
+    },
+    /// The message is larger than the frame limit. Nothing was sent.
+    #[error("a message of {len} bytes exceeds the frame limit of {max} bytes")]
+    TooLarge {
+        /// The encoded length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The connection failed otherwise (a malformed frame, an I/O error).
+    #[error("pipe i/o failed")]
+    Ipc(#[source] IpcError),
+}
+
+/// Creates pipes.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Pipe;
+
+/// Both ends may send and receive.
+#[derive(Debug)]
+pub struct Duplex;
+/// The anchor of a one-way pipe: it sends.
+#[derive(Debug)]
+pub struct SendOnly;
+/// The point of a one-way pipe: it receives.
+#[derive(Debug)]
+pub struct RecvOnly;
+
+mod sealed {
+    pub trait Direction {}
+    impl Direction for super::Duplex {}
+    impl Direction for super::SendOnly {}
+    impl Direction for super::RecvOnly {}
+}
+
+/// What an end may do, decided by its type: [`Duplex`], [`SendOnly`] or [`RecvOnly`].
+pub trait Direction: sealed::Direction + Send + Sync + 'static {}
+impl<D: sealed::Direction + Send + Sync + 'static> Direction for D {}
+
+/// An end that may send.
+pub trait CanSend: Direction {}
+impl CanSend for Duplex {}
+impl CanSend for SendOnly {}
+
+/// An end that may receive.
+pub trait CanRecv: Direction {}
+impl CanRecv for Duplex {}
+impl CanRecv for RecvOnly {}
+
+impl Pipe {
+    /// A two-way pipe: the anchor stays here, the point goes to another process.
+    ///
+    /// # Errors
+    ///
+    /// [`PipeError::Ipc`] if this process cannot listen for the point (the hub's socket).
+    pub fn pair() -> Result<(Anchor, Point), PipeError> {
+        Pipe::make()
+    }
+
+    /// A one-way pipe: the anchor only sends, the point only receives (Python's
+    /// `Pipe.pair(one_way=True)`). Calling the missing direction is a compile error.
+    ///
+    /// # Errors
+    ///
+    /// As for [`pair`](Pipe::pair).
+    pub fn one_way() -> Result<(Anchor<SendOnly>, Point<RecvOnly>), PipeError> {
+        Pipe::make()
+    }
+
+    fn make<A: Direction, P: Direction>() -> Result<(Anchor<A>, Point<P>), PipeError> {
+        let hub = hub::hub().map_err(PipeError::Ipc)?;
+        let expectation = hub.expect();
+        let ticket = Ticket {
+            hub: hub.name().to_owned(),
+            secret: hub.secret().0,
+            token: *expectation.token(),
+        };
+        let fate = Arc::new(AtomicU8::new(UNSENT));
+        let end = Arc::new(End::new(State::Waiting {
+            queued: Vec::new(),
+            queued_bytes: 0,
+        }));
+        // The connector waits for the point, hands its connection to the anchor's end and
+        // sends what was queued, whether or not anyone is calling the anchor at that moment.
+        let weak = Arc::downgrade(&end);
+        let watched = Arc::clone(&fate);
+        std::thread::Builder::new()
+            .name("skprocess-pipe-connect".into())
+            .spawn(move || connect_when_it_arrives(&expectation, &weak, &watched))
+            .map_err(|e| PipeError::Ipc(IpcError::Io(e)))?;
+        let anchor = Anchor {
+            end,
+            _direction: PhantomData,
+        };
+        let point = Point {
+            link: PointLink::Here {
+                ticket,
+                fate,
+                end: std::sync::OnceLock::new(),
+            },
+            _direction: PhantomData,
+        };
+        Ok((anchor, point))
+    }
+}
+
+/// The connector thread of one anchor: gives up when the anchor is dropped, when its point
+/// was dropped unsent, or after [`CONNECT_TIMEOUT`].
+fn connect_when_it_arrives(expectation: &Expectation, end: &Weak<End>, fate: &AtomicU8) {
+    let limit = Instant::now() + CONNECT_TIMEOUT;
+    while Instant::now() < limit && fate.load(Ordering::Acquire) != DROPPED {
+        if let Some(conn) = expectation.wait(Duration::from_millis(50)) {
+            if let Some(end) = end.upgrade() {
+                end.adopt(conn);
+            }
+            return;
+        }
+        if end.strong_count() == 0 {
+            return;
+        }
+    }
+    if let Some(end) = end.upgrade() {
+        end.finish(State::Failed("never connected".into(), false));
+    }
+}
+
+// ----- one end of a connection -----------------------------------------------------------------
+
+/// What became of a point in the process that made it.
+const UNSENT: u8 = 0;
+const SENT: u8 = 1;
+const DROPPED: u8 = 2;
+
+/// One end's connection and receive buffer.
+struct End {
+    state: Mutex<State>,
+    /// Signalled when the state leaves `Waiting`.
+    changed: Condvar,
+    reader: Mutex<Reader>,
+}
+
+enum State {
+    /// An anchor whose point has not connected yet, and the messages sent meanwhile (sent
+    /// in order once it connects).
+    Waiting {
+        queued: Vec<Vec<u8>>,
+        queued_bytes: usize,
+    },
+    Connected(Arc<Conn>),
+    /// The connection could not be made; every call fails with this.
+    Failed(String, bool),
+    Closed,
+}
+
+/// Frames read from the socket, kept across calls: a timeout in the middle of a frame loses
+/// nothing.
+struct Reader {
+    stream: Option<UnixStream>,
+    buf: Vec<u8>,
+    start: usize,
+    eof: bool,
+}
+
+impl End {
+    fn new(state: State) -> End {
+        End {
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            reader: Mutex::new(Reader::empty()),
+        }
+    }
+
+    fn connected(conn: Conn) -> End {
+        let end = End::new(State::Waiting {
+            queued: Vec::new(),
+            queued_bytes: 0,
+        });
+        end.adopt(conn);
+        end
+    }
+
+    fn failed(message: String, refused: bool) -> End {
+        End::new(State::Failed(message, refused))
+    }
+
+    /// Takes the point's connection and sends what was queued, in order (a send that fails
+    /// means the point is gone: the next call finds the connection closed).
+    fn adopt(&self, conn: Conn) {
+        conn.set_limit(DEFAULT_FRAME_LIMIT);
+        let stream = conn.try_clone_stream().ok();
+        let conn = Arc::new(conn);
+        let mut state = lock(&self.state);
+        if matches!(*state, State::Closed) {
+            conn.shutdown();
+            return;
+        }
+        lock(&self.reader).stream = stream;
+        let previous = std::mem::replace(&mut *state, State::Connected(Arc::clone(&conn)));
+        if let State::Waiting { queued, .. } = previous {
+            for frame in queued {
+                if conn.send_frames(&frame).is_err() {
+                    break;
+                }
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Leaves `Waiting` for `state` (the point never came).
+    fn finish(&self, state: State) {
+        let mut current = lock(&self.state);
+        if matches!(*current, State::Waiting { .. }) {
+            *current = state;
+            self.changed.notify_all();
+        }
+    }
+
+    /// The connection, waiting (until `deadline`, if any) for an anchor's point to connect.
+    fn conn(&self, deadline: Option<Instant>) -> Result<Arc<Conn>, PipeError> {
+        let state = lock(&self.state);
+        let (state, _) = crate::sync::wait_until(&self.changed, state, deadline, |s| {
+            !matches!(s, State::Waiting { .. })
+        });
+        match &*state {
+            State::Connected(conn) => Ok(Arc::clone(conn)),
+            State::Closed => Err(PipeError::Closed),
+            State::Failed(message, true) => Err(PipeError::Refused(message.clone())),
+            State::Failed(_, false) => Err(PipeError::NotConnected),
+            State::Waiting { .. } => Err(PipeError::Timeout),
+        }
+    }
+
+    fn send_bytes(&self, payload: &[u8]) -> Result<(), PipeError> {
+        let frame =
+            crate::wire::frame::encode_frame(Kind::PipeMessage, payload, DEFAULT_FRAME_LIMIT)
+                .map_err(|err| match err {
+                    IpcError::FrameTooLarge { len, max } => PipeError::TooLarge { len, max },
+                    other => PipeError::Ipc(other),
+                })?;
+        let mut state = lock(&self.state);
+        // Not connected yet: queue (up to QUEUE_LIMIT; beyond, wait for the connection).
+        if let State::Waiting {
+            queued,
+            queued_bytes,
+        } = &mut *state
+            && *queued_bytes + frame.len() <= QUEUE_LIMIT
+        {
+            *queued_bytes += frame.len();
+            queued.push(frame);
+            return Ok(());
+        }
+        drop(state);
+        let conn = self.conn(None)?;
+        conn.send_frames(&frame).map_err(|err| match err {
+            IpcError::Disconnected => PipeError::Closed,
+            other => PipeError::Ipc(other),
+        })
+    }
+
+    fn recv_bytes(&self, deadline: Option<Instant>) -> Result<Vec<u8>, PipeError> {
+        let conn = self.conn(deadline)?;
+        let mut reader = lock(&self.reader);
+        reader.next_frame(conn.limit(), deadline)
+    }
+
+    /// Whether a call to `recv` would not wait: a whole message is buffered, or the stream
+    /// ended. `None` when the socket must be polled: its descriptor.
+    fn ready_or_fd(&self) -> Result<Option<RawFd>, ()> {
+        let reader = lock(&self.reader);
+        if reader.eof || reader.whole_frame_buffered() {
+            return Err(());
+        }
+        Ok(reader.stream.as_ref().map(AsRawFd::as_raw_fd))
+    }
+
+    fn close(&self) {
+        let mut state = lock(&self.state);
+        if let State::Connected(conn) = &*state {
+            conn.shutdown();
+        }
+        *state = State::Closed;
+        self.changed.notify_all();
+    }
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Reader {
+    fn empty() -> Reader {
+        Reader {
+            stream: None,
+            buf: Vec::new(),
+            start: 0,
+            eof: false,
+        }
+    }
+
+    fn whole_frame_buffered(&self) -> bool {
+        let have = &self.buf[self.start..];
+        have.len() >= HEADER && {
+            let len = u32::from_le_bytes([have[0], have[1], have[2], have[3]]) as usize;
+            have.len() - HEADER >= len
+        }
+    }
+
+    /// The next message's payload. Bytes are read as they arrive (never more than the peer
+    /// sent), and kept across a timeout.
+    fn next_frame(&mut self, limit: u32, deadline: Option<Instant>) -> Result<Vec<u8>, PipeError> {
+        loop {
+            let have = &self.buf[self.start..];
+            if have.len() >= HEADER {
+                let len = u32::from_le_bytes([have[0], have[1], have[2], have[3]]);
+                if len > limit {
+                    return Err(PipeError::Ipc(IpcError::FrameTooLarge {
+                        len: u64::from(len),
+                        max: u64::from(limit),
+                    }));
+                }
+                if have[4] != Kind::PipeMessage as u8 {
+                    return Err(PipeError::Ipc(IpcError::Malformed(format!(
+                        "unexpected frame kind {} on a pipe",
+                        have[4]
+                    ))));
+                }
+                let len = len as usize;
+                if have.len() - HEADER >= len {
+                    let payload = have[HEADER..HEADER + len].to_vec();
+                    self.start += HEADER + len;
+                    if self.start == self.buf.len() {
+                        self.buf.clear();
+                        self.start = 0;
+                    }
+                    return Ok(payload);
+                }
+            }
+            if self.eof {
+                return Err(PipeError::Closed);
+            }
+            let Some(stream) = self.stream.as_ref() else {
+                return Err(PipeError::Closed);
+            };
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let readable = crate::sys::poll_readable(stream.as_fd(), left)
+                    .map_err(|e| PipeError::Ipc(IpcError::Io(e)))?;
+                if !readable {
+                    return Err(PipeError::Timeout);
+                }
+            }
+            // Make room: drop what was consumed, then read what is there (up to 64 KiB).
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let old = self.buf.len();
+            self.buf.resize(old + 64 * 1024, 0);
+            let read = (&*stream).read(&mut self.buf[old..]);
+            match read {
+                Ok(n) => {
+                    self.buf.truncate(old + n);
+                    if n == 0 {
+                        self.eof = true;
+                    }
+                }
+                Err(err) => {
+                    self.buf.truncate(old);
+                    match err.kind() {
+                        io::ErrorKind::Interrupted => {}
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
+                            self.eof = true;
+                        }
+                        _ => return Err(PipeError::Ipc(IpcError::Io(err))),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn encode_message<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, PipeError> {
+    crate::wire::encode(value).map_err(PipeError::Encode)
+}
+
+fn decode_message<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T, PipeError> {
+    crate::wire::decode(&bytes).map_err(|message| PipeError::Decode {
+        type_name: std::any::type_name::<T>(),
+        message,
+        bytes,
+    })
+}
+
+// ----- the anchor ------------------------------------------------------------------------------
+
+/// The end of a pipe that stays in the process that made it. It cannot be sent to another
+/// process (it has no `Serialize`: putting it in a process value is a compile error).
+///
+/// Its first call waits for the point to connect (at most [`CONNECT_TIMEOUT`]). Dropping it
+/// closes the pipe.
+pub struct Anchor<D: Direction = Duplex> {
+    end: Arc<End>,
+    _direction: PhantomData<D>,
+}
+
+impl<D: Direction> std::fmt::Debug for Anchor<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Anchor").finish_non_exhaustive()
+    }
+}
+
+/// The end of a pipe that travels to another process and connects back to its anchor on
+/// arrival. It is encoded only by skprocess (inside a process value, a pool item, a `tell`),
+/// and connects once: a second copy gets [`PipeError::Refused`].
+pub struct Point<D: Direction = Duplex> {
+    link: PointLink,
+    _direction: PhantomData<D>,
+}
+
+enum PointLink {
+    /// In the process that made the pipe: connects (to this same process) on first use.
+    Here {
+        ticket: Ticket,
+        fate: Arc<AtomicU8>,
+        end: std::sync::OnceLock<Arc<End>>,
+    },
+    /// Decoded in another process: connected (or failed) on arrival.
+    Arrived(Arc<End>),
+}
+
+impl<D: Direction> std::fmt::Debug for Point<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Point").finish_non_exhaustive()
+    }
+}
+
+/// Where a point connects and how it proves it may.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename = "PipePoint")]
+struct Ticket {
+    hub: String,
+    secret: [u8; 32],
+    token: [u8; TOKEN],
+}
+
+impl Ticket {
+    fn connect(&self) -> End {
+        match hub::connect(&self.hub, &Secret(self.secret), &self.token) {
+            Ok(conn) => End::connected(conn),
+            Err(IpcError::Auth(message)) => End::failed(
+                format!("{message} (a point connects once, and only while its anchor lives)"),
+                true,
+            ),
+            Err(other) => End::failed(other.to_string(), true),
+        }
+    }
+}
+
+impl<D: Direction> Point<D> {
+    fn end(&self) -> &Arc<End> {
+        match &self.link {
+            PointLink::Arrived(end) => end,
+            PointLink::Here { ticket, fate, end } => end.get_or_init(|| {
+                fate.store(SENT, Ordering::Release);
+                Arc::new(ticket.connect())
+            }),
+        }
+    }
+}
+
+impl<D: Direction> Drop for Point<D> {
+    fn drop(&mut self) {
+        // A point dropped in its own process without being sent or used: its anchor stops
+        // waiting for it.
+        if let PointLink::Here { fate, end, .. } = &self.link
+            && end.get().is_none()
+        {
+            let _ = fate.compare_exchange(UNSENT, DROPPED, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+}
+
+impl<D: Direction> Serialize for Point<D> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !crate::wire::codec::on_the_wire() {
+            return Err(serde::ser::Error::custom(
+                "a pipe point carries a secret and can only be sent to processes by skprocess \
+                 (inside a process, a pool item or a tell)",
+            ));
+        }
+        match &self.link {
+            PointLink::Here { ticket, fate, .. } => {
+                fate.store(SENT, Ordering::Release);
+                ticket.serialize(serializer)
+            }
+            PointLink::Arrived(_) => Err(serde::ser::Error::custom(
+                "this pipe point is already connected in this process; it cannot move again",
+            )),
+        }
+    }
+}
+
+impl<'de, D: Direction> Deserialize<'de> for Point<D> {
+    /// Connects to the anchor (the point arrived). A refused connection is not a decode error:
+    /// the point's calls return it.
+    fn deserialize<De: Deserializer<'de>>(deserializer: De) -> Result<Point<D>, De::Error> {
+        let ticket = Ticket::deserialize(deserializer)?;
+        Ok(Point {
+            link: PointLink::Arrived(Arc::new(ticket.connect())),
+            _direction: PhantomData,
+        })
+    }
+}
+
+/// The calls of both ends, written once.
+macro_rules! end_methods {
+    ($ty:ident, $end:ident) => {
+        impl<D: CanSend> $ty<D> {
+            /// Sends a message. Returns once it is handed to the connection (the receiver may
+            /// not have read it yet).
+            ///
+            /// # Errors
+            ///
+            /// [`PipeError::Closed`] when the other end is gone, [`PipeError::Encode`],
+            /// [`PipeError::TooLarge`], [`PipeError::NotConnected`] or
+            /// [`PipeError::Refused`] for a pipe that never connected.
+            pub fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), PipeError> {
+                let bytes = encode_message(message)?;
+                $end(self).send_bytes(&bytes)
+            }
+        }
+
+        impl<D: CanRecv> $ty<D> {
+            /// Waits for the next message and decodes it as a `T`.
+            ///
+            /// # Errors
+            ///
+            /// [`PipeError::Closed`] once the other end is gone and every message it sent was
+            /// read; [`PipeError::Decode`] (with the message's bytes) for a message of another
+            /// type; the connection errors of [`send`](Self::send).
+            pub fn recv<T: DeserializeOwned>(&self) -> Result<T, PipeError> {
+                decode_message($end(self).recv_bytes(None)?)
+            }
+
+            /// [`recv`](Self::recv), waiting at most `timeout`: [`PipeError::Timeout`] after
+            /// that, and nothing is lost (a message arriving later is returned by the next
+            /// call).
+            pub fn recv_timeout<T: DeserializeOwned>(
+                &self,
+                timeout: Duration,
+            ) -> Result<T, PipeError> {
+                let deadline = crate::sync::deadline_in(timeout);
+                decode_message($end(self).recv_bytes(deadline.or(Some(Instant::now())))?)
+            }
+
+            /// [`recv`](Self::recv) without waiting: [`PipeError::Timeout`] if no whole message
+            /// is there yet.
+            pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, PipeError> {
+                decode_message($end(self).recv_bytes(Some(Instant::now()))?)
+            }
+
+            /// [`recv`](Self::recv) as a future, usable from any executor (a helper thread
+            /// waits for the message).
+            pub fn recv_async<T: DeserializeOwned + Send + 'static>(
+                &self,
+            ) -> ThreadFuture<Result<T, PipeError>> {
+                let end = Arc::clone($end(self));
+                spawn_blocking("skprocess-pipe-recv", move || {
+                    decode_message(end.recv_bytes(None)?)
+                })
+            }
+        }
+
+        impl<D: Direction> $ty<D> {
+            /// Closes this end: the other end's calls fail with [`PipeError::Closed`] (after it
+            /// has read what was sent before), and so do this end's.
+            pub fn close(&self) {
+                $end(self).close();
+            }
+        }
+    };
+}
+
+fn anchor_end<D: Direction>(anchor: &Anchor<D>) -> &Arc<End> {
+    &anchor.end
+}
+
+fn point_end<D: Direction>(point: &Point<D>) -> &Arc<End> {
+    point.end()
+}
+
+end_methods!(Anchor, anchor_end);
+end_methods!(Point, point_end);
+
+// ----- waiting on several ends and processes -------------------------------------------------
+
+/// Something [`wait`] can watch: a pipe end that receives, or a process handle.
+pub trait Waitable {
+    /// `Ready` if it is ready now, else the descriptor to poll (if any).
+    #[doc(hidden)]
+    fn __readiness(&self) -> Readiness;
+}
+
+/// What [`Waitable::__readiness`] reports. Not an API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Readiness {
+    /// Ready now.
+    Ready,
+    /// Ready when this descriptor is readable.
+    Fd(RawFd),
+    /// Must be asked again (a process handle: ready once it finished).
+    Poll,
+}
+
+impl<D: CanRecv> Waitable for Anchor<D> {
+    fn __readiness(&self) -> Readiness {
+        end_readiness(&self.end)
+    }
+}
+
+impl<D: CanRecv> Waitable for Point<D> {
+    fn __readiness(&self) -> Readiness {
+        end_readiness(self.end())
+    }
+}
+
+fn end_readiness(end: &End) -> Readiness {
+    // An anchor not connected yet is not ready (its point may still arrive).
+    if matches!(*lock(&end.state), State::Waiting { .. }) {
+        return Readiness::Poll;
+    }
+    match end.ready_or_fd() {
+        Err(()) => Readiness::Ready,
+        Ok(Some(fd)) => Readiness::Fd(fd),
+        Ok(None) => Readiness::Ready, // closed or failed: a call returns at once
+    }
+}
+
+impl<P: crate::Lifecycle> Waitable for crate::Skprocess<P> {
+    fn __readiness(&self) -> Readiness {
+        if self.pid().is_some() && !self.is_alive() {
+            Readiness::Ready
+        } else {
+            Readiness::Poll
+        }
+    }
+}
+
+/// Waits until at least one of `items` is ready, at most `timeout` (`None`: as long as it
+/// takes), and returns the indices of those that are (Python's
+/// `multiprocessing.connection.wait`). A pipe end is ready when a call to `recv` would not wait
+/// (a message is there, or the other end is gone); a process handle when the process has
+/// finished. An empty vector means the timeout passed.
+pub fn wait(items: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
+    let deadline = timeout.and_then(crate::sync::deadline_in);
+    loop {
+        let mut fds = Vec::new();
+        let mut ready = Vec::new();
+        let mut must_poll = false;
+        for (index, item) in items.iter().enumerate() {
+            match item.__readiness() {
+                Readiness::Ready => ready.push(index),
+                Readiness::Fd(fd) => fds.push((index, fd)),
+                Readiness::Poll => must_poll = true,
+            }
+        }
+        if !ready.is_empty() {
+            return ready;
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Vec::new();
+        }
+        // Processes and unconnected anchors are asked again every 10 ms.
+        let slice = if must_poll {
+            left.map_or(Duration::from_millis(10), |l| {
+                l.min(Duration::from_millis(10))
+            })
+        } else {
+            left.unwrap_or(Duration::from_secs(3600))
+        };
+        let mut pollfds: Vec<libc::pollfd> = fds
+            .iter()
+            .map(|&(_, fd)| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let millis = slice.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: a valid array of pollfds (possibly empty: then poll only sleeps).
+        let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis) };
+        if rc > 0 {
+            let ready: Vec<usize> = pollfds
+                .iter()
+                .zip(&fds)
+                .filter(|(p, _)| p.revents != 0)
+                .map(|(_, &(index, _))| index)
+                .collect();
+            if !ready.is_empty() {
+                return ready;
+            }
+        }
+    }
+}
