@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 seconds="${SKPROCESS_FUZZ_SECONDS:-15}"
-read -r -a targets <<<"${SKPROCESS_FUZZ_TARGETS:-frames handshake start task results outcome tell share}"
+read -r -a targets <<<"${SKPROCESS_FUZZ_TARGETS:-frames handshake start task results outcome tell share pipe}"
 if [ "${#targets[@]}" -eq 0 ]; then
   echo "SKPROCESS_FUZZ_TARGETS names no target" >&2
   exit 1

@@ -15,6 +15,7 @@
 //! | the same call from the owning process | `Mutex<u64>` lock + add | — |
 //! | shared-memory counter `fetch_add`, uncontended (and contended, 2 processes) | in-process `AtomicU64::fetch_add` (2 threads) | ≤ 3× |
 //! | 4 processes calling one Share at once | 1 process calling alone | — |
+//! | Pipe round trip, small message, unpinned / one CPU / two CPUs | raw local-socket round trip, same placement | issue 9: ≤ 0.5× (≤ 1.0× on one CPU) with the ring transport |
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -134,6 +135,51 @@ impl ShareCaller {
         }
         Ok(started.elapsed().as_secs_f64() / self.rounds as f64)
     }
+}
+
+/// Echoes `u64` messages on its pipe until the pipe closes.
+#[skprocess(runs = 1)]
+struct PipeEcho {
+    pipe: skprocess::pipe::Point,
+}
+
+#[skprocess]
+impl PipeEcho {
+    fn __run__(&mut self) -> Result<(), skprocess::pipe::PipeError> {
+        loop {
+            match self.pipe.recv::<u64>() {
+                Ok(value) => self.pipe.send(&value)?,
+                Err(skprocess::pipe::PipeError::Closed) => return Ok(()),
+                Err(other) => return Err(other),
+            }
+        }
+    }
+}
+
+/// Seconds per pipe round trip with a child, for a placement: `None` unpinned, `Some(cpu)`:
+/// this thread on CPU 0 and the child on `cpu`.
+fn pipe_round_trips(
+    rounds: usize,
+    child_cpu: Option<usize>,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let (anchor, point) = skprocess::pipe::Pipe::pair()?;
+    let process = Skprocess::new(PipeEcho { pipe: point });
+    process.start()?;
+    anchor.send(&0_u64)?;
+    let _: u64 = anchor.recv()?;
+    if let Some(cpu) = child_cpu {
+        pin_process(process.pid().expect("started"), cpu);
+    }
+    let started = Instant::now();
+    for i in 0..rounds as u64 {
+        anchor.send(&i)?;
+        let back: u64 = anchor.recv()?;
+        assert_eq!(back, i);
+    }
+    let per = started.elapsed().as_secs_f64() / rounds as f64;
+    anchor.close();
+    process.result()?;
+    Ok(per)
 }
 
 /// Starts `count` callers on `share`, optionally pinned to CPU 0, and returns their results.
@@ -647,6 +693,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report.figure("share_calls_1_process", 1.0 / alone / 1e3, "kcalls/s");
     report.figure("share_calls_4_vs_1", four_rate * alone, "x");
     share.stop()?;
+
+    // 7. Pipe round trips against raw socket round trips, three placements.
+    let rounds = if quick { 200 } else { 5_000 };
+    println!();
+    for (label, child_cpu) in [
+        ("unpinned", None),
+        ("one_cpu", Some(0)),
+        ("two_cpus", Some(1)),
+    ] {
+        if child_cpu == Some(1) && cpus < 2 {
+            continue;
+        }
+        if child_cpu.is_some() {
+            pin_self(0);
+        }
+        let raw = median(
+            (0..3)
+                .map(|_| raw_round_trips(rounds, child_cpu == Some(1)))
+                .collect(),
+        );
+        let mut piped = Vec::new();
+        for _ in 0..3 {
+            piped.push(pipe_round_trips(rounds, child_cpu)?);
+        }
+        let piped = median(piped);
+        unpin_self();
+        println!(
+            "Pipe round trip ({}): {:.1} us; raw socket: {:.1} us; ratio {:.2}x",
+            label.replace('_', " "),
+            piped * 1e6,
+            raw * 1e6,
+            piped / raw
+        );
+        report.figure(&format!("pipe_rtt_{label}"), piped * 1e6, "us");
+        report.figure(&format!("pipe_raw_socket_rtt_{label}"), raw * 1e6, "us");
+        report.figure(&format!("pipe_ratio_{label}"), piped / raw, "x");
+    }
 
     println!();
     for line in &report.lines {

@@ -31,6 +31,8 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "share_counter_add_ratio",
         "share_counter_add_contended_ratio",
         "share_calls_4_vs_1",
+        "pipe_ratio_unpinned",
+        "pipe_ratio_one_cpu",
     ] {
         assert!(
             stdout

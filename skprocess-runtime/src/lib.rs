@@ -44,6 +44,8 @@
 //!   panic location, the exit code or signal.
 //! - [`pool`]: a [`Pool`](pool::Pool) of worker processes: `map`, `imap`, their unordered
 //!   variants, `star()`, process types as tasks.
+//! - [`pipe`]: a [`Pipe`](pipe::Pipe) between two processes, whose point travels to a child
+//!   and connects back on arrival.
 //! - [`share`]: a [`Share`](share::Share) of objects every process calls through typed
 //!   proxies ([`#[shared]`](macro@share::shared)), numbers and flags in shared memory, and a
 //!   map, list, queue, semaphore and barrier ready-made.

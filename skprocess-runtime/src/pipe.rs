@@ -483,6 +483,23 @@ impl Reader {
     }
 }
 
+/// The fuzz target's entry: a peer that sends `bytes` and hangs up, read as a pipe end reads.
+#[cfg(feature = "__testing")]
+pub(crate) fn read_all_for_fuzzing(bytes: &[u8]) {
+    use std::io::Write;
+    for limit in [256, DEFAULT_FRAME_LIMIT] {
+        let (ours, mut theirs) = UnixStream::pair().expect("a socket pair");
+        // Larger inputs than the socket buffer are cut: the writer must not block.
+        let _ = theirs.set_nonblocking(true);
+        let _ = theirs.write_all(bytes);
+        let _ = theirs.shutdown(std::net::Shutdown::Write);
+        let mut reader = Reader::empty();
+        reader.stream = Some(ours);
+        let deadline = Some(Instant::now() + Duration::from_millis(100));
+        while reader.next_frame(limit, deadline).is_ok() {}
+    }
+}
+
 fn encode_message<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, PipeError> {
     crate::wire::encode(value).map_err(PipeError::Encode)
 }

@@ -198,6 +198,11 @@ pub mod fuzz {
         crate::share::fuzzing::run(bytes);
     }
 
+    /// A pipe end reading what a peer sent (then hung up), with a small and a large limit.
+    pub fn pipe(bytes: &[u8]) {
+        crate::pipe::read_all_for_fuzzing(bytes);
+    }
+
     /// Valid inputs of [`share`]: encoded requests and replies, named.
     pub fn share_seeds() -> Vec<(String, Vec<u8>)> {
         crate::share::fuzzing::seeds()

@@ -634,4 +634,22 @@ fn main() {
     write(&root, "outcome", outcome());
     write(&root, "tell", tell());
     write(&root, "share", skprocess::__testing::fuzz::share_seeds());
+    write(&root, "pipe", pipe());
+}
+
+/// Pipe streams: a few messages in a row, and one cut short.
+fn pipe() -> Seeds {
+    const PIPE_MESSAGE: u8 = 50;
+    let mut two = frame(PIPE_MESSAGE, &enc(&7u64));
+    two.extend(frame(PIPE_MESSAGE, &enc("hello")));
+    let mut cut = frame(PIPE_MESSAGE, &enc(&vec![1u8; 300]));
+    cut.truncate(100);
+    vec![
+        seed("seed-one", frame(PIPE_MESSAGE, &enc(&(1u32, "x".to_owned())))),
+        seed("seed-two", two),
+        seed("seed-empty-message", frame(PIPE_MESSAGE, &[])),
+        seed("seed-over-small-limit", frame(PIPE_MESSAGE, &enc(&vec![0u8; 600]))),
+        seed("seed-cut", cut),
+        seed("seed-wrong-kind", frame(11, &enc(&1u8))),
+    ]
 }
