@@ -645,10 +645,16 @@ fn pipe() -> Seeds {
     let mut cut = frame(PIPE_MESSAGE, &enc(&vec![1u8; 300]));
     cut.truncate(100);
     vec![
-        seed("seed-one", frame(PIPE_MESSAGE, &enc(&(1u32, "x".to_owned())))),
+        seed(
+            "seed-one",
+            frame(PIPE_MESSAGE, &enc(&(1u32, "x".to_owned()))),
+        ),
         seed("seed-two", two),
         seed("seed-empty-message", frame(PIPE_MESSAGE, &[])),
-        seed("seed-over-small-limit", frame(PIPE_MESSAGE, &enc(&vec![0u8; 600]))),
+        seed(
+            "seed-over-small-limit",
+            frame(PIPE_MESSAGE, &enc(&vec![0u8; 600])),
+        ),
         seed("seed-cut", cut),
         seed("seed-wrong-kind", frame(11, &enc(&1u8))),
     ]
