@@ -1,6 +1,6 @@
-//! Nothing is left behind by a Share: after Shares, their clients and a pool have come and
-//! gone, this process has no more memfd mappings, no more open descriptors and the system no
-//! more shared memory (`Shmem` in `/proc/meminfo`) than before. A test binary of its own: no
+//! Nothing is left behind by a Share or a pipe: after Shares, their clients, a pool and pipes
+//! have come and gone, this process has no more memfd mappings, no more open descriptors and the
+//! system no more shared memory (`Shmem` in `/proc/meminfo`) than before. A test binary of its own: no
 //! other test may open descriptors or map memory while it counts.
 
 use std::time::{Duration, Instant};
@@ -26,6 +26,22 @@ impl Client {
         self.share.get::<Tally>("tally")?.add(1)?;
         self.share.get::<u64>("hits")?.fetch_add(1)?;
         Ok(())
+    }
+
+    fn __result__(&mut self) {}
+}
+
+/// Doubles what arrives on its pipe, once.
+#[skprocess(runs = 1)]
+struct PipeDoubler {
+    pipe: skprocess::pipe::Point,
+}
+
+#[skprocess]
+impl PipeDoubler {
+    fn __run__(&mut self) -> Result<(), PipeError> {
+        let n: u64 = self.pipe.recv()?;
+        self.pipe.send(&(n * 2))
     }
 
     fn __result__(&mut self) {}
@@ -96,6 +112,14 @@ fn no_mapping_descriptor_or_shared_memory_is_left_after_shares_and_their_process
             drop(pool);
             drop(hits);
             drop(share);
+            // A pipe to a child, used and dropped.
+            let (anchor, point) = Pipe::pair().unwrap();
+            let doubler = Skprocess::new(PipeDoubler { pipe: point });
+            doubler.start().unwrap();
+            anchor.send(&(round as u64)).unwrap();
+            assert_eq!(anchor.recv::<u64>().unwrap(), 2 * round as u64);
+            doubler.timeout(LIMIT).result().unwrap();
+            drop(anchor);
         }
 
         let after = settled(Some(before));
