@@ -633,6 +633,15 @@ impl<'de, D: Direction> Deserialize<'de> for Point<D> {
     }
 }
 
+// Ends are used from any thread (several may send on one end).
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Anchor>();
+    send_sync::<Point>();
+    send_sync::<Anchor<SendOnly>>();
+    send_sync::<Point<RecvOnly>>();
+};
+
 /// The calls of both ends, written once.
 macro_rules! end_methods {
     ($ty:ident, $end:ident) => {

@@ -143,10 +143,17 @@ unsafe impl Send for SharedRegion {}
 unsafe impl Sync for SharedRegion {}
 
 impl SharedRegion {
-    /// Creates a new region and the memfd that backs it (close-on-exec).
+    /// Creates a new region and the memfd that backs it (close-on-exec), sealed against
+    /// shrinking and growing: a peer holding the descriptor cannot truncate the pages under a
+    /// reader (which would be a SIGBUS).
     pub(crate) fn create(len: usize) -> io::Result<(SharedRegion, OwnedFd)> {
         // SAFETY: the name is a valid C string; flags are valid.
-        let fd = unsafe { libc::memfd_create(c"skprocess-status".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe {
+            libc::memfd_create(
+                c"skprocess-status".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -156,12 +163,39 @@ impl SharedRegion {
         if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl on our own memfd with an integer argument.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         let region = SharedRegion::map(fd.as_fd(), len)?;
         Ok((region, fd))
     }
 
-    /// Maps an existing memfd (in the child).
+    /// Maps an existing memfd (in the child). The descriptor comes from another process: it
+    /// must be a file of at least `len` bytes that cannot shrink, else touching the mapping could
+    /// end this process with SIGBUS.
     pub(crate) fn map(fd: BorrowedFd<'_>, len: usize) -> io::Result<SharedRegion> {
+        // SAFETY: fstat writes into a zeroed stat we own; fcntl reads the seals of a valid fd.
+        let (size, seals) = unsafe {
+            let mut stat: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd.as_raw_fd(), &mut stat) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            (stat.st_size, libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS))
+        };
+        if usize::try_from(size).map_or(true, |size| size < len)
+            || seals < 0
+            || seals & libc::F_SEAL_SHRINK == 0
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the shared memory sent by the peer is not a sealed file of {len} bytes \
+                     (size {size}, seals {seals:#x})"
+                ),
+            ));
+        }
         // SAFETY: a shared read/write mapping of a file we hold; the kernel checks the fd.
         let ptr = unsafe {
             libc::mmap(
@@ -574,5 +608,37 @@ mod tests {
     #[test]
     fn this_process_counts_its_threads() {
         assert!(thread_count().unwrap() >= 1);
+    }
+
+    /// A memfd of `len` bytes, sealed against shrinking or not.
+    fn memfd(len: usize, sealed: bool) -> OwnedFd {
+        // SAFETY: as in SharedRegion::create.
+        unsafe {
+            let fd = libc::memfd_create(c"t".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING);
+            assert!(fd >= 0);
+            let fd = OwnedFd::from_raw_fd(fd);
+            assert_eq!(libc::ftruncate(fd.as_raw_fd(), len as libc::off_t), 0);
+            if sealed {
+                assert_eq!(
+                    libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_SHRINK),
+                    0
+                );
+            }
+            fd
+        }
+    }
+
+    #[test]
+    fn a_mapping_is_refused_unless_the_peer_file_is_sealed_and_large_enough() {
+        assert!(SharedRegion::map(memfd(8192, true).as_fd(), 8192).is_ok());
+        // Unsealed: the peer could shrink it under us (SIGBUS).
+        assert!(SharedRegion::map(memfd(8192, false).as_fd(), 8192).is_err());
+        // Too small: touching the end would be a SIGBUS.
+        assert!(SharedRegion::map(memfd(4096, true).as_fd(), 8192).is_err());
+        // What create() makes maps again, and cannot be shrunk.
+        let (_region, fd) = SharedRegion::create(8192).unwrap();
+        assert!(SharedRegion::map(fd.as_fd(), 8192).is_ok());
+        // SAFETY: ftruncate on our own memfd.
+        assert_ne!(unsafe { libc::ftruncate(fd.as_raw_fd(), 0) }, 0);
     }
 }

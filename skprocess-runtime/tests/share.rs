@@ -245,7 +245,8 @@ fn a_client_killed_mid_call_leaves_the_share_consistent_and_usable() {
             std::thread::sleep(Duration::from_millis(5));
         }
         process.kill().unwrap();
-        assert!(process.wait().is_err() || !process.is_alive());
+        // The client died mid-call, without a result.
+        assert!(process.result().is_err());
         // The call runs to its end on the coordinator, exactly once.
         assert_eq!(tally.get().unwrap(), 1);
         assert_eq!(tally.add(1).unwrap(), 2);

@@ -94,6 +94,14 @@ impl SocketTransport {
         transport
     }
 
+    /// Keeps a connection for the next call (up to [`MAX_IDLE`]; beyond, it closes).
+    fn give_back(&self, link: Link) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(link);
+        }
+    }
+
     /// Connects, authenticates and maps the region (once per process).
     fn connect(&self) -> Result<Link, ShareError> {
         let conn = Conn::connect(&self.id.name).map_err(|_| unreachable_error(&self.id))?;
@@ -161,11 +169,7 @@ impl Transport for SocketTransport {
                 return Err(failure);
             }
         };
-        let mut idle = lock(&self.idle);
-        if idle.len() < MAX_IDLE {
-            idle.push(link);
-        }
-        drop(idle);
+        self.give_back(link);
         crate::wire::decode::<Reply>(&frame.payload).map_err(Failure::BadReply)
     }
 
@@ -175,11 +179,7 @@ impl Transport for SocketTransport {
         }
         // Connecting maps the region; the connection is kept for the next call.
         let link = self.connect()?;
-        let mut idle = lock(&self.idle);
-        if idle.len() < MAX_IDLE {
-            idle.push(link);
-        }
-        drop(idle);
+        self.give_back(link);
         Ok(Arc::clone(
             lock(&self.region)
                 .as_ref()

@@ -117,6 +117,15 @@ use crate::lifecycle::Transferable;
 use crate::sync::lock;
 use crate::wire::auth::Secret;
 
+// Handles are used from any thread.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Share>();
+    send_sync::<Shared<crate::timing::Sktimer>>();
+    send_sync::<Shared<i64>>();
+    send_sync::<Shared<bool>>();
+};
+
 /// Where a Share lives and how to prove the right to call it: what an encoded Share carries.
 #[derive(Clone)]
 pub(crate) struct ShareId {
