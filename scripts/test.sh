@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check of the project, on a fresh machine too: formatting, lints, all tests (unit,
 # integration, doc, ui, every example with its output check, the scheduler stress test, the
-# fault matrix), with the default features and with all features, the book, the API docs, and
-# a short run of every fuzz target. Installs what it needs (mdbook, cargo-fuzz) when missing.
+# fault matrix), with the default features and with all features, the ring's algorithm under
+# loom, the book, the API docs, and a short run of every fuzz target. Installs what it needs (mdbook, cargo-fuzz) when missing.
 # Benchmarks are not run here (`cargo run --release -p skprocess-bench`).
 #
 # Knobs: SKPROCESS_STRESS_ROUNDS (scheduler stress rounds, default 500),
@@ -32,6 +32,10 @@ for features in "" "--all-features"; do
   step "cargo test --workspace $features (unit, integration, doc, ui tests, examples, stress, fault matrix)"
   cargo test --workspace $features
 done
+
+step "loom: the shared-memory ring's wake-up protocol under every interleaving (bounded)"
+# Only the ring's algorithm is built with --cfg loom (ring-loom/ includes its one file).
+RUSTFLAGS="--cfg loom" cargo test -p skprocess-ring-loom --release --target-dir target/loom
 
 step "mdbook build book"
 if ! command -v mdbook >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 //! skprocess benchmarks, each against a baseline measured in the same run, printed as ratios.
 //!
-//! Run: `cargo run --release -p skprocess-bench` (add `--quick` for a smoke run with tiny counts).
+//! Run: `cargo run --release -p skprocess-bench` (add `--quick` for a smoke run with tiny counts,
+//! `--only 6,7` for some sections).
 //! The last lines have the form `bench: NAME VALUE UNIT`. Targets are reported, never enforced:
 //! the machines are shared and noisy.
 //!
@@ -415,7 +416,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(spec) = std::env::var(RAW_CHILD) {
         raw_child(&spec);
     }
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only 6,7` runs those sections (4 runs 4 and 5: they share a pool).
+    let only: Option<Vec<u32>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        });
+    let want = |section: u32| only.as_ref().is_none_or(|only| only.contains(&section));
     let reps = if quick { 3 } else { 30 };
     let mut report = Report { lines: Vec::new() };
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -424,313 +437,320 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if quick { ", quick" } else { "" }
     );
 
-    // 1. start -> result of a trivial process, against a bare re-exec + connect.
-    let _ = Skprocess::new(Trivial).run()?; // warm: the hub and the spawner thread exist
-    let _ = raw_start_once();
-    let mut sk = Vec::new();
-    let mut raw = Vec::new();
-    for _ in 0..reps {
-        raw.push(raw_start_once());
-        let process = Skprocess::new(Trivial);
-        sk.push(time(|| process.run()).0);
-        process.wait()?; // reaping, not timed (as for the baseline)
-    }
-    let (sk_start, raw_start) = (median(sk), median(raw));
-    println!(
-        "\nprocess start -> result: {:.3} ms; bare re-exec + connect: {:.3} ms; ratio {:.2}x (target <= 1.5x)",
-        sk_start * 1e3,
-        raw_start * 1e3,
-        sk_start / raw_start
-    );
-    report.figure("process_start_to_result", sk_start * 1e3, "ms");
-    report.figure("raw_reexec_connect", raw_start * 1e3, "ms");
-    report.figure("process_start_ratio", sk_start / raw_start, "x");
-
-    // 2. engine overhead per iteration of an empty __run__.
-    let runs = if quick { 10_000 } else { 2_000_000 };
-    let mut per_iteration = Vec::new();
-    for _ in 0..if quick { 1 } else { 5 } {
-        let (one, _) = time(|| Skprocess::new(Empty { runs: 1 }).run());
-        let (many, _) = time(|| Skprocess::new(Empty { runs: runs + 1 }).run());
-        per_iteration.push((many - one) / runs as f64);
-    }
-    let per_iteration = median(per_iteration);
-    println!(
-        "\nengine overhead per iteration (empty __run__, timers on): {:.3} us (target <= 1 us)",
-        per_iteration * 1e6
-    );
-    report.figure("engine_overhead_per_iteration", per_iteration * 1e6, "us");
-
-    // 3. tell/listen round trips against raw socket round trips, on one CPU and on two.
-    let rounds = if quick { 200 } else { 5_000 };
-    for (label, two) in [("one_cpu", false), ("two_cpus", true)] {
-        if two && cpus < 2 {
-            continue;
-        }
-        pin_self(0);
-        let raw = median((0..3).map(|_| raw_round_trips(rounds, two)).collect());
-        let sk = median(
-            (0..3)
-                .map(|_| skprocess_round_trips(rounds, two))
-                .collect::<Result<Vec<_>, _>>()?,
-        );
-        unpin_self();
-        println!(
-            "tell/listen round trip ({}): {:.1} us; raw socket: {:.1} us; ratio {:.2}x (target <= 1.5x)",
-            label.replace('_', " "),
-            sk * 1e6,
-            raw * 1e6,
-            sk / raw
-        );
-        report.figure(&format!("tell_listen_rtt_{label}"), sk * 1e6, "us");
-        report.figure(&format!("raw_socket_rtt_{label}"), raw * 1e6, "us");
-        report.figure(&format!("tell_listen_ratio_{label}"), sk / raw, "x");
-    }
-
-    // 4. Pool(2).map(x * x) over 10,000 and 1,000 u64.
-    let (construct, pool) = time(|| Pool::new(2));
-    let pool = pool?;
-    report.figure("pool_construct_2_workers", construct * 1e3, "ms");
-    // As the Python anchor (b2_pool.py) measures: a fresh pool, its first map only.
-    let mut firsts = Vec::new();
-    for _ in 0..reps.min(5) {
-        let fresh = Pool::new(2)?;
-        let (t, out) = time(|| fresh.map(square, 0..10_000u64));
-        assert_eq!(out?.len(), 10_000);
-        firsts.push(t);
-    }
-    let first = median(firsts);
-    println!(
-        "\nPool(2).map(x * x) over 10000, first call on a fresh pool (as Python's b2_pool.py): {:.3} ms",
-        first * 1e3
-    );
-    report.figure("pool_map_square_10000_first_call", first * 1e3, "ms");
-    let _ = pool.map(square, 0..1_000u64)?; // warm
-    for n in [10_000u64, 1_000] {
-        let mut totals = Vec::new();
-        for _ in 0..reps.min(10) {
-            let (t, out) = time(|| pool.map(square, 0..n));
-            assert_eq!(out?.len() as u64, n);
-            totals.push(t);
-        }
-        let total = median(totals);
-        let (sequential, sum) = time(|| (0..n).map(square).map(std::hint::black_box).sum::<u64>());
-        std::hint::black_box(sum);
-        println!(
-            "\nPool(2).map(x * x) over {n}: {:.3} ms, {:.3} us per item; a sequential loop: {:.6} ms ({:.0}x)",
-            total * 1e3,
-            total / n as f64 * 1e6,
-            sequential * 1e3,
-            total / sequential.max(1e-9)
-        );
-        report.figure(&format!("pool_map_square_{n}_total"), total * 1e3, "ms");
-        report.figure(
-            &format!("pool_map_square_{n}_per_item"),
-            total / n as f64 * 1e6,
-            "us",
-        );
-    }
-
-    // 5. CPU-bound map against a 2-thread rayon pool on the same work.
-    let calibrate = Instant::now();
-    hash_work(20_000);
-    let per_round = calibrate.elapsed().as_secs_f64() / 20_000.0;
-    let rounds_for_2ms = ((0.002 / per_round) as u64).max(1);
-    let items: Vec<u64> = (0..if quick { 20 } else { 200 })
-        .map(|i| rounds_for_2ms + i % 3)
-        .collect();
-    let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
-    let mut ratios = Vec::new();
-    let mut pool_times = Vec::new();
-    let mut rayon_times = Vec::new();
-    for _ in 0..if quick { 1 } else { 5 } {
-        let (t_pool, a) = time(|| pool.map(hash_work, items.iter().copied()));
-        let (t_rayon, b) = time(|| {
-            use rayon::prelude::*;
-            threads.install(|| items.par_iter().map(|&r| hash_work(r)).collect::<Vec<_>>())
-        });
-        assert_eq!(a?, b);
-        ratios.push(t_rayon / t_pool);
-        pool_times.push(t_pool);
-        rayon_times.push(t_rayon);
-    }
-    let ratio = median(ratios);
-    let (pool_ms, rayon_ms) = (median(pool_times) * 1e3, median(rayon_times) * 1e3);
-    println!(
-        "\nCPU-bound map, {} items of ~2 ms: pool {:.1} ms, rayon (2 threads) {:.1} ms; throughput ratio {:.2} (target >= 0.9)",
-        items.len(),
-        pool_ms,
-        rayon_ms,
-        ratio
-    );
-    report.figure("cpu_map_pool", pool_ms, "ms");
-    report.figure("cpu_map_rayon", rayon_ms, "ms");
-    report.figure("cpu_map_throughput_ratio", ratio, "x");
-    drop(pool);
-
-    // 6. Share: a #[shared] call from a child against a raw socket round trip; the owner's own
-    //    call; a shared-memory counter against an in-process atomic; 4 processes at once.
-    let calls = if quick { 200 } else { 20_000 };
-    println!();
-    for (label, pin) in [("unpinned", false), ("one_cpu", true)] {
-        if pin {
-            pin_self(0); // the Share's threads, created below, inherit this CPU
-        }
-        let share = Share::new()?;
-        share.insert("tally", Tally::default())?;
-        share.insert("hits", 0_u64)?;
-        let raw = median((0..3).map(|_| raw_round_trips(calls, false)).collect());
+    if want(1) {
+        // 1. start -> result of a trivial process, against a bare re-exec + connect.
+        let _ = Skprocess::new(Trivial).run()?; // warm: the hub and the spawner thread exist
+        let _ = raw_start_once();
         let mut sk = Vec::new();
-        for _ in 0..3 {
-            sk.extend(share_callers(&share, 1, calls, false, pin)?);
+        let mut raw = Vec::new();
+        for _ in 0..reps {
+            raw.push(raw_start_once());
+            let process = Skprocess::new(Trivial);
+            sk.push(time(|| process.run()).0);
+            process.wait()?; // reaping, not timed (as for the baseline)
         }
-        let sk = median(sk);
-        unpin_self();
+        let (sk_start, raw_start) = (median(sk), median(raw));
         println!(
-            "#[shared] call from a child ({}): {:.1} us; raw socket round trip: {:.1} us; ratio {:.2}x (target <= 1.5x)",
-            label.replace('_', " "),
-            sk * 1e6,
-            raw * 1e6,
-            sk / raw
+            "\nprocess start -> result: {:.3} ms; bare re-exec + connect: {:.3} ms; ratio {:.2}x (target <= 1.5x)",
+            sk_start * 1e3,
+            raw_start * 1e3,
+            sk_start / raw_start
         );
-        report.figure(&format!("share_call_child_{label}"), sk * 1e6, "us");
-        report.figure(&format!("share_raw_socket_rtt_{label}"), raw * 1e6, "us");
-        report.figure(&format!("share_call_ratio_{label}"), sk / raw, "x");
+        report.figure("process_start_to_result", sk_start * 1e3, "ms");
+        report.figure("raw_reexec_connect", raw_start * 1e3, "ms");
+        report.figure("process_start_ratio", sk_start / raw_start, "x");
     }
+    if want(2) {
+        // 2. engine overhead per iteration of an empty __run__.
+        let runs = if quick { 10_000 } else { 2_000_000 };
+        let mut per_iteration = Vec::new();
+        for _ in 0..if quick { 1 } else { 5 } {
+            let (one, _) = time(|| Skprocess::new(Empty { runs: 1 }).run());
+            let (many, _) = time(|| Skprocess::new(Empty { runs: runs + 1 }).run());
+            per_iteration.push((many - one) / runs as f64);
+        }
+        let per_iteration = median(per_iteration);
+        println!(
+            "\nengine overhead per iteration (empty __run__, timers on): {:.3} us (target <= 1 us)",
+            per_iteration * 1e6
+        );
+        report.figure("engine_overhead_per_iteration", per_iteration * 1e6, "us");
+    }
+    if want(3) {
+        // 3. tell/listen round trips against raw socket round trips, on one CPU and on two.
+        let rounds = if quick { 200 } else { 5_000 };
+        for (label, two) in [("one_cpu", false), ("two_cpus", true)] {
+            if two && cpus < 2 {
+                continue;
+            }
+            pin_self(0);
+            let raw = median((0..3).map(|_| raw_round_trips(rounds, two)).collect());
+            let sk = median(
+                (0..3)
+                    .map(|_| skprocess_round_trips(rounds, two))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            unpin_self();
+            println!(
+                "tell/listen round trip ({}): {:.1} us; raw socket: {:.1} us; ratio {:.2}x (target <= 1.5x)",
+                label.replace('_', " "),
+                sk * 1e6,
+                raw * 1e6,
+                sk / raw
+            );
+            report.figure(&format!("tell_listen_rtt_{label}"), sk * 1e6, "us");
+            report.figure(&format!("raw_socket_rtt_{label}"), raw * 1e6, "us");
+            report.figure(&format!("tell_listen_ratio_{label}"), sk / raw, "x");
+        }
+    }
+    if want(4) {
+        // 4. Pool(2).map(x * x) over 10,000 and 1,000 u64.
+        let (construct, pool) = time(|| Pool::new(2));
+        let pool = pool?;
+        report.figure("pool_construct_2_workers", construct * 1e3, "ms");
+        // As the Python anchor (b2_pool.py) measures: a fresh pool, its first map only.
+        let mut firsts = Vec::new();
+        for _ in 0..reps.min(5) {
+            let fresh = Pool::new(2)?;
+            let (t, out) = time(|| fresh.map(square, 0..10_000u64));
+            assert_eq!(out?.len(), 10_000);
+            firsts.push(t);
+        }
+        let first = median(firsts);
+        println!(
+            "\nPool(2).map(x * x) over 10000, first call on a fresh pool (as Python's b2_pool.py): {:.3} ms",
+            first * 1e3
+        );
+        report.figure("pool_map_square_10000_first_call", first * 1e3, "ms");
+        let _ = pool.map(square, 0..1_000u64)?; // warm
+        for n in [10_000u64, 1_000] {
+            let mut totals = Vec::new();
+            for _ in 0..reps.min(10) {
+                let (t, out) = time(|| pool.map(square, 0..n));
+                assert_eq!(out?.len() as u64, n);
+                totals.push(t);
+            }
+            let total = median(totals);
+            let (sequential, sum) =
+                time(|| (0..n).map(square).map(std::hint::black_box).sum::<u64>());
+            std::hint::black_box(sum);
+            println!(
+                "\nPool(2).map(x * x) over {n}: {:.3} ms, {:.3} us per item; a sequential loop: {:.6} ms ({:.0}x)",
+                total * 1e3,
+                total / n as f64 * 1e6,
+                sequential * 1e3,
+                total / sequential.max(1e-9)
+            );
+            report.figure(&format!("pool_map_square_{n}_total"), total * 1e3, "ms");
+            report.figure(
+                &format!("pool_map_square_{n}_per_item"),
+                total / n as f64 * 1e6,
+                "us",
+            );
+        }
 
-    let share = Share::new()?;
-    let tally = share.insert("tally", Tally::default())?;
-    let hits = share.insert("hits", 0_u64)?;
-    let owner_calls = if quick { 1_000 } else { 1_000_000 };
-    let (owner, _) = time(|| {
-        for _ in 0..owner_calls {
-            std::hint::black_box(tally.add(1).expect("owner call"));
+        // 5. CPU-bound map against a 2-thread rayon pool on the same work.
+        let calibrate = Instant::now();
+        hash_work(20_000);
+        let per_round = calibrate.elapsed().as_secs_f64() / 20_000.0;
+        let rounds_for_2ms = ((0.002 / per_round) as u64).max(1);
+        let items: Vec<u64> = (0..if quick { 20 } else { 200 })
+            .map(|i| rounds_for_2ms + i % 3)
+            .collect();
+        let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
+        let mut ratios = Vec::new();
+        let mut pool_times = Vec::new();
+        let mut rayon_times = Vec::new();
+        for _ in 0..if quick { 1 } else { 5 } {
+            let (t_pool, a) = time(|| pool.map(hash_work, items.iter().copied()));
+            let (t_rayon, b) = time(|| {
+                use rayon::prelude::*;
+                threads.install(|| items.par_iter().map(|&r| hash_work(r)).collect::<Vec<_>>())
+            });
+            assert_eq!(a?, b);
+            ratios.push(t_rayon / t_pool);
+            pool_times.push(t_pool);
+            rayon_times.push(t_rayon);
         }
-    });
-    let mutex = Mutex::new(0_u64);
-    let (locked, _) = time(|| {
-        for _ in 0..owner_calls {
-            let mut n = mutex.lock().expect("not poisoned");
-            *n += 1;
-            std::hint::black_box(*n);
+        let ratio = median(ratios);
+        let (pool_ms, rayon_ms) = (median(pool_times) * 1e3, median(rayon_times) * 1e3);
+        println!(
+            "\nCPU-bound map, {} items of ~2 ms: pool {:.1} ms, rayon (2 threads) {:.1} ms; throughput ratio {:.2} (target >= 0.9)",
+            items.len(),
+            pool_ms,
+            rayon_ms,
+            ratio
+        );
+        report.figure("cpu_map_pool", pool_ms, "ms");
+        report.figure("cpu_map_rayon", rayon_ms, "ms");
+        report.figure("cpu_map_throughput_ratio", ratio, "x");
+        drop(pool);
+    }
+    if want(6) {
+        // 6. Share: a #[shared] call from a child against a raw socket round trip; the owner's own
+        //    call; a shared-memory counter against an in-process atomic; 4 processes at once.
+        let calls = if quick { 200 } else { 20_000 };
+        println!();
+        for (label, pin) in [("unpinned", false), ("one_cpu", true)] {
+            if pin {
+                pin_self(0); // the Share's threads, created below, inherit this CPU
+            }
+            let share = Share::new()?;
+            share.insert("tally", Tally::default())?;
+            share.insert("hits", 0_u64)?;
+            let raw = median((0..3).map(|_| raw_round_trips(calls, false)).collect());
+            let mut sk = Vec::new();
+            for _ in 0..3 {
+                sk.extend(share_callers(&share, 1, calls, false, pin)?);
+            }
+            let sk = median(sk);
+            unpin_self();
+            println!(
+                "#[shared] call from a child ({}): {:.1} us; raw socket round trip: {:.1} us; ratio {:.2}x (target <= 1.5x)",
+                label.replace('_', " "),
+                sk * 1e6,
+                raw * 1e6,
+                sk / raw
+            );
+            report.figure(&format!("share_call_child_{label}"), sk * 1e6, "us");
+            report.figure(&format!("share_raw_socket_rtt_{label}"), raw * 1e6, "us");
+            report.figure(&format!("share_call_ratio_{label}"), sk / raw, "x");
         }
-    });
-    let (owner, locked) = (owner / owner_calls as f64, locked / owner_calls as f64);
-    println!(
-        "the same call from the owning process: {:.3} us; Mutex<u64> lock + add: {:.3} us ({:.0}x)",
-        owner * 1e6,
-        locked * 1e6,
-        owner / locked
-    );
-    report.figure("share_call_owner", owner * 1e6, "us");
-    report.figure("share_call_owner_vs_mutex", owner / locked, "x");
 
-    let adds = if quick { 10_000 } else { 10_000_000 };
-    let local = AtomicU64::new(0);
-    let (in_process, _) = time(|| {
-        for _ in 0..adds {
-            std::hint::black_box(local.fetch_add(1, Ordering::AcqRel));
-        }
-    });
-    let (shared_memory, _) = time(|| {
-        for _ in 0..adds {
-            std::hint::black_box(hits.fetch_add(1).expect("add"));
-        }
-    });
-    let (in_process, shared_memory) = (in_process / adds as f64, shared_memory / adds as f64);
-    println!(
-        "shared-memory counter fetch_add: {:.1} ns; in-process AtomicU64::fetch_add: {:.1} ns; ratio {:.2}x (target <= 3x)",
-        shared_memory * 1e9,
-        in_process * 1e9,
-        shared_memory / in_process
-    );
-    report.figure("share_counter_add", shared_memory * 1e9, "ns");
-    report.figure("share_counter_add_atomic_baseline", in_process * 1e9, "ns");
-    report.figure("share_counter_add_ratio", shared_memory / in_process, "x");
-    // Contended: two processes adding at once, against two threads on one atomic.
-    let contended_adds = adds / 10;
-    let per_process = share_callers(&share, 2, contended_adds, true, false)?;
-    let contended = median(per_process);
-    let (threads_time, _) = time(|| {
-        std::thread::scope(|scope| {
-            for _ in 0..2 {
-                scope.spawn(|| {
-                    for _ in 0..contended_adds {
-                        std::hint::black_box(local.fetch_add(1, Ordering::AcqRel));
-                    }
-                });
+        let share = Share::new()?;
+        let tally = share.insert("tally", Tally::default())?;
+        let hits = share.insert("hits", 0_u64)?;
+        let owner_calls = if quick { 1_000 } else { 1_000_000 };
+        let (owner, _) = time(|| {
+            for _ in 0..owner_calls {
+                std::hint::black_box(tally.add(1).expect("owner call"));
             }
         });
-    });
-    let threads_per = threads_time / contended_adds as f64;
-    println!(
-        "contended (2 processes): {:.1} ns per add; 2 threads on one AtomicU64: {:.1} ns ({:.2}x)",
-        contended * 1e9,
-        threads_per * 1e9,
-        contended / threads_per
-    );
-    report.figure("share_counter_add_contended", contended * 1e9, "ns");
-    report.figure(
-        "share_counter_add_contended_ratio",
-        contended / threads_per,
-        "x",
-    );
-
-    let alone = median(share_callers(&share, 1, calls, false, false)?);
-    let four_started = Instant::now();
-    let four = share_callers(&share, 4, calls, false, false)?;
-    let four_wall = four_started.elapsed().as_secs_f64();
-    // Throughput from the callers' own timings (their start is synchronised by a flag).
-    let four_rate: f64 = four.iter().map(|per| 1.0 / per).sum();
-    println!(
-        "4 processes calling at once: {:.0} calls/s in all; 1 process alone: {:.0} calls/s ({:.2}x); wall {:.1} ms",
-        four_rate,
-        1.0 / alone,
-        four_rate * alone,
-        four_wall * 1e3
-    );
-    report.figure("share_calls_4_processes", four_rate / 1e3, "kcalls/s");
-    report.figure("share_calls_1_process", 1.0 / alone / 1e3, "kcalls/s");
-    report.figure("share_calls_4_vs_1", four_rate * alone, "x");
-    share.stop()?;
-
-    // 7. Pipe round trips against raw socket round trips, three placements.
-    let rounds = if quick { 200 } else { 5_000 };
-    println!();
-    for (label, child_cpu) in [
-        ("unpinned", None),
-        ("one_cpu", Some(0)),
-        ("two_cpus", Some(1)),
-    ] {
-        if child_cpu == Some(1) && cpus < 2 {
-            continue;
-        }
-        if child_cpu.is_some() {
-            pin_self(0);
-        }
-        let raw = median(
-            (0..3)
-                .map(|_| raw_round_trips(rounds, child_cpu == Some(1)))
-                .collect(),
-        );
-        let mut piped = Vec::new();
-        for _ in 0..3 {
-            piped.push(pipe_round_trips(rounds, child_cpu)?);
-        }
-        let piped = median(piped);
-        unpin_self();
+        let mutex = Mutex::new(0_u64);
+        let (locked, _) = time(|| {
+            for _ in 0..owner_calls {
+                let mut n = mutex.lock().expect("not poisoned");
+                *n += 1;
+                std::hint::black_box(*n);
+            }
+        });
+        let (owner, locked) = (owner / owner_calls as f64, locked / owner_calls as f64);
         println!(
-            "Pipe round trip ({}): {:.1} us; raw socket: {:.1} us; ratio {:.2}x",
-            label.replace('_', " "),
-            piped * 1e6,
-            raw * 1e6,
-            piped / raw
+            "the same call from the owning process: {:.3} us; Mutex<u64> lock + add: {:.3} us ({:.0}x)",
+            owner * 1e6,
+            locked * 1e6,
+            owner / locked
         );
-        report.figure(&format!("pipe_rtt_{label}"), piped * 1e6, "us");
-        report.figure(&format!("pipe_raw_socket_rtt_{label}"), raw * 1e6, "us");
-        report.figure(&format!("pipe_ratio_{label}"), piped / raw, "x");
-    }
+        report.figure("share_call_owner", owner * 1e6, "us");
+        report.figure("share_call_owner_vs_mutex", owner / locked, "x");
 
+        let adds = if quick { 10_000 } else { 10_000_000 };
+        let local = AtomicU64::new(0);
+        let (in_process, _) = time(|| {
+            for _ in 0..adds {
+                std::hint::black_box(local.fetch_add(1, Ordering::AcqRel));
+            }
+        });
+        let (shared_memory, _) = time(|| {
+            for _ in 0..adds {
+                std::hint::black_box(hits.fetch_add(1).expect("add"));
+            }
+        });
+        let (in_process, shared_memory) = (in_process / adds as f64, shared_memory / adds as f64);
+        println!(
+            "shared-memory counter fetch_add: {:.1} ns; in-process AtomicU64::fetch_add: {:.1} ns; ratio {:.2}x (target <= 3x)",
+            shared_memory * 1e9,
+            in_process * 1e9,
+            shared_memory / in_process
+        );
+        report.figure("share_counter_add", shared_memory * 1e9, "ns");
+        report.figure("share_counter_add_atomic_baseline", in_process * 1e9, "ns");
+        report.figure("share_counter_add_ratio", shared_memory / in_process, "x");
+        // Contended: two processes adding at once, against two threads on one atomic.
+        let contended_adds = adds / 10;
+        let per_process = share_callers(&share, 2, contended_adds, true, false)?;
+        let contended = median(per_process);
+        let (threads_time, _) = time(|| {
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        for _ in 0..contended_adds {
+                            std::hint::black_box(local.fetch_add(1, Ordering::AcqRel));
+                        }
+                    });
+                }
+            });
+        });
+        let threads_per = threads_time / contended_adds as f64;
+        println!(
+            "contended (2 processes): {:.1} ns per add; 2 threads on one AtomicU64: {:.1} ns ({:.2}x)",
+            contended * 1e9,
+            threads_per * 1e9,
+            contended / threads_per
+        );
+        report.figure("share_counter_add_contended", contended * 1e9, "ns");
+        report.figure(
+            "share_counter_add_contended_ratio",
+            contended / threads_per,
+            "x",
+        );
+
+        let alone = median(share_callers(&share, 1, calls, false, false)?);
+        let four_started = Instant::now();
+        let four = share_callers(&share, 4, calls, false, false)?;
+        let four_wall = four_started.elapsed().as_secs_f64();
+        // Throughput from the callers' own timings (their start is synchronised by a flag).
+        let four_rate: f64 = four.iter().map(|per| 1.0 / per).sum();
+        println!(
+            "4 processes calling at once: {:.0} calls/s in all; 1 process alone: {:.0} calls/s ({:.2}x); wall {:.1} ms",
+            four_rate,
+            1.0 / alone,
+            four_rate * alone,
+            four_wall * 1e3
+        );
+        report.figure("share_calls_4_processes", four_rate / 1e3, "kcalls/s");
+        report.figure("share_calls_1_process", 1.0 / alone / 1e3, "kcalls/s");
+        report.figure("share_calls_4_vs_1", four_rate * alone, "x");
+        share.stop()?;
+    }
+    if want(7) {
+        // 7. Pipe round trips against raw socket round trips, three placements.
+        let rounds = if quick { 200 } else { 5_000 };
+        println!();
+        for (label, child_cpu) in [
+            ("unpinned", None),
+            ("one_cpu", Some(0)),
+            ("two_cpus", Some(1)),
+        ] {
+            if child_cpu == Some(1) && cpus < 2 {
+                continue;
+            }
+            if child_cpu.is_some() {
+                pin_self(0);
+            }
+            let raw = median(
+                (0..3)
+                    .map(|_| raw_round_trips(rounds, child_cpu == Some(1)))
+                    .collect(),
+            );
+            let mut piped = Vec::new();
+            for _ in 0..3 {
+                piped.push(pipe_round_trips(rounds, child_cpu)?);
+            }
+            let piped = median(piped);
+            unpin_self();
+            println!(
+                "Pipe round trip ({}): {:.1} us; raw socket: {:.1} us; ratio {:.2}x",
+                label.replace('_', " "),
+                piped * 1e6,
+                raw * 1e6,
+                piped / raw
+            );
+            report.figure(&format!("pipe_rtt_{label}"), piped * 1e6, "us");
+            report.figure(&format!("pipe_raw_socket_rtt_{label}"), raw * 1e6, "us");
+            report.figure(&format!("pipe_ratio_{label}"), piped / raw, "x");
+        }
+    }
     println!();
     for line in &report.lines {
         println!("{line}");

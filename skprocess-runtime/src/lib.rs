@@ -104,6 +104,7 @@ pub mod pipe;
 pub mod pool;
 mod process;
 mod registry;
+mod ring;
 pub mod share;
 mod shm;
 mod signals;

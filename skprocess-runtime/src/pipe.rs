@@ -41,10 +41,8 @@
 //! closes its end or dies gives [`PipeError::Closed`] at once, `recv_timeout` takes a timeout,
 //! and an anchor whose point never arrives gives up after [`CONNECT_TIMEOUT`].
 
-use std::io::{self, Read};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -54,11 +52,12 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::asyncs::{ThreadFuture, spawn_blocking};
 use crate::error::IpcError;
+use crate::ring::Channel;
+use crate::ring::spsc::RingError;
 use crate::sync::lock;
 use crate::wire::auth::{Secret, TOKEN};
-use crate::wire::frame::{DEFAULT_FRAME_LIMIT, HEADER};
+use crate::wire::frame::DEFAULT_FRAME_LIMIT;
 use crate::wire::hub::{self, Expectation};
-use crate::wire::{Conn, Kind};
 
 /// How long an anchor waits for its point to connect before its calls fail with
 /// [`PipeError::NotConnected`].
@@ -67,6 +66,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many bytes an anchor queues while its point has not connected; beyond that, `send`
 /// waits for the connection.
 const QUEUE_LIMIT: usize = 64 << 20;
+
+/// How long [`send`](Anchor::send) waits for room when the receiver does not read, before it
+/// gives up with [`PipeError::Full`]. [`try_send`](Anchor::try_send) does not wait;
+/// [`send_timeout`](Anchor::send_timeout) takes its own bound.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a pipe call failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,13 @@ pub enum PipeError {
     /// No message arrived within the timeout (nothing was taken).
     #[error("no message within the timeout")]
     Timeout,
+    /// The receiver did not make room within the send's bound: its ring (or, before the point
+    /// connected, the anchor's queue) stayed full. Nothing of the message was delivered.
+    #[error("the pipe stayed full ({capacity} bytes) until the send gave up")]
+    Full {
+        /// The ring's (or the queue's) capacity in bytes.
+        capacity: usize,
+    },
     /// The point never connected: it was dropped without being sent, or the process it was
     /// sent to did not start within [`CONNECT_TIMEOUT`].
     #[error("the pipe's point never connected")]
@@ -213,7 +224,13 @@ fn connect_when_it_arrives(expectation: &Expectation, end: &Weak<End>, fate: &At
     while Instant::now() < limit && fate.load(Ordering::Acquire) != DROPPED {
         if let Some(conn) = expectation.wait(Duration::from_millis(50)) {
             if let Some(end) = end.upgrade() {
-                end.adopt(conn);
+                match Channel::accept(conn, DEFAULT_FRAME_LIMIT) {
+                    Ok(channel) => end.adopt(channel),
+                    Err(err) => end.finish(State::Failed(
+                        format!("the point's shared-memory channel failed: {err}"),
+                        true,
+                    )),
+                }
             }
             return;
         }
@@ -233,12 +250,13 @@ const UNSENT: u8 = 0;
 const SENT: u8 = 1;
 const DROPPED: u8 = 2;
 
-/// One end's connection and receive buffer.
+/// One end: its channel once connected.
 struct End {
     state: Mutex<State>,
     /// Signalled when the state leaves `Waiting`.
     changed: Condvar,
-    reader: Mutex<Reader>,
+    /// Held while the queued messages are handed to a fresh channel, so no send overtakes them.
+    flushing: Mutex<()>,
 }
 
 enum State {
@@ -248,19 +266,20 @@ enum State {
         queued: Vec<Vec<u8>>,
         queued_bytes: usize,
     },
-    Connected(Arc<Conn>),
+    Connected(Arc<Channel>),
     /// The connection could not be made; every call fails with this.
     Failed(String, bool),
     Closed,
 }
 
-/// Frames read from the socket, kept across calls: a timeout in the middle of a frame loses
-/// nothing.
-struct Reader {
-    stream: Option<UnixStream>,
-    buf: Vec<u8>,
-    start: usize,
-    eof: bool,
+fn pipe_error(err: RingError) -> PipeError {
+    match err {
+        RingError::Closed => PipeError::Closed,
+        RingError::Timeout => PipeError::Timeout,
+        RingError::Full { capacity } => PipeError::Full { capacity },
+        RingError::TooLarge { len, max } => PipeError::TooLarge { len, max },
+        RingError::Corrupt(message) => PipeError::Ipc(IpcError::Malformed(message)),
+    }
 }
 
 impl End {
@@ -268,44 +287,42 @@ impl End {
         End {
             state: Mutex::new(state),
             changed: Condvar::new(),
-            reader: Mutex::new(Reader::empty()),
+            flushing: Mutex::new(()),
         }
     }
 
-    fn connected(conn: Conn) -> End {
-        let end = End::new(State::Waiting {
-            queued: Vec::new(),
-            queued_bytes: 0,
-        });
-        end.adopt(conn);
-        end
+    fn connected(channel: Channel) -> End {
+        End::new(State::Connected(Arc::new(channel)))
     }
 
     fn failed(message: String, refused: bool) -> End {
         End::new(State::Failed(message, refused))
     }
 
-    /// Takes the point's connection and sends what was queued, in order (a send that fails
-    /// means the point is gone: the next call finds the connection closed).
-    fn adopt(&self, conn: Conn) {
-        conn.set_limit(DEFAULT_FRAME_LIMIT);
-        let stream = conn.try_clone_stream().ok();
-        let conn = Arc::new(conn);
-        let mut state = lock(&self.state);
-        if matches!(*state, State::Closed) {
-            conn.shutdown();
-            return;
-        }
-        lock(&self.reader).stream = stream;
-        let previous = std::mem::replace(&mut *state, State::Connected(Arc::clone(&conn)));
+    /// Takes the point's channel and sends what was queued, in order (a send that fails means
+    /// the point is gone: the next call finds the channel closed).
+    fn adopt(&self, channel: Channel) {
+        let channel = Arc::new(channel);
+        let _flushing = lock(&self.flushing);
+        let previous = {
+            let mut state = lock(&self.state);
+            if matches!(*state, State::Closed) {
+                channel.close();
+                return;
+            }
+            let previous = std::mem::replace(&mut *state, State::Connected(Arc::clone(&channel)));
+            self.changed.notify_all();
+            previous
+        };
         if let State::Waiting { queued, .. } = previous {
-            for frame in queued {
-                if conn.send_frames(&frame).is_err() {
+            for message in queued {
+                // No deadline: these were accepted already; the flush ends when the point
+                // reads them, closes, or dies.
+                if channel.send(&message, None).is_err() {
                     break;
                 }
             }
         }
-        self.changed.notify_all();
     }
 
     /// Leaves `Waiting` for `state` (the point never came).
@@ -317,14 +334,14 @@ impl End {
         }
     }
 
-    /// The connection, waiting (until `deadline`, if any) for an anchor's point to connect.
-    fn conn(&self, deadline: Option<Instant>) -> Result<Arc<Conn>, PipeError> {
+    /// The channel, waiting (until `deadline`, if any) for an anchor's point to connect.
+    fn channel(&self, deadline: Option<Instant>) -> Result<Arc<Channel>, PipeError> {
         let state = lock(&self.state);
         let (state, _) = crate::sync::wait_until(&self.changed, state, deadline, |s| {
             !matches!(s, State::Waiting { .. })
         });
         match &*state {
-            State::Connected(conn) => Ok(Arc::clone(conn)),
+            State::Connected(channel) => Ok(Arc::clone(channel)),
             State::Closed => Err(PipeError::Closed),
             State::Failed(message, true) => Err(PipeError::Refused(message.clone())),
             State::Failed(_, false) => Err(PipeError::NotConnected),
@@ -332,53 +349,49 @@ impl End {
         }
     }
 
-    fn send_bytes(&self, payload: &[u8]) -> Result<(), PipeError> {
-        let frame =
-            crate::wire::frame::encode_frame(Kind::PipeMessage, payload, DEFAULT_FRAME_LIMIT)
-                .map_err(|err| match err {
-                    IpcError::FrameTooLarge { len, max } => PipeError::TooLarge { len, max },
-                    other => PipeError::Ipc(other),
-                })?;
+    fn send_bytes(&self, payload: Vec<u8>, deadline: Option<Instant>) -> Result<(), PipeError> {
+        let max = DEFAULT_FRAME_LIMIT as usize;
+        if payload.len() > max {
+            return Err(PipeError::TooLarge {
+                len: payload.len() as u64,
+                max: max as u64,
+            });
+        }
         let mut state = lock(&self.state);
         // Not connected yet: queue (up to QUEUE_LIMIT; beyond, wait for the connection).
         if let State::Waiting {
             queued,
             queued_bytes,
         } = &mut *state
-            && *queued_bytes + frame.len() <= QUEUE_LIMIT
+            && *queued_bytes + payload.len() <= QUEUE_LIMIT
         {
-            *queued_bytes += frame.len();
-            queued.push(frame);
+            *queued_bytes += payload.len();
+            queued.push(payload);
             return Ok(());
         }
         drop(state);
-        let conn = self.conn(None)?;
-        conn.send_frames(&frame).map_err(|err| match err {
-            IpcError::Disconnected => PipeError::Closed,
-            other => PipeError::Ipc(other),
-        })
+        let channel = match self.channel(deadline) {
+            // The queue is full and the point has not come within the deadline.
+            Err(PipeError::Timeout) => {
+                return Err(PipeError::Full {
+                    capacity: QUEUE_LIMIT,
+                });
+            }
+            other => other?,
+        };
+        drop(lock(&self.flushing));
+        channel.send(&payload, deadline).map_err(pipe_error)
     }
 
     fn recv_bytes(&self, deadline: Option<Instant>) -> Result<Vec<u8>, PipeError> {
-        let conn = self.conn(deadline)?;
-        let mut reader = lock(&self.reader);
-        reader.next_frame(conn.limit(), deadline)
-    }
-
-    /// Whether a call to `recv` would not wait: a whole message is buffered, or the stream
-    /// ended. `None` when the socket must be polled: its descriptor.
-    fn ready_or_fd(&self) -> Result<Option<RawFd>, ()> {
-        let reader = lock(&self.reader);
-        if reader.eof || reader.whole_frame_buffered() {
-            return Err(());
-        }
-        Ok(reader.stream.as_ref().map(AsRawFd::as_raw_fd))
+        let channel = self.channel(deadline)?;
+        channel.recv(deadline).map_err(pipe_error)
     }
 
     fn close(&self) {
         let mut state = lock(&self.state);
-        if let State::Connected(conn) = &*state {
-            conn.shutdown();
+        if let State::Connected(channel) = &*state {
+            channel.close();
         }
         *state = State::Closed;
         self.changed.notify_all();
@@ -388,115 +401,6 @@ impl End {
 impl Drop for End {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-impl Reader {
-    fn empty() -> Reader {
-        Reader {
-            stream: None,
-            buf: Vec::new(),
-            start: 0,
-            eof: false,
-        }
-    }
-
-    fn whole_frame_buffered(&self) -> bool {
-        let have = &self.buf[self.start..];
-        have.len() >= HEADER && {
-            let len = u32::from_le_bytes([have[0], have[1], have[2], have[3]]) as usize;
-            have.len() - HEADER >= len
-        }
-    }
-
-    /// The next message's payload. Bytes are read as they arrive (never more than the peer
-    /// sent), and kept across a timeout.
-    fn next_frame(&mut self, limit: u32, deadline: Option<Instant>) -> Result<Vec<u8>, PipeError> {
-        loop {
-            let have = &self.buf[self.start..];
-            if have.len() >= HEADER {
-                let len = u32::from_le_bytes([have[0], have[1], have[2], have[3]]);
-                if len > limit {
-                    return Err(PipeError::Ipc(IpcError::FrameTooLarge {
-                        len: u64::from(len),
-                        max: u64::from(limit),
-                    }));
-                }
-                if have[4] != Kind::PipeMessage as u8 {
-                    return Err(PipeError::Ipc(IpcError::Malformed(format!(
-                        "unexpected frame kind {} on a pipe",
-                        have[4]
-                    ))));
-                }
-                let len = len as usize;
-                if have.len() - HEADER >= len {
-                    let payload = have[HEADER..HEADER + len].to_vec();
-                    self.start += HEADER + len;
-                    if self.start == self.buf.len() {
-                        self.buf.clear();
-                        self.start = 0;
-                    }
-                    return Ok(payload);
-                }
-            }
-            if self.eof {
-                return Err(PipeError::Closed);
-            }
-            let Some(stream) = self.stream.as_ref() else {
-                return Err(PipeError::Closed);
-            };
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let readable = crate::sys::poll_readable(stream.as_fd(), left)
-                    .map_err(|e| PipeError::Ipc(IpcError::Io(e)))?;
-                if !readable {
-                    return Err(PipeError::Timeout);
-                }
-            }
-            // Make room: drop what was consumed, then read what is there (up to 64 KiB).
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.start = 0;
-            }
-            let old = self.buf.len();
-            self.buf.resize(old + 64 * 1024, 0);
-            let read = (&*stream).read(&mut self.buf[old..]);
-            match read {
-                Ok(n) => {
-                    self.buf.truncate(old + n);
-                    if n == 0 {
-                        self.eof = true;
-                    }
-                }
-                Err(err) => {
-                    self.buf.truncate(old);
-                    match err.kind() {
-                        io::ErrorKind::Interrupted => {}
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => {
-                            self.eof = true;
-                        }
-                        _ => return Err(PipeError::Ipc(IpcError::Io(err))),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The fuzz target's entry: a peer that sends `bytes` and hangs up, read as a pipe end reads.
-#[cfg(feature = "__testing")]
-pub(crate) fn read_all_for_fuzzing(bytes: &[u8]) {
-    use std::io::Write;
-    for limit in [256, DEFAULT_FRAME_LIMIT] {
-        let (ours, mut theirs) = UnixStream::pair().expect("a socket pair");
-        // Larger inputs than the socket buffer are cut: the writer must not block.
-        let _ = theirs.set_nonblocking(true);
-        let _ = theirs.write_all(bytes);
-        let _ = theirs.shutdown(std::net::Shutdown::Write);
-        let mut reader = Reader::empty();
-        reader.stream = Some(ours);
-        let deadline = Some(Instant::now() + Duration::from_millis(100));
-        while reader.next_frame(limit, deadline).is_ok() {}
     }
 }
 
@@ -566,8 +470,10 @@ struct Ticket {
 
 impl Ticket {
     fn connect(&self) -> End {
-        match hub::connect(&self.hub, &Secret(self.secret), &self.token) {
-            Ok(conn) => End::connected(conn),
+        match hub::connect(&self.hub, &Secret(self.secret), &self.token)
+            .and_then(|conn| Channel::offer(conn, DEFAULT_FRAME_LIMIT))
+        {
+            Ok(channel) => End::connected(channel),
             Err(IpcError::Auth(message)) => End::failed(
                 format!("{message} (a point connects once, and only while its anchor lives)"),
                 true,
@@ -654,9 +560,38 @@ macro_rules! end_methods {
             /// [`PipeError::Closed`] when the other end is gone, [`PipeError::Encode`],
             /// [`PipeError::TooLarge`], [`PipeError::NotConnected`] or
             /// [`PipeError::Refused`] for a pipe that never connected.
+            ///
+            /// When the receiver does not read and its ring is full, waits for room up to
+            /// [`SEND_TIMEOUT`], then [`PipeError::Full`]. A message larger than the ring is
+            /// streamed through it in pieces; the receiver sees it whole or not at all.
             pub fn send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), PipeError> {
+                self.send_timeout(message, SEND_TIMEOUT)
+            }
+
+            /// [`send`](Self::send), waiting at most `timeout` for room.
+            ///
+            /// # Errors
+            ///
+            /// As for [`send`](Self::send).
+            pub fn send_timeout<T: Serialize + ?Sized>(
+                &self,
+                message: &T,
+                timeout: Duration,
+            ) -> Result<(), PipeError> {
                 let bytes = encode_message(message)?;
-                $end(self).send_bytes(&bytes)
+                let deadline = crate::sync::deadline_in(timeout);
+                $end(self).send_bytes(bytes, deadline)
+            }
+
+            /// [`send`](Self::send) without waiting: [`PipeError::Full`] at once if the
+            /// message does not fit now (a message larger than the ring never does).
+            ///
+            /// # Errors
+            ///
+            /// As for [`send`](Self::send).
+            pub fn try_send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), PipeError> {
+                let bytes = encode_message(message)?;
+                $end(self).send_bytes(bytes, Some(Instant::now()))
             }
         }
 
@@ -726,9 +661,13 @@ end_methods!(Point, point_end);
 
 /// Something [`wait`] can watch: a pipe end that receives, or a process handle.
 pub trait Waitable {
-    /// `Ready` if it is ready now, else the descriptor to poll (if any).
+    /// `Ready` if it is ready now, else what to poll. A pipe end arms its doorbell here.
     #[doc(hidden)]
     fn __readiness(&self) -> Readiness;
+
+    /// Undoes what [`__readiness`](Self::__readiness) armed, after the poll.
+    #[doc(hidden)]
+    fn __disarm(&self) {}
 }
 
 /// What [`Waitable::__readiness`] reports. Not an API.
@@ -737,8 +676,8 @@ pub trait Waitable {
 pub enum Readiness {
     /// Ready now.
     Ready,
-    /// Ready when this descriptor is readable.
-    Fd(RawFd),
+    /// Ready when one of these descriptors is readable (it is armed: call `__disarm`).
+    Fds([RawFd; 2]),
     /// Must be asked again (a process handle: ready once it finished).
     Poll,
 }
@@ -747,23 +686,41 @@ impl<D: CanRecv> Waitable for Anchor<D> {
     fn __readiness(&self) -> Readiness {
         end_readiness(&self.end)
     }
+
+    fn __disarm(&self) {
+        end_disarm(&self.end);
+    }
 }
 
 impl<D: CanRecv> Waitable for Point<D> {
     fn __readiness(&self) -> Readiness {
         end_readiness(self.end())
     }
+
+    fn __disarm(&self) {
+        end_disarm(self.end());
+    }
 }
 
 fn end_readiness(end: &End) -> Readiness {
-    // An anchor not connected yet is not ready (its point may still arrive).
-    if matches!(*lock(&end.state), State::Waiting { .. }) {
-        return Readiness::Poll;
+    match &*lock(&end.state) {
+        // An anchor not connected yet is not ready (its point may still arrive).
+        State::Waiting { .. } => Readiness::Poll,
+        State::Connected(channel) => {
+            if channel.arm() {
+                Readiness::Ready
+            } else {
+                Readiness::Fds(channel.poll_fds())
+            }
+        }
+        // Closed or failed: a call returns at once.
+        State::Failed(..) | State::Closed => Readiness::Ready,
     }
-    match end.ready_or_fd() {
-        Err(()) => Readiness::Ready,
-        Ok(Some(fd)) => Readiness::Fd(fd),
-        Ok(None) => Readiness::Ready, // closed or failed: a call returns at once
+}
+
+fn end_disarm(end: &End) {
+    if let State::Connected(channel) = &*lock(&end.state) {
+        channel.disarm();
     }
 }
 
@@ -786,20 +743,27 @@ pub fn wait(items: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
     let deadline = timeout.and_then(crate::sync::deadline_in);
     loop {
         let mut fds = Vec::new();
+        let mut armed = Vec::new();
         let mut ready = Vec::new();
         let mut must_poll = false;
         for (index, item) in items.iter().enumerate() {
             match item.__readiness() {
                 Readiness::Ready => ready.push(index),
-                Readiness::Fd(fd) => fds.push((index, fd)),
+                Readiness::Fds(pair) => {
+                    armed.push(index);
+                    fds.extend(pair.map(|fd| (index, fd)));
+                }
                 Readiness::Poll => must_poll = true,
             }
         }
+        let disarm = || armed.iter().for_each(|&index| items[index].__disarm());
         if !ready.is_empty() {
+            disarm();
             return ready;
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         if left.is_some_and(|l| l.is_zero()) {
+            disarm();
             return Vec::new();
         }
         // Processes and unconnected anchors are asked again every 10 ms.
@@ -810,27 +774,26 @@ pub fn wait(items: &[&dyn Waitable], timeout: Option<Duration>) -> Vec<usize> {
         } else {
             left.unwrap_or(Duration::from_secs(3600))
         };
+        // A doorbell is readable when data came; a socket hangs up when the peer is gone
+        // (data on it wakes nothing: nothing but the set-up travels there).
         let mut pollfds: Vec<libc::pollfd> = fds
             .iter()
-            .map(|&(_, fd)| libc::pollfd {
+            .enumerate()
+            .map(|(i, &(_, fd))| libc::pollfd {
                 fd,
-                events: libc::POLLIN,
+                events: if i % 2 == 0 {
+                    libc::POLLIN
+                } else {
+                    libc::POLLRDHUP
+                },
                 revents: 0,
             })
             .collect();
         let millis = slice.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: a valid array of pollfds (possibly empty: then poll only sleeps).
-        let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis) };
-        if rc > 0 {
-            let ready: Vec<usize> = pollfds
-                .iter()
-                .zip(&fds)
-                .filter(|(p, _)| p.revents != 0)
-                .map(|(_, &(index, _))| index)
-                .collect();
-            if !ready.is_empty() {
-                return ready;
-            }
-        }
+        unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis) };
+        // Whatever woke the poll, the next round asks every item again (a doorbell may ring
+        // for a record that is not a whole message yet).
+        disarm();
     }
 }

@@ -198,9 +198,10 @@ pub mod fuzz {
         crate::share::fuzzing::run(bytes);
     }
 
-    /// A pipe end reading what a peer sent (then hung up), with a small and a large limit.
+    /// A pipe end reading a ring a peer filled with `bytes` (its published tail first, then
+    /// the ring's bytes) and then closed, with a small and a large limit.
     pub fn pipe(bytes: &[u8]) {
-        crate::pipe::read_all_for_fuzzing(bytes);
+        crate::ring::read_all_for_fuzzing(bytes);
     }
 
     /// Valid inputs of [`share`]: encoded requests and replies, named.

@@ -637,25 +637,46 @@ fn main() {
     write(&root, "pipe", pipe());
 }
 
-/// Pipe streams: a few messages in a row, and one cut short.
+/// A pipe's ring as a peer left it: the published tail (8 bytes, little endian), then the
+/// ring's bytes, records of an 8-byte header (length, tag: 1 end, 2 part, 3 abort) and payload.
 fn pipe() -> Seeds {
-    const PIPE_MESSAGE: u8 = 50;
-    let mut two = frame(PIPE_MESSAGE, &enc(&7u64));
-    two.extend(frame(PIPE_MESSAGE, &enc("hello")));
-    let mut cut = frame(PIPE_MESSAGE, &enc(&vec![1u8; 300]));
-    cut.truncate(100);
+    fn record(tag: u32, payload: &[u8]) -> Vec<u8> {
+        let mut out = (payload.len() as u32).to_le_bytes().to_vec();
+        out.extend(tag.to_le_bytes());
+        out.extend(payload);
+        out
+    }
+    fn ring(records: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = records.concat();
+        let mut out = (body.len() as u64).to_le_bytes().to_vec();
+        out.extend(body);
+        out
+    }
+    let mut cut = ring(&[record(1, &enc(&vec![1u8; 300]))]);
+    cut[..8].copy_from_slice(&100u64.to_le_bytes());
     vec![
         seed(
             "seed-one",
-            frame(PIPE_MESSAGE, &enc(&(1u32, "x".to_owned()))),
+            ring(&[record(1, &enc(&(1u32, "x".to_owned())))]),
         ),
-        seed("seed-two", two),
-        seed("seed-empty-message", frame(PIPE_MESSAGE, &[])),
+        seed(
+            "seed-two",
+            ring(&[record(1, &enc(&7u64)), record(1, &enc("hello"))]),
+        ),
+        seed("seed-empty-message", ring(&[record(1, &[])])),
+        seed(
+            "seed-streamed",
+            ring(&[record(2, &[1; 40]), record(2, &[2; 40]), record(1, &[3; 8])]),
+        ),
+        seed(
+            "seed-aborted",
+            ring(&[record(2, &[1; 40]), record(3, &[]), record(1, &enc(&1u8))]),
+        ),
         seed(
             "seed-over-small-limit",
-            frame(PIPE_MESSAGE, &enc(&vec![0u8; 600])),
+            ring(&[record(1, &enc(&vec![0u8; 600]))]),
         ),
         seed("seed-cut", cut),
-        seed("seed-wrong-kind", frame(11, &enc(&1u8))),
+        seed("seed-unknown-tag", ring(&[record(9, &enc(&1u8))])),
     ]
 }

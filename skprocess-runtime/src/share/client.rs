@@ -1,15 +1,15 @@
 //! The client side of a Share: how a process other than the owner reaches the coordinator.
 //!
-//! Calls go through the [`Transport`] seam. Today's transport is the authenticated local
-//! socket; a shared-memory ring can take its place without the proxies noticing. One
+//! Calls go through the [`Transport`] seam. The transport is a shared-memory channel (two
+//! rings, see `ring/`) per connection, set up over the Share's authenticated local socket,
+//! which then only tells each side when the other is gone. The calling thread writes its
+//! request into the ring and reads the reply itself: no helper thread on this side. One
 //! process keeps a few connections per Share, shared by every handle on that Share (found by
 //! the Share's token): a call takes an idle one or opens another, and gives it back when it
 //! has its reply. So a thread's calls reach the coordinator in the order it made them, and a
 //! slow call on one thread holds up no other thread. A connection that broke is dropped; the
 //! next call opens a fresh one.
 
-use std::io::{self, BufReader};
-use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -19,10 +19,12 @@ use super::coordinator::unreachable_error;
 use super::error::ShareError;
 use super::protocol::{Op, Reply};
 use crate::error::IpcError;
+use crate::ring::Channel;
+use crate::ring::spsc::RingError;
 use crate::sync::lock;
 use crate::wire::auth::{self, HANDSHAKE_TIMEOUT};
-use crate::wire::frame::{DEFAULT_FRAME_LIMIT, read_frame};
-use crate::wire::{Conn, Frame, Kind};
+use crate::wire::frame::DEFAULT_FRAME_LIMIT;
+use crate::wire::{Conn, Kind};
 
 /// Why a request got no reply.
 #[derive(Debug)]
@@ -47,12 +49,9 @@ pub(crate) trait Transport: Send + Sync + std::fmt::Debug {
 }
 
 /// A live connection.
-struct Link {
-    conn: Conn,
-    reader: BufReader<UnixStream>,
-}
+type Link = Channel;
 
-/// The local-socket transport.
+/// The shared-memory transport (named for the socket it starts from).
 pub(crate) struct SocketTransport {
     id: ShareId,
     /// Idle connections.
@@ -127,13 +126,10 @@ impl SocketTransport {
                 *region = Some(Arc::new(mapped));
             }
         }
-        conn.set_limit(DEFAULT_FRAME_LIMIT);
-        let reader = BufReader::with_capacity(
-            64 * 1024,
-            conn.try_clone_stream()
-                .map_err(|err| ShareError::Ipc(IpcError::Io(err)))?,
-        );
-        Ok(Link { conn, reader })
+        Channel::offer(conn, DEFAULT_FRAME_LIMIT).map_err(|err| match err {
+            IpcError::Disconnected => unreachable_error(&self.id),
+            other => ShareError::Ipc(other),
+        })
     }
 }
 
@@ -141,36 +137,43 @@ impl Transport for SocketTransport {
     fn request(&self, op: &Op, deadline: Option<Instant>) -> Result<Reply, Failure> {
         let payload = crate::wire::encode(op)
             .map_err(|message| Failure::NotSent(ShareError::Encode(message)))?;
-        // An idle link may be left from before a stop/start of the Share: it is refused at the
-        // first send (the coordinator shut it down), so the request never left; drop it and try
-        // the next, or a fresh one.
-        let mut link = loop {
+        // An idle link may be left from before a stop/start of the Share: the coordinator
+        // closed it, so the request is refused at once and never left; drop it and try the
+        // next, or a fresh one.
+        let link = loop {
             let (link, fresh) = match lock(&self.idle).pop() {
                 Some(link) => (link, false),
                 None => (self.connect().map_err(Failure::NotSent)?, true),
             };
-            match link.conn.send(Kind::ShareCall, &payload) {
+            match link.send(&payload, deadline) {
                 Ok(()) => break link,
-                Err(IpcError::FrameTooLarge { len, max }) => {
-                    lock(&self.idle).push(link);
+                Err(RingError::TooLarge { len, max }) => {
+                    self.give_back(link);
                     return Err(Failure::NotSent(ShareError::Encode(format!(
                         "the request of {len} bytes exceeds the frame limit of {max} bytes"
                     ))));
                 }
-                Err(_) if !fresh => link.conn.shutdown(),
+                // The coordinator did not take a large request before the deadline: it was
+                // withdrawn (the ring says so), but the caller's deadline has passed.
+                Err(RingError::Full { .. } | RingError::Timeout) => return Err(Failure::Timeout),
+                Err(_) if !fresh => {}
                 Err(_) => return Err(Failure::NotSent(unreachable_error(&self.id))),
             }
         };
-        let frame = match read_reply(&mut link, deadline) {
-            Ok(frame) => frame,
-            Err(failure) => {
-                // The stream may hold part of a late reply: never read from it again.
-                link.conn.shutdown();
-                return Err(failure);
+        let reply = match link.recv(deadline) {
+            Ok(reply) => reply,
+            // The link may get the late reply: it is closed (dropped) and never used again.
+            Err(RingError::Timeout) => return Err(Failure::Timeout),
+            Err(RingError::Corrupt(message)) => return Err(Failure::BadReply(message)),
+            Err(RingError::TooLarge { len, max }) => {
+                return Err(Failure::BadReply(format!(
+                    "a reply of {len} bytes exceeds the limit of {max} bytes"
+                )));
             }
+            Err(RingError::Closed | RingError::Full { .. }) => return Err(Failure::Lost),
         };
         self.give_back(link);
-        crate::wire::decode::<Reply>(&frame.payload).map_err(Failure::BadReply)
+        crate::wire::decode::<Reply>(&reply).map_err(Failure::BadReply)
     }
 
     fn region(&self) -> Result<Arc<Region>, ShareError> {
@@ -186,41 +189,4 @@ impl Transport for SocketTransport {
                 .expect("connect maps the region"),
         ))
     }
-}
-
-fn read_reply(link: &mut Link, deadline: Option<Instant>) -> Result<Frame, Failure> {
-    if let Some(deadline) = deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Failure::Timeout);
-        }
-        link.reader
-            .get_ref()
-            .set_read_timeout(Some(left))
-            .map_err(|_| Failure::Lost)?;
-    }
-    let limit = link.conn.limit();
-    let frame = read_frame(&mut link.reader, limit);
-    if deadline.is_some() {
-        let _ = link.reader.get_ref().set_read_timeout(None);
-    }
-    match frame {
-        Ok(Some(frame)) if frame.kind == Kind::ShareReply => Ok(frame),
-        Ok(Some(frame)) => Err(Failure::BadReply(format!(
-            "expected a ShareReply frame, got {:?}",
-            frame.kind
-        ))),
-        Ok(None) => Err(Failure::Lost),
-        Err(IpcError::Io(err)) if is_timeout(&err) => Err(Failure::Timeout),
-        Err(IpcError::Timeout) => Err(Failure::Timeout),
-        Err(IpcError::Malformed(message)) => Err(Failure::BadReply(message)),
-        Err(_) => Err(Failure::Lost),
-    }
-}
-
-fn is_timeout(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }

@@ -24,9 +24,12 @@ use super::atomics::{Region, SLOTS};
 use super::error::{Refusal, ShareError};
 use super::object::{DynObject, build_registered};
 use super::protocol::{Answer, AtomicKind, Expect, Op, Reply, Value};
+use crate::ring::Channel;
+use crate::ring::spsc::RingError;
 use crate::sync::lock;
 use crate::wire::auth::{self, HANDSHAKE_TIMEOUT};
-use crate::wire::{Conn, Frame, Kind};
+use crate::wire::frame::DEFAULT_FRAME_LIMIT;
+use crate::wire::{Conn, Kind};
 
 /// The most handshakes in progress at once on one Share.
 const MAX_HANDSHAKES: usize = 64;
@@ -81,7 +84,7 @@ impl std::fmt::Debug for State {
 /// The listening side of a running Share.
 struct Server {
     accept: JoinHandle<()>,
-    connections: Arc<Mutex<HashMap<u64, Arc<Conn>>>>,
+    connections: Arc<Mutex<HashMap<u64, Arc<Channel>>>>,
 }
 
 thread_local! {
@@ -239,8 +242,8 @@ impl State {
         let _ = SocketAddr::from_abstract_name(self.id.name.as_bytes())
             .and_then(|addr| UnixStream::connect_addr(&addr));
         let _ = accept.join();
-        for conn in lock(&connections).values() {
-            conn.shutdown();
+        for channel in lock(&connections).values() {
+            channel.close();
         }
     }
 
@@ -430,7 +433,7 @@ impl State {
 fn accept_loop(
     listener: &UnixListener,
     state: &Arc<State>,
-    connections: &Arc<Mutex<HashMap<u64, Arc<Conn>>>>,
+    connections: &Arc<Mutex<HashMap<u64, Arc<Channel>>>>,
 ) {
     let uid = crate::sys::effective_uid();
     let in_progress = Arc::new(AtomicUsize::new(0));
@@ -465,16 +468,18 @@ fn accept_loop(
         let spawned = std::thread::Builder::new()
             .name("skprocess-share-conn".into())
             .spawn(move || {
-                let conn = Arc::new(Conn::new(stream));
-                let ready = greet(&conn, &state);
+                let conn = Conn::new(stream);
+                let ready =
+                    greet(&conn, &state).and_then(|()| Channel::accept(conn, DEFAULT_FRAME_LIMIT));
                 count.fetch_sub(1, Ordering::AcqRel);
-                if ready.is_err() {
+                let Ok(channel) = ready else {
                     return;
-                }
-                lock(&connections).insert(id, Arc::clone(&conn));
+                };
+                let channel = Arc::new(channel);
+                lock(&connections).insert(id, Arc::clone(&channel));
                 // stop() may have swept the connections just before this one was added.
                 if state.is_running() {
-                    serve_connection(&conn, &state);
+                    serve_connection(&channel, &state);
                 }
                 lock(&connections).remove(&id);
             });
@@ -493,45 +498,37 @@ fn greet(conn: &Conn, state: &State) -> Result<(), crate::error::IpcError> {
     conn.send_with_fd(Kind::ShareRegion, &[], state.region_fd.as_fd())
 }
 
-fn serve_connection(conn: &Conn, state: &State) {
+fn serve_connection(channel: &Channel, state: &State) {
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    CALLER.with(|cell| cell.set(Some((id, conn.raw_fd()))));
-    serve_frames(conn, state);
+    CALLER.with(|cell| cell.set(Some((id, channel.socket_fd()))));
+    serve_requests(channel, state);
     CALLER.with(|cell| cell.set(None));
     client_gone(id);
 }
 
-fn serve_frames(conn: &Conn, state: &State) {
-    let mut frames = conn.frames();
+/// How long a reply waits for room in a client's ring (a client that sends requests without
+/// reading its replies) before the connection is dropped.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn serve_requests(channel: &Channel, state: &State) {
     // Any error ends the connection: the client sees it closed.
-    while let Ok(Some(Frame { kind, payload })) = frames.next_frame() {
-        if kind != Kind::ShareCall {
-            return;
-        }
+    while let Ok(payload) = channel.recv(None) {
         let reply: Reply = match crate::wire::decode::<Op>(&payload) {
             Ok(op) => state.serve(op),
             Err(message) => Err(Refusal::Decode(message)),
         };
-        let sent = match crate::wire::encode(&reply) {
-            Ok(bytes) => conn
-                .send(Kind::ShareReply, &bytes)
-                .or_else(|err| match err {
-                    crate::error::IpcError::FrameTooLarge { len, max } => {
-                        let refusal: Reply = Err(Refusal::Encode(format!(
-                            "the reply of {len} bytes exceeds the frame limit of {max} bytes"
-                        )));
-                        let bytes = crate::wire::encode(&refusal).unwrap_or_default();
-                        conn.send(Kind::ShareReply, &bytes)
-                    }
-                    other => Err(other),
-                }),
-            Err(message) => {
-                let refusal: Reply = Err(Refusal::Encode(message));
-                conn.send(
-                    Kind::ShareReply,
-                    &crate::wire::encode(&refusal).unwrap_or_default(),
-                )
+        let bytes = crate::wire::encode(&reply).unwrap_or_else(|message| {
+            crate::wire::encode(&Err::<Answer, _>(Refusal::Encode(message))).unwrap_or_default()
+        });
+        let deadline = Instant::now().checked_add(REPLY_TIMEOUT);
+        let sent = match channel.send(&bytes, deadline) {
+            Err(RingError::TooLarge { len, max }) => {
+                let refusal: Reply = Err(Refusal::Encode(format!(
+                    "the reply of {len} bytes exceeds the frame limit of {max} bytes"
+                )));
+                channel.send(&crate::wire::encode(&refusal).unwrap_or_default(), deadline)
             }
+            other => other,
         };
         if sent.is_err() {
             return;

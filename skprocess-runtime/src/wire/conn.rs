@@ -155,9 +155,8 @@ impl Conn {
         std::os::fd::AsRawFd::as_raw_fd(&self.stream)
     }
 
-    /// A second handle on the socket, for a reader that owns its buffer.
-    pub(crate) fn try_clone_stream(&self) -> io::Result<UnixStream> {
-        self.stream.try_clone()
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
     }
 
     pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

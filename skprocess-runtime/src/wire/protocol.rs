@@ -68,8 +68,9 @@ pub(crate) enum Kind {
     ShareCall = 41,
     // share, coordinator -> client
     ShareReply = 42,
-    // pipe, both ways
-    PipeMessage = 50,
+    // a shared-memory channel's set-up, both ways
+    /// Carries a ring's memfd or a doorbell eventfd (SCM_RIGHTS); empty payload.
+    RingSetup = 60,
 }
 
 impl Kind {
@@ -92,7 +93,7 @@ impl Kind {
             40 => Kind::ShareRegion,
             41 => Kind::ShareCall,
             42 => Kind::ShareReply,
-            50 => Kind::PipeMessage,
+            60 => Kind::RingSetup,
             _ => return None,
         })
     }
