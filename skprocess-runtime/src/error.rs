@@ -465,7 +465,18 @@ pub enum TellError {
     /// The process has not been started.
     #[error("the process has not been started")]
     NotStarted,
+    /// The receiver did not make room within the tell's bound
+    /// ([`TELL_TIMEOUT`](crate::TELL_TIMEOUT)): its ring stayed full. Nothing was delivered.
+    #[error("the receiver's ring stayed full ({capacity} bytes) until the tell gave up")]
+    Full {
+        /// The ring's capacity in bytes.
+        capacity: usize,
+    },
 }
+
+/// How long a `tell` waits for room when the receiver does not listen and its ring (256 KiB)
+/// is full, before it fails with [`TellError::Full`].
+pub const TELL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why [`listen`](crate::Skprocess::listen) returned without a message.
 #[derive(Debug, thiserror::Error)]
@@ -491,6 +502,10 @@ pub enum ListenError {
     /// The process has not been started.
     #[error("the process has not been started")]
     NotStarted,
+    /// The channel carried something that cannot be a message (a peer that broke the
+    /// protocol); nothing more is read from it.
+    #[error("the message channel broke: {0}")]
+    Broken(String),
 }
 
 impl ListenError {

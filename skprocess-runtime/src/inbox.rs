@@ -1,87 +1,162 @@
-//! A queue of encoded messages with blocking, timed and async receive: the `listen` side of
-//! `tell`/`listen`, used by both the parent's handle and the child's context.
+//! The `listen` side of `tell`/`listen`, used by both the parent's handle and the child's
+//! context: a [`Mailbox`] reads the shared-memory channel between the two processes on the
+//! listening thread itself (no reader thread in between), waits for the channel while the child
+//! is still connecting, and keeps messages a caller put back.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
-use std::task::Waker;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use crate::error::ListenError;
+use crate::ring::Channel;
+use crate::ring::reactor::Interest;
+use crate::ring::spsc::RingError;
 use crate::sync::{lock, wait_until};
 
-/// Received, still encoded messages.
-#[derive(Debug, Default)]
-pub(crate) struct Inbox {
-    state: Mutex<State>,
-    ready: Condvar,
+/// Where the messages come from.
+#[derive(Debug)]
+enum Source {
+    /// The channel is not set up yet (the child is starting); futures to wake when it is.
+    Pending(Vec<Waker>),
+    Open(Arc<Channel>),
+    /// There never was a channel (the child never connected, or no parent listens).
+    Never,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    messages: VecDeque<Vec<u8>>,
-    /// No more messages will arrive (the sender is gone).
-    closed: bool,
-    wakers: Vec<Waker>,
+/// The receiving end of one process's messages.
+#[derive(Debug)]
+pub(crate) struct Mailbox {
+    source: Mutex<Source>,
+    changed: Condvar,
+    /// Messages taken and put back (by a section abandoned after its timeout): they come first.
+    returned: Mutex<VecDeque<Vec<u8>>>,
 }
 
-impl Inbox {
-    pub(crate) fn push(&self, bytes: Vec<u8>) {
-        let wakers = {
-            let mut state = self.lock();
-            state.messages.push_back(bytes);
-            std::mem::take(&mut state.wakers)
-        };
-        self.ready.notify_one();
-        wakers.into_iter().for_each(Waker::wake);
+fn listen_error(err: RingError) -> ListenError {
+    match err {
+        RingError::Closed => ListenError::Disconnected,
+        RingError::Timeout => ListenError::Timeout,
+        RingError::Full { .. } => ListenError::Timeout,
+        RingError::TooLarge { len, max } => ListenError::Broken(format!(
+            "a message of {len} bytes exceeds the limit of {max} bytes"
+        )),
+        RingError::Corrupt(message) => ListenError::Broken(message),
+    }
+}
+
+impl Mailbox {
+    /// A mailbox whose channel comes later ([`open`](Self::open)).
+    pub(crate) fn pending() -> Mailbox {
+        Mailbox {
+            source: Mutex::new(Source::Pending(Vec::new())),
+            changed: Condvar::new(),
+            returned: Mutex::new(VecDeque::new()),
+        }
     }
 
-    /// Marks the end of the stream: queued messages stay readable.
+    /// A mailbox that never receives anything (`listen` is `Disconnected` at once).
+    pub(crate) fn never() -> Mailbox {
+        let mailbox = Mailbox::pending();
+        mailbox.set(Source::Never);
+        mailbox
+    }
+
+    /// Reads `channel` from now on.
+    pub(crate) fn open(&self, channel: Arc<Channel>) {
+        self.set(Source::Open(channel));
+    }
+
+    /// No channel will come: listeners get `Disconnected` once the put-back messages are
+    /// read.
     pub(crate) fn close(&self) {
-        let wakers = {
-            let mut state = self.lock();
-            state.closed = true;
-            std::mem::take(&mut state.wakers)
-        };
-        self.ready.notify_all();
-        wakers.into_iter().for_each(Waker::wake);
+        let mut source = lock(&self.source);
+        if let Source::Pending(wakers) = &mut *source {
+            let wakers = std::mem::take(wakers);
+            *source = Source::Never;
+            drop(source);
+            self.changed.notify_all();
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    fn set(&self, new: Source) {
+        let old = std::mem::replace(&mut *lock(&self.source), new);
+        self.changed.notify_all();
+        if let Source::Pending(wakers) = old {
+            wakers.into_iter().for_each(Waker::wake);
+        }
+    }
+
+    /// The channel, once there is one.
+    pub(crate) fn channel(&self) -> Option<Arc<Channel>> {
+        match &*lock(&self.source) {
+            Source::Open(channel) => Some(Arc::clone(channel)),
+            _ => None,
+        }
+    }
+
+    /// The channel, waiting until `deadline` for it to be set up.
+    fn wait_channel(&self, deadline: Option<Instant>) -> Result<Arc<Channel>, ListenError> {
+        let (source, _) = wait_until(&self.changed, lock(&self.source), deadline, |source| {
+            !matches!(source, Source::Pending(_))
+        });
+        match &*source {
+            Source::Open(channel) => Ok(Arc::clone(channel)),
+            Source::Never => Err(ListenError::Disconnected),
+            Source::Pending(_) => Err(ListenError::Timeout),
+        }
     }
 
     /// Takes the next message, waiting until `deadline` (`None`: as long as it takes).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, ListenError> {
-        let (mut state, _) = wait_until(&self.ready, self.lock(), deadline, |state| {
-            state.closed || !state.messages.is_empty()
-        });
-        match state.messages.pop_front() {
-            Some(bytes) => Ok(bytes),
-            None if state.closed => Err(ListenError::Disconnected),
-            None => Err(ListenError::Timeout),
+        if let Some(bytes) = lock(&self.returned).pop_front() {
+            return Ok(bytes);
         }
+        let channel = self.wait_channel(deadline)?;
+        channel.recv(deadline).map_err(listen_error)
     }
 
-    /// Takes the next message if one is queued; otherwise registers `waker` to be woken when
-    /// one arrives or the inbox closes (async receive, no thread).
-    pub(crate) fn poll_recv(&self, waker: &Waker) -> Option<Result<Vec<u8>, ListenError>> {
-        let mut state = self.lock();
-        if let Some(bytes) = state.messages.pop_front() {
-            return Some(Ok(bytes));
+    /// Takes the next message if there is one; otherwise arranges for `waker` to be woken
+    /// when one comes or the sender is gone (no thread waits). `interest` and `armed` belong
+    /// to the polling future: see [`Channel::poll_recv`].
+    pub(crate) fn poll_recv(
+        &self,
+        waker: &Waker,
+        interest: &mut Option<Interest>,
+        armed: &mut bool,
+    ) -> Poll<Result<Vec<u8>, ListenError>> {
+        if let Some(bytes) = lock(&self.returned).pop_front() {
+            return Poll::Ready(Ok(bytes));
         }
-        if state.closed {
-            return Some(Err(ListenError::Disconnected));
+        let channel = {
+            let mut source = lock(&self.source);
+            match &mut *source {
+                Source::Open(channel) => Arc::clone(channel),
+                Source::Never => return Poll::Ready(Err(ListenError::Disconnected)),
+                Source::Pending(wakers) => {
+                    if !wakers.iter().any(|w| w.will_wake(waker)) {
+                        wakers.push(waker.clone());
+                    }
+                    return Poll::Pending;
+                }
+            }
+        };
+        channel
+            .poll_recv(waker, interest, armed)
+            .map(|result| result.map_err(listen_error))
+    }
+
+    /// Undoes what a dropped future's last [`poll_recv`](Self::poll_recv) armed.
+    pub(crate) fn disarm(&self) {
+        if let Some(channel) = self.channel() {
+            channel.disarm();
         }
-        if !state.wakers.iter().any(|w| w.will_wake(waker)) {
-            state.wakers.push(waker.clone());
-        }
-        None
     }
 
     /// Puts a message back at the front (a receiver that may no longer take it).
     pub(crate) fn unreceive(&self, bytes: Vec<u8>) {
-        self.lock().messages.push_front(bytes);
-        self.ready.notify_one();
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        lock(&self.state)
+        lock(&self.returned).push_front(bytes);
     }
 }
 
@@ -99,68 +174,61 @@ pub(crate) fn decode_message<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use crate::wire::Conn;
+    use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
     /// How long any wait in these tests may take: generous, for slow shared machines. A hang
     /// fails the test instead of stalling CI.
     const LIMIT: Duration = Duration::from_secs(60);
 
-    /// Whether thread `tid` of this process is asleep (blocked in the kernel), from `/proc`.
-    fn is_asleep(tid: i32) -> bool {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
-        // The state follows the thread's name, which is in parentheses and may hold anything.
-        let (_, after_name) = stat.rsplit_once(')').expect("a stat line");
-        after_name.split_whitespace().next() == Some("S")
+    fn channel_pair() -> (Arc<Channel>, Arc<Channel>) {
+        let (a, b) = UnixStream::pair().unwrap();
+        let offered = Channel::offer(Arc::new(Conn::new(a)), 1 << 20, true).unwrap();
+        let accepted = Channel::accept(Arc::new(Conn::new(b)), 1 << 20, true).unwrap();
+        (Arc::new(offered), Arc::new(accepted))
     }
 
     #[test]
-    fn fifo_then_disconnected_after_close() {
-        let inbox = Inbox::default();
-        inbox.push(vec![1]);
-        inbox.push(vec![2]);
-        inbox.close();
-        let deadline = Instant::now() + LIMIT;
-        assert_eq!(inbox.recv(Some(deadline)).unwrap(), vec![1]);
-        assert_eq!(inbox.recv(Some(deadline)).unwrap(), vec![2]);
+    fn in_order_then_disconnected_once_the_sender_closed() {
+        let (sender, receiver) = channel_pair();
+        let mailbox = Mailbox::pending();
+        sender.send(&[1], None).unwrap();
+        sender.send(&[2], None).unwrap();
+        sender.close();
+        mailbox.open(receiver);
+        let deadline = Some(Instant::now() + LIMIT);
+        assert_eq!(mailbox.recv(deadline).unwrap(), vec![1]);
+        assert_eq!(mailbox.recv(deadline).unwrap(), vec![2]);
         assert!(matches!(
-            inbox.recv(Some(deadline)),
+            mailbox.recv(deadline),
             Err(ListenError::Disconnected)
         ));
     }
 
     #[test]
-    fn timeout_is_distinct() {
-        let inbox = Inbox::default();
-        let deadline = Instant::now() + Duration::from_millis(20);
-        assert!(matches!(
-            inbox.recv(Some(deadline)),
-            Err(ListenError::Timeout)
-        ));
+    fn a_pending_mailbox_times_out_and_a_closed_one_disconnects() {
+        let mailbox = Mailbox::pending();
+        let soon = Some(Instant::now() + Duration::from_millis(20));
+        assert!(matches!(mailbox.recv(soon), Err(ListenError::Timeout)));
+        mailbox.close();
+        assert!(matches!(mailbox.recv(None), Err(ListenError::Disconnected)));
     }
 
     #[test]
-    fn wakes_a_blocked_receiver() {
-        let inbox = Arc::new(Inbox::default());
-        let receiver = Arc::clone(&inbox);
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    fn a_blocked_receiver_wakes_for_the_channel_and_its_message() {
+        let (sender, receiver) = channel_pair();
+        let mailbox = Arc::new(Mailbox::pending());
+        let waiting = Arc::clone(&mailbox);
         let (got_tx, got_rx) = std::sync::mpsc::channel();
         // The un-timed `recv(None)` is the point: it runs on a helper thread, bounded below.
         std::thread::spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            tid_tx.send(unsafe { libc::gettid() }).unwrap();
-            let _ = got_tx.send(receiver.recv(None));
+            let _ = got_tx.send(waiting.recv(None));
         });
-        let tid = tid_rx
-            .recv_timeout(LIMIT)
-            .expect("the receiver never started");
-        // Nothing else takes the inbox's lock: once the receiver sleeps, it waits in `recv`.
-        let deadline = Instant::now() + LIMIT;
-        while !is_asleep(tid) {
-            assert!(Instant::now() < deadline, "the receiver never blocked");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        inbox.push(vec![9]);
+        std::thread::sleep(Duration::from_millis(20));
+        mailbox.open(receiver);
+        std::thread::sleep(Duration::from_millis(20));
+        sender.send(&[9], None).unwrap();
         let got = got_rx
             .recv_timeout(LIMIT)
             .expect("the receiver was not woken");
@@ -168,11 +236,14 @@ mod tests {
     }
 
     #[test]
-    fn undecodable_message_keeps_its_bytes() {
-        let err = decode_message::<String>(vec![200, 1]).unwrap_err();
-        match err {
-            ListenError::Decode { bytes, .. } => assert_eq!(bytes, vec![200, 1]),
-            other => panic!("{other:?}"),
-        }
+    fn a_message_put_back_comes_first() {
+        let (sender, receiver) = channel_pair();
+        let mailbox = Mailbox::pending();
+        mailbox.open(receiver);
+        sender.send(&[2], None).unwrap();
+        mailbox.unreceive(vec![1]);
+        let deadline = Some(Instant::now() + LIMIT);
+        assert_eq!(mailbox.recv(deadline).unwrap(), vec![1]);
+        assert_eq!(mailbox.recv(deadline).unwrap(), vec![2]);
     }
 }

@@ -119,7 +119,7 @@ pub use crate::config::DEFAULT_FRAME_LIMIT;
 pub use crate::config::{ProcessConfig, TimeoutConfig};
 pub use crate::error::{
     ErrorChain, ExitInfo, Failure, FailureKind, IpcError, ListenError, ProcessError, Section,
-    TellError,
+    TELL_TIMEOUT, TellError,
 };
 pub use crate::lifecycle::{Context, Hooks, Lifecycle, ProcessTimers, Transferable};
 pub use crate::process::{Asynced, Background, Deadline, KILL_GRACE, ListenFuture, Skprocess};

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ProcessConfig;
 use crate::error::{Failure, ListenError, ProcessError, TellError};
-use crate::inbox::{Inbox, decode_message};
+use crate::inbox::{Mailbox, decode_message};
 use crate::shm::StatusPage;
 use crate::timing::Sktimer;
-use crate::wire::{Conn, FrameBuf, Kind};
+use crate::wire::Conn;
 
 /// A value that can cross a process boundary: serde both ways, `Send`, `'static`.
 ///
@@ -177,12 +177,15 @@ impl ProcessTimers {
     }
 }
 
-/// What the child's context reaches: the connection to the parent, the inbox of the parent's
-/// messages and the status page. Absent connection: a pool worker running a process inline.
+/// What the child's context reaches: the connection to the parent, the mailbox of the parent's
+/// messages (whose channel also carries this child's tells) and the status page. Absent
+/// connection: a pool worker running a process inline.
 #[derive(Debug)]
 pub(crate) struct ChildLink {
+    /// The lifecycle connection (the project's tests write raw frames on it).
+    #[cfg_attr(not(feature = "__testing"), allow(dead_code))]
     pub(crate) conn: Option<Arc<Conn>>,
-    pub(crate) inbox: Arc<Inbox>,
+    pub(crate) inbox: Mailbox,
     pub(crate) status: Arc<StatusPage>,
     /// How many `tell`s failed because the parent was gone. A section that fails after such a
     /// tell, with a stop requested, ended because of the stop, not of its own fault.
@@ -190,7 +193,7 @@ pub(crate) struct ChildLink {
 }
 
 impl ChildLink {
-    pub(crate) fn new(conn: Option<Arc<Conn>>, inbox: Arc<Inbox>, status: Arc<StatusPage>) -> Self {
+    pub(crate) fn new(conn: Option<Arc<Conn>>, inbox: Mailbox, status: Arc<StatusPage>) -> Self {
         ChildLink {
             conn,
             inbox,
@@ -298,15 +301,15 @@ impl Context {
         if self.abandoned.load(Ordering::Acquire) {
             return Err(TellError::Disconnected);
         }
-        let conn = self.link.conn.as_ref().ok_or(TellError::Disconnected)?;
-        let mut frame = FrameBuf::new(Kind::Tell);
-        crate::wire::codec::encode_into(frame.buf(), &message).map_err(TellError::Encode)?;
-        let frame = frame
-            .finish(conn.limit())
-            .map_err(|e| TellError::Encode(e.to_string()))?;
-        conn.send_frames(&frame).map_err(|_| {
-            self.link.parent_gone();
-            TellError::Disconnected
+        let channel = self.link.inbox.channel().ok_or(TellError::Disconnected)?;
+        let bytes = crate::wire::encode(&message).map_err(TellError::Encode)?;
+        let deadline = Instant::now().checked_add(crate::error::TELL_TIMEOUT);
+        channel.send(&bytes, deadline).map_err(|err| {
+            let err = crate::process::tell_error(err);
+            if matches!(err, TellError::Disconnected) {
+                self.link.parent_gone();
+            }
+            err
         })
     }
 

@@ -50,7 +50,6 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::asyncs::{ThreadFuture, spawn_blocking};
 use crate::error::IpcError;
 use crate::ring::Channel;
 use crate::ring::spsc::RingError;
@@ -224,7 +223,7 @@ fn connect_when_it_arrives(expectation: &Expectation, end: &Weak<End>, fate: &At
     while Instant::now() < limit && fate.load(Ordering::Acquire) != DROPPED {
         if let Some(conn) = expectation.wait(Duration::from_millis(50)) {
             if let Some(end) = end.upgrade() {
-                match Channel::accept(conn, DEFAULT_FRAME_LIMIT) {
+                match Channel::accept(Arc::new(conn), DEFAULT_FRAME_LIMIT, true) {
                     Ok(channel) => end.adopt(channel),
                     Err(err) => end.finish(State::Failed(
                         format!("the point's shared-memory channel failed: {err}"),
@@ -255,6 +254,8 @@ struct End {
     state: Mutex<State>,
     /// Signalled when the state leaves `Waiting`.
     changed: Condvar,
+    /// Futures waiting for the state to leave `Waiting`.
+    wakers: Mutex<Vec<std::task::Waker>>,
     /// Held while the queued messages are handed to a fresh channel, so no send overtakes them.
     flushing: Mutex<()>,
 }
@@ -287,6 +288,7 @@ impl End {
         End {
             state: Mutex::new(state),
             changed: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
             flushing: Mutex::new(()),
         }
     }
@@ -312,6 +314,7 @@ impl End {
             }
             let previous = std::mem::replace(&mut *state, State::Connected(Arc::clone(&channel)));
             self.changed.notify_all();
+            self.wake_futures();
             previous
         };
         if let State::Waiting { queued, .. } = previous {
@@ -325,12 +328,19 @@ impl End {
         }
     }
 
+    fn wake_futures(&self) {
+        std::mem::take(&mut *lock(&self.wakers))
+            .into_iter()
+            .for_each(std::task::Waker::wake);
+    }
+
     /// Leaves `Waiting` for `state` (the point never came).
     fn finish(&self, state: State) {
         let mut current = lock(&self.state);
         if matches!(*current, State::Waiting { .. }) {
             *current = state;
             self.changed.notify_all();
+            self.wake_futures();
         }
     }
 
@@ -395,6 +405,7 @@ impl End {
         }
         *state = State::Closed;
         self.changed.notify_all();
+        self.wake_futures();
     }
 }
 
@@ -471,7 +482,7 @@ struct Ticket {
 impl Ticket {
     fn connect(&self) -> End {
         match hub::connect(&self.hub, &Secret(self.secret), &self.token)
-            .and_then(|conn| Channel::offer(conn, DEFAULT_FRAME_LIMIT))
+            .and_then(|conn| Channel::offer(Arc::new(conn), DEFAULT_FRAME_LIMIT, true))
         {
             Ok(channel) => End::connected(channel),
             Err(IpcError::Auth(message)) => End::failed(
@@ -624,15 +635,16 @@ macro_rules! end_methods {
                 decode_message($end(self).recv_bytes(Some(Instant::now()))?)
             }
 
-            /// [`recv`](Self::recv) as a future, usable from any executor (a helper thread
-            /// waits for the message).
-            pub fn recv_async<T: DeserializeOwned + Send + 'static>(
-                &self,
-            ) -> ThreadFuture<Result<T, PipeError>> {
-                let end = Arc::clone($end(self));
-                spawn_blocking("skprocess-pipe-recv", move || {
-                    decode_message(end.recv_bytes(None)?)
-                })
+            /// [`recv`](Self::recv) as a future, usable from any executor. No thread waits
+            /// for the message: the future is woken when the sender rings this end's doorbell
+            /// (or hangs up). Dropping the future takes nothing.
+            pub fn recv_async<T: DeserializeOwned>(&self) -> RecvFuture<T> {
+                RecvFuture {
+                    end: Arc::clone($end(self)),
+                    interest: None,
+                    armed: false,
+                    _message: PhantomData,
+                }
             }
         }
 
@@ -656,6 +668,68 @@ fn point_end<D: Direction>(point: &Point<D>) -> &Arc<End> {
 
 end_methods!(Anchor, anchor_end);
 end_methods!(Point, point_end);
+
+/// The next message of a pipe end, as a future: see [`Anchor::recv_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct RecvFuture<T> {
+    end: Arc<End>,
+    interest: Option<crate::ring::reactor::Interest>,
+    armed: bool,
+    _message: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for RecvFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvFuture").finish_non_exhaustive()
+    }
+}
+
+impl<T> Unpin for RecvFuture<T> {}
+
+impl<T: DeserializeOwned> std::future::Future for RecvFuture<T> {
+    type Output = Result<T, PipeError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let channel = {
+            let state = lock(&this.end.state);
+            match &*state {
+                State::Connected(channel) => Arc::clone(channel),
+                State::Waiting { .. } => {
+                    // Registered under the state's lock: a connection after this wakes us.
+                    let mut wakers = lock(&this.end.wakers);
+                    if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        wakers.push(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                State::Closed => return Poll::Ready(Err(PipeError::Closed)),
+                State::Failed(message, true) => {
+                    return Poll::Ready(Err(PipeError::Refused(message.clone())));
+                }
+                State::Failed(_, false) => return Poll::Ready(Err(PipeError::NotConnected)),
+            }
+        };
+        match channel.poll_recv(cx.waker(), &mut this.interest, &mut this.armed) {
+            Poll::Ready(Ok(bytes)) => Poll::Ready(decode_message(bytes)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(pipe_error(err))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for RecvFuture<T> {
+    fn drop(&mut self) {
+        self.interest = None;
+        if self.armed {
+            end_disarm(&self.end);
+        }
+    }
+}
 
 // ----- waiting on several ends and processes -------------------------------------------------
 

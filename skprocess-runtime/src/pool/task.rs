@@ -241,11 +241,10 @@ fn run_process_inline<P: Lifecycle>(process: P) -> Result<P::Output, TaskError> 
     let status = StatusPage::create()
         .map_err(|e| TaskError::Failed(Failure::msg(format!("cannot create a status page: {e}"))))?
         .0;
-    let inbox = crate::inbox::Inbox::default();
-    inbox.close(); // no parent listens to a process run inside a pool
+    // No parent listens to a process run inside a pool, and none tells it anything.
     let link = std::sync::Arc::new(ChildLink::new(
         None,
-        std::sync::Arc::new(inbox),
+        crate::inbox::Mailbox::never(),
         std::sync::Arc::new(status),
     ));
     match Engine::new(process, config, link).run().0 {

@@ -7,9 +7,10 @@ use serde::Serialize;
 use crate::engine::{Engine, Outcome};
 use crate::error::ProcessError;
 use crate::exit::code;
-use crate::inbox::Inbox;
+use crate::inbox::Mailbox;
 use crate::lifecycle::{ChildLink, Lifecycle, ProcessTimers};
 use crate::registry::ChildSession;
+use crate::ring::Channel;
 use crate::shm::StatusPage;
 use crate::wire::protocol::ProcessStart;
 use crate::wire::{Conn, Frame, Kind, decode, encode};
@@ -33,19 +34,29 @@ pub(crate) fn run_process<T: Lifecycle>(session: ChildSession) -> i32 {
             });
         }
     };
+    // The parent offers the tell/listen channel right after the Start frame.
+    let channel = match Channel::accept(Arc::clone(&session.conn), session.conn.limit(), false) {
+        Ok(channel) => Arc::new(channel),
+        Err(error) => {
+            return session.setup_failed(ProcessError::ChildSetup {
+                message: format!("cannot set up the message channel: {error}"),
+            });
+        }
+    };
     let ChildSession { conn, status, .. } = session;
-    let inbox = Arc::new(Inbox::default());
-    spawn_reader(Arc::clone(&conn), Arc::clone(&inbox), Arc::clone(&status));
+    let inbox = Mailbox::pending();
+    inbox.open(channel);
+    spawn_reader(Arc::clone(&conn), Arc::clone(&status));
     let link = Arc::new(ChildLink::new(Some(Arc::clone(&conn)), inbox, status));
     let (outcome, timers) = Engine::new(state, start.config, link).run();
     send_outcome(&conn, outcome, timers);
     code::OK
 }
 
-/// Reads the parent's frames: messages to the inbox, stop requests to the status page. When
-/// the parent goes away, stops the process and exits hard if it has not finished within
-/// [`PARENT_GONE_GRACE`](crate::exit::PARENT_GONE_GRACE).
-fn spawn_reader(conn: Arc<Conn>, inbox: Arc<Inbox>, status: Arc<StatusPage>) {
+/// Reads the parent's frames (stop requests, to the status page; messages travel on the
+/// channel). When the parent goes away, stops the process and exits hard if it has not finished
+/// within [`PARENT_GONE_GRACE`](crate::exit::PARENT_GONE_GRACE).
+fn spawn_reader(conn: Arc<Conn>, status: Arc<StatusPage>) {
     let spawned = std::thread::Builder::new()
         .name("skprocess-child-io".into())
         .spawn(move || {
@@ -53,17 +64,12 @@ fn spawn_reader(conn: Arc<Conn>, inbox: Arc<Inbox>, status: Arc<StatusPage>) {
             loop {
                 match frames.next_frame() {
                     Ok(Some(Frame {
-                        kind: Kind::Tell,
-                        payload,
-                    })) => inbox.push(payload),
-                    Ok(Some(Frame {
                         kind: Kind::Stop, ..
                     })) => status.request_stop(),
                     Ok(Some(_)) => {} // nothing else is meant for a process child
                     Ok(None) | Err(_) => break,
                 }
             }
-            inbox.close();
             crate::exit::parent_gone(&status);
         });
     drop(spawned);

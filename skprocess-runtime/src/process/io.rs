@@ -1,9 +1,11 @@
 //! The non-generic part of a process handle: one started child and its I/O thread.
 //!
 //! The I/O thread owns the connection phase and the reading: it waits for the child's
-//! authenticated connection, writes the status page, the Start frame and any messages told
-//! while the child was starting (in that order, so no `tell` overtakes them), then reads the
-//! child's frames until it hangs up, and reaps it. Nothing of this runs on a thread shared with
+//! authenticated connection, writes the status page and the Start frame, offers the
+//! shared-memory channel that carries `tell`/`listen` both ways, hands it any messages told
+//! while the child was starting (in order, so no `tell` overtakes them), then reads the child's
+//! lifecycle frames until it hangs up, and reaps it. Messages from the child never pass through
+//! this thread: `listen` reads the channel on the caller's thread. Nothing of this runs on a thread shared with
 //! other children: a child that is slow or stopped holds up only its own handle.
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,9 +17,11 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ExitInfo, IpcError, ProcessError, TellError};
-use crate::inbox::Inbox;
+use crate::inbox::Mailbox;
 use crate::launch::Launched;
 use crate::lifecycle::ProcessTimers;
+use crate::ring::Channel;
+use crate::ring::spsc::RingError;
 use crate::shm::StatusPage;
 use crate::sync::{lock, wait_until};
 use crate::wire::codec::Decoder;
@@ -37,16 +41,16 @@ pub(crate) struct IoShared {
     conn: Mutex<ConnSlot>,
     /// The session's frame limit.
     pub(super) frame_limit: u32,
-    pub(super) inbox: Inbox,
+    pub(super) inbox: Mailbox,
     done: Mutex<Done>,
     done_cond: Condvar,
     killed: AtomicBool,
 }
 
 enum ConnSlot {
-    /// Not connected yet: frames to send once connected, in order.
+    /// Not connected yet: messages to send once connected, in order.
     Connecting(Vec<Vec<u8>>),
-    Connected(Arc<Conn>),
+    Connected(Arc<Channel>),
     Closed,
 }
 
@@ -75,7 +79,7 @@ impl ChildHandle {
             pidfd: Arc::clone(&launched.pidfd),
             conn: Mutex::new(ConnSlot::Connecting(Vec::new())),
             frame_limit,
-            inbox: Inbox::default(),
+            inbox: Mailbox::pending(),
             done: Mutex::new(Done::default()),
             done_cond: Condvar::new(),
             killed: AtomicBool::new(false),
@@ -194,19 +198,26 @@ impl IoShared {
         lock(&self.done).timers.clone()
     }
 
-    /// Sends a whole frame, or queues it while the child is starting.
-    pub(super) fn send_or_queue(&self, frame: Vec<u8>) -> Result<(), TellError> {
+    /// Sends an encoded message, or queues it while the child is starting.
+    pub(super) fn send_or_queue(&self, message: Vec<u8>) -> Result<(), TellError> {
+        if message.len() > self.frame_limit as usize {
+            return Err(TellError::Encode(format!(
+                "the message of {} bytes exceeds the limit of {} bytes (`ProcessConfig::frame_limit`)",
+                message.len(),
+                self.frame_limit
+            )));
+        }
         let mut slot = lock(&self.conn);
         match &mut *slot {
             ConnSlot::Connecting(queue) => {
-                queue.push(frame);
+                queue.push(message);
                 Ok(())
             }
-            ConnSlot::Connected(conn) => {
-                let conn = Arc::clone(conn);
+            ConnSlot::Connected(channel) => {
+                let channel = Arc::clone(channel);
                 drop(slot);
-                conn.send_frames(&frame)
-                    .map_err(|_| TellError::Disconnected)
+                let deadline = Instant::now().checked_add(crate::error::TELL_TIMEOUT);
+                channel.send(&message, deadline).map_err(tell_error)
             }
             ConnSlot::Closed => Err(TellError::Disconnected),
         }
@@ -228,11 +239,18 @@ impl IoShared {
 fn io_main(io: &IoShared, mut launched: Launched, start: &[u8]) {
     match launched.connect(start, io.frame_limit) {
         Ok(conn) => {
-            match flush_queue(&io.conn, &conn) {
-                Ok(()) => read_frames(io, &conn),
+            match Channel::offer(Arc::clone(&conn), io.frame_limit, false) {
+                Ok(channel) => {
+                    let channel = Arc::new(channel);
+                    io.inbox.open(Arc::clone(&channel));
+                    flush_queue(&io.conn, &channel);
+                    read_frames(io, &conn);
+                }
                 Err(e) => io.deliver(Delivered::Error(ProcessError::Ipc(e)), None),
             }
             *lock(&io.conn) = ConnSlot::Closed;
+            // The channel stays mapped (the mailbox holds it) so that what the child told
+            // before it ended is still read; the socket's hang-up ends its stream.
             conn.shutdown();
         }
         Err(failure) => {
@@ -242,7 +260,7 @@ fn io_main(io: &IoShared, mut launched: Launched, start: &[u8]) {
             }
         }
     }
-    io.inbox.close();
+    io.inbox.close(); // if it never connected
     // The child hung up or died; it should be gone at once. Never wait forever on it.
     let exit = launched
         .into_reaper()
@@ -255,18 +273,35 @@ fn io_main(io: &IoShared, mut launched: Launched, start: &[u8]) {
     io.done_cond.notify_all();
 }
 
-/// Marks the connection as up: sends the frames queued while the child was starting, in order,
-/// under the slot's lock so that no `tell` can overtake them.
-fn flush_queue(slot: &Mutex<ConnSlot>, conn: &Arc<Conn>) -> Result<(), IpcError> {
+/// Marks the channel as up: sends the messages queued while the child was starting, in order,
+/// under the slot's lock so that no `tell` can overtake them. A child that is gone ends the
+/// flush (its `Closed` is what the next `tell` reports).
+fn flush_queue(slot: &Mutex<ConnSlot>, channel: &Arc<Channel>) {
     let mut slot = lock(slot);
-    let queued = match std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(conn))) {
+    let queued = match std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(channel))) {
         ConnSlot::Connecting(queued) => queued,
         other => {
             *slot = other;
-            return Ok(());
+            return;
         }
     };
-    queued.iter().try_for_each(|frame| conn.send_frames(frame))
+    for message in queued {
+        // No deadline: these tells returned already; the child reads them, or ends.
+        if channel.send(&message, None).is_err() {
+            return;
+        }
+    }
+}
+
+/// A `tell`'s error from the channel's.
+pub(crate) fn tell_error(err: RingError) -> TellError {
+    match err {
+        RingError::Full { capacity } => TellError::Full { capacity },
+        RingError::TooLarge { len, max } => TellError::Encode(format!(
+            "the message of {len} bytes exceeds the limit of {max} bytes (`ProcessConfig::frame_limit`)"
+        )),
+        RingError::Closed | RingError::Timeout | RingError::Corrupt(_) => TellError::Disconnected,
+    }
 }
 
 fn read_frames(io: &IoShared, conn: &Conn) {
@@ -288,10 +323,6 @@ fn read_frames(io: &IoShared, conn: &Conn) {
             Frame {
                 kind: Kind::Ready, ..
             } => {}
-            Frame {
-                kind: Kind::Tell,
-                payload,
-            } => io.inbox.push(payload),
             Frame {
                 kind: Kind::Result,
                 payload,

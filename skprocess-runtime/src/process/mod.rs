@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 pub use self::modifiers::{Asynced, Background, Deadline, ListenFuture};
 
 use self::io::ChildHandle;
+pub(crate) use self::io::tell_error;
 use crate::config::ProcessConfig;
 use crate::error::{ListenError, ProcessError, TellError};
 use crate::inbox::decode_message;
@@ -20,8 +21,8 @@ use crate::lifecycle::{Lifecycle, ProcessTimers};
 use crate::registry::{ProcessEntry, Registered};
 use crate::sync::{deadline_in, lock};
 use crate::timing::Sktimer;
-use crate::wire::protocol::{Kind, ProcessStart};
-use crate::wire::{FrameBuf, encode};
+use crate::wire::encode;
+use crate::wire::protocol::ProcessStart;
 
 /// After a `.timeout(..)` deadline, how long a stopped process may take to finish before it is
 /// killed.
@@ -280,12 +281,8 @@ impl<P: Lifecycle> Skprocess<P> {
     /// [`TellError::Disconnected`] once the child is gone, [`TellError::NotStarted`].
     pub fn tell<T: Serialize>(&self, message: T) -> Result<(), TellError> {
         let child = self.shared.child.get().ok_or(TellError::NotStarted)?;
-        let mut frame = FrameBuf::new(Kind::Tell);
-        crate::wire::codec::encode_into(frame.buf(), &message).map_err(TellError::Encode)?;
-        let frame = frame
-            .finish(child.io.frame_limit)
-            .map_err(|e| TellError::Encode(e.to_string()))?;
-        child.io.send_or_queue(frame)
+        let message = crate::wire::encode(&message).map_err(TellError::Encode)?;
+        child.io.send_or_queue(message)
     }
 
     /// Waits for the child's next message (sent with [`Context::tell`](crate::Context::tell)).

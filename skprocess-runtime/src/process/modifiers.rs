@@ -169,6 +169,8 @@ impl<P: Lifecycle> Asynced<P> {
 #[must_use = "futures do nothing unless polled"]
 pub struct ListenFuture<T> {
     io: Option<Arc<IoShared>>,
+    interest: Option<crate::ring::reactor::Interest>,
+    armed: bool,
     timer: Option<crate::timing::timer_thread::Sleep>,
     _message: std::marker::PhantomData<fn() -> T>,
 }
@@ -186,6 +188,8 @@ impl<T> ListenFuture<T> {
     fn new<P: Lifecycle>(handle: &Skprocess<P>, deadline: Option<Instant>) -> Self {
         ListenFuture {
             io: handle.io(),
+            interest: None,
+            armed: false,
             timer: deadline.map(crate::timing::timer_thread::sleep_until),
             _message: std::marker::PhantomData,
         }
@@ -200,13 +204,17 @@ impl<T: DeserializeOwned> Future for ListenFuture<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         use std::task::Poll;
-        let Some(io) = &self.io else {
+        let this = &mut *self;
+        let Some(io) = &this.io else {
             return Poll::Ready(Err(ListenError::NotStarted));
         };
-        match io.inbox.poll_recv(cx.waker()) {
-            Some(Ok(bytes)) => return Poll::Ready(decode_message(bytes)),
-            Some(Err(error)) => return Poll::Ready(Err(error)),
-            None => {}
+        match io
+            .inbox
+            .poll_recv(cx.waker(), &mut this.interest, &mut this.armed)
+        {
+            Poll::Ready(Ok(bytes)) => return Poll::Ready(decode_message(bytes)),
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => {}
         }
         match self.timer.as_mut() {
             Some(timer) => match std::pin::Pin::new(timer).poll(cx) {
@@ -214,6 +222,17 @@ impl<T: DeserializeOwned> Future for ListenFuture<T> {
                 Poll::Pending => Poll::Pending,
             },
             None => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for ListenFuture<T> {
+    fn drop(&mut self) {
+        self.interest = None;
+        if self.armed
+            && let Some(io) = &self.io
+        {
+            io.inbox.disarm();
         }
     }
 }

@@ -2,20 +2,23 @@
 //! one memfd (one per direction), set up over an authenticated socket that stays open for one
 //! thing only: telling each side when the other is gone.
 //!
-//! One side [offers](Channel::offer) (creates the memfd and its doorbell eventfd, sends both
-//! over the socket with SCM_RIGHTS), the other [accepts](Channel::accept) (checks that the
-//! memfd is sealed and of a size it expects, maps it, and sends its own doorbell back). From
+//! One side [offers](Channel::offer): it creates the memfd and the two doorbell eventfds (one
+//! per side) and sends the three over the socket with SCM_RIGHTS. The other
+//! [accepts](Channel::accept): it checks that the memfd is sealed and of a size it expects, and
+//! maps it. Nothing comes back, so the offer costs no round trip. From
 //! then on a message costs a copy into the ring, a release store, and a futex wake only when the
 //! reader sleeps. The algorithm is in `spsc.rs`; this file is the process side of it: futexes
 //! on shared memory, `sched_getcpu` for the spin decision, the socket for liveness, the
 //! eventfds for readers that wait in `poll`.
 
+pub(crate) mod reactor;
 pub(crate) mod spsc;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use self::spsc::{AtomicU32, Consumer, Env, Memory, Producer, RingError, RingHeader};
@@ -177,7 +180,10 @@ pub(crate) struct Channel {
     capacity: usize,
     producer: Mutex<Producer>,
     consumer: Mutex<Consumer>,
-    conn: Conn,
+    conn: Arc<Conn>,
+    /// Whether closing the channel shuts the socket down (not when the socket carries more
+    /// than this channel: a process's lifecycle frames).
+    owns_socket: bool,
     /// Written by the peer when it publishes and this side waits in `poll`.
     doorbell: OwnedFd,
     peer_doorbell: OwnedFd,
@@ -225,9 +231,13 @@ fn setup_error(err: IpcError) -> IpcError {
 }
 
 impl Channel {
-    /// Creates the rings and sends them to the peer over `conn` (authenticated already), then
-    /// takes the peer's doorbell.
-    pub(crate) fn offer(conn: Conn, limit: u32) -> Result<Channel, IpcError> {
+    /// Creates the rings and the doorbells and sends them to the peer over `conn`
+    /// (authenticated already). `owns_socket`: closing the channel shuts `conn` down.
+    pub(crate) fn offer(
+        conn: Arc<Conn>,
+        limit: u32,
+        owns_socket: bool,
+    ) -> Result<Channel, IpcError> {
         let (region, memfd) = SharedRegion::create(META + 2 * CAPACITY).map_err(IpcError::Io)?;
         // SAFETY: the first page of a fresh mapping; Meta is only atomics.
         let meta = unsafe { &*region.as_ptr().cast::<Meta>() };
@@ -236,33 +246,39 @@ impl Channel {
         meta.magic
             .store(MAGIC, std::sync::atomic::Ordering::Release);
         let doorbell = eventfd().map_err(IpcError::Io)?;
-        conn.send_with_fd(Kind::RingSetup, &[], memfd.as_fd())?;
-        conn.send_with_fd(Kind::RingSetup, &[], doorbell.as_fd())?;
-        conn.set_read_timeout(Some(SETUP_TIMEOUT))
-            .map_err(IpcError::Io)?;
-        let peer_doorbell = conn.recv_with_fd(Kind::RingSetup).map_err(setup_error)?;
-        conn.set_read_timeout(None).map_err(IpcError::Io)?;
-        make_nonblocking(peer_doorbell.as_fd()).map_err(IpcError::Io)?;
+        let peer_doorbell = eventfd().map_err(IpcError::Io)?;
+        // The peer's doorbell first, then ours (which the peer rings).
+        for fd in [&memfd, &peer_doorbell, &doorbell] {
+            conn.send_with_fd(Kind::RingSetup, &[], fd.as_fd())?;
+        }
         Ok(Channel::new(
             region,
             0,
             CAPACITY,
             conn,
+            owns_socket,
             doorbell,
             peer_doorbell,
             limit,
         ))
     }
 
-    /// Takes the rings a peer offered over `conn` (authenticated already) and sends back this
-    /// side's doorbell.
-    pub(crate) fn accept(conn: Conn, limit: u32) -> Result<Channel, IpcError> {
+    /// Takes the rings a peer offered over `conn` (authenticated already).
+    pub(crate) fn accept(
+        conn: Arc<Conn>,
+        limit: u32,
+        owns_socket: bool,
+    ) -> Result<Channel, IpcError> {
         conn.set_read_timeout(Some(SETUP_TIMEOUT))
             .map_err(IpcError::Io)?;
-        let memfd = conn.recv_with_fd(Kind::RingSetup).map_err(setup_error)?;
-        let peer_doorbell = conn.recv_with_fd(Kind::RingSetup).map_err(setup_error)?;
+        let received = (0..3)
+            .map(|_| conn.recv_with_fd(Kind::RingSetup).map_err(setup_error))
+            .collect::<Result<Vec<OwnedFd>, IpcError>>();
         conn.set_read_timeout(None).map_err(IpcError::Io)?;
+        let [memfd, doorbell, peer_doorbell]: [OwnedFd; 3] =
+            received?.try_into().expect("three descriptors");
         make_nonblocking(peer_doorbell.as_fd()).map_err(IpcError::Io)?;
+        make_nonblocking(doorbell.as_fd()).map_err(IpcError::Io)?;
         let size = file_size(memfd.as_fd()).map_err(IpcError::Io)?;
         let capacity = size.saturating_sub(META) / 2;
         if !capacity.is_power_of_two()
@@ -283,24 +299,25 @@ impl Channel {
                 "the peer's ring has an unknown layout".into(),
             ));
         }
-        let doorbell = eventfd().map_err(IpcError::Io)?;
-        conn.send_with_fd(Kind::RingSetup, &[], doorbell.as_fd())?;
         Ok(Channel::new(
             region,
             1,
             capacity,
             conn,
+            owns_socket,
             doorbell,
             peer_doorbell,
             limit,
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new(
         region: SharedRegion,
         side: usize,
         capacity: usize,
-        conn: Conn,
+        conn: Arc<Conn>,
+        owns_socket: bool,
         doorbell: OwnedFd,
         peer_doorbell: OwnedFd,
         limit: u32,
@@ -312,6 +329,7 @@ impl Channel {
             producer: Mutex::new(Producer::default()),
             consumer: Mutex::new(Consumer::default()),
             conn,
+            owns_socket,
             doorbell,
             peer_doorbell,
             closed: AtomicBool::new(false),
@@ -408,6 +426,42 @@ impl Channel {
             .fetch_sub(1, spsc::Ordering::SeqCst);
     }
 
+    /// The next message as a future would take it: `Ready` with a message or an error, or
+    /// `Pending` with the doorbell armed and `waker` registered (`interest` holds the
+    /// registration; pass the same slot again on the next poll, and call
+    /// [`disarm`](Self::disarm) when `*armed` is left true and the future is dropped).
+    pub(crate) fn poll_recv(
+        &self,
+        waker: &Waker,
+        interest: &mut Option<reactor::Interest>,
+        armed: &mut bool,
+    ) -> Poll<Result<Vec<u8>, RingError>> {
+        *interest = None;
+        if std::mem::take(armed) {
+            self.disarm();
+        }
+        loop {
+            match self.recv(Some(Instant::now())) {
+                Err(RingError::Timeout) => {}
+                other => return Poll::Ready(other),
+            }
+            if self.arm() {
+                continue; // something came meanwhile (arm disarmed again)
+            }
+            *armed = true;
+            let [doorbell, socket] = self.poll_fds();
+            return match reactor::wake_on(doorbell, socket, waker) {
+                Ok(registered) => {
+                    *interest = Some(registered);
+                    Poll::Pending
+                }
+                Err(err) => Poll::Ready(Err(RingError::Corrupt(format!(
+                    "cannot wait for the doorbell: {err}"
+                )))),
+            };
+        }
+    }
+
     /// The socket: it hangs up when the peer is gone.
     pub(crate) fn socket_fd(&self) -> RawFd {
         self.conn.raw_fd()
@@ -427,7 +481,9 @@ impl Channel {
         let signals = self.signals();
         Producer::close(&self.outgoing(), &signals);
         Consumer::close(&self.incoming(), &signals);
-        self.conn.shutdown();
+        if self.owns_socket {
+            self.conn.shutdown();
+        }
     }
 }
 

@@ -199,10 +199,15 @@ fn wait_for<E: Env>(
     peer_sleeping: &AtomicU32,
     mut ready: impl FnMut() -> bool,
 ) -> Result<(), RingError> {
-    let budget = env.spin_budget(
-        peer_cpu.load(Ordering::Relaxed),
-        peer_sleeping.load(Ordering::Relaxed) != 0,
-    );
+    // A call that may not wait (its deadline is now) does not spin either.
+    let budget = if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+        0
+    } else {
+        env.spin_budget(
+            peer_cpu.load(Ordering::Relaxed),
+            peer_sleeping.load(Ordering::Relaxed) != 0,
+        )
+    };
     for _ in 0..budget {
         if ready() {
             return Ok(());

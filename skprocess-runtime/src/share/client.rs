@@ -126,7 +126,7 @@ impl SocketTransport {
                 *region = Some(Arc::new(mapped));
             }
         }
-        Channel::offer(conn, DEFAULT_FRAME_LIMIT).map_err(|err| match err {
+        Channel::offer(Arc::new(conn), DEFAULT_FRAME_LIMIT, true).map_err(|err| match err {
             IpcError::Disconnected => unreachable_error(&self.id),
             other => ShareError::Ipc(other),
         })

@@ -469,8 +469,8 @@ fn accept_loop(
             .name("skprocess-share-conn".into())
             .spawn(move || {
                 let conn = Conn::new(stream);
-                let ready =
-                    greet(&conn, &state).and_then(|()| Channel::accept(conn, DEFAULT_FRAME_LIMIT));
+                let ready = greet(&conn, &state)
+                    .and_then(|()| Channel::accept(Arc::new(conn), DEFAULT_FRAME_LIMIT, true));
                 count.fetch_sub(1, Ordering::AcqRel);
                 let Ok(channel) = ready else {
                     return;
