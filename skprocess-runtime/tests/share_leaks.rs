@@ -1,5 +1,7 @@
-//! Nothing is left behind by a Share or a pipe: after Shares, their clients, a pool and pipes
-//! have come and gone, this process has no more memfd mappings, no more open descriptors and the
+//! Nothing is left behind by a Share, a pipe or the shared-memory channels under them and
+//! under tell/listen: after Shares, their clients, a pool, pipes (with messages larger than a
+//! ring, received synchronously and asynchronously) and processes that tell and listen have come
+//! and gone, this process has no more memfd mappings, no more open descriptors and the
 //! system no more shared memory (`Shmem` in `/proc/meminfo`) than before. A test binary of its own: no
 //! other test may open descriptors or map memory while it counts.
 
@@ -31,7 +33,8 @@ impl Client {
     fn __result__(&mut self) {}
 }
 
-/// Doubles what arrives on its pipe, once.
+/// Doubles what arrives on its pipe, once, then sends back a message larger than the ring
+/// (every page of it is touched), and tells the parent the same.
 #[skprocess(runs = 1)]
 struct PipeDoubler {
     pipe: skprocess::pipe::Point,
@@ -39,13 +42,23 @@ struct PipeDoubler {
 
 #[skprocess]
 impl PipeDoubler {
-    fn __run__(&mut self) -> Result<(), PipeError> {
+    fn __run__(
+        &mut self,
+        cx: &mut Context,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let n: u64 = self.pipe.recv()?;
-        self.pipe.send(&(n * 2))
+        self.pipe.send(&(n * 2))?;
+        self.pipe.send(&vec![n as u8; BIG])?;
+        let told: u64 = cx.listen()?;
+        cx.tell(vec![told as u8; BIG])?;
+        Ok(())
     }
 
     fn __result__(&mut self) {}
 }
+
+/// Larger than a channel's ring (256 KiB).
+const BIG: usize = 300 * 1024;
 
 fn touch(share: Share) -> u64 {
     share.get::<u64>("hits").unwrap().fetch_add(1).unwrap()
@@ -90,6 +103,7 @@ fn no_mapping_descriptor_or_shared_memory_is_left_after_shares_and_their_process
         .run()
         .unwrap();
         drop(warm_up);
+        pipe_round(0); // the async receive starts the reactor thread, which stays
         let before = settled(None);
 
         for round in 0..ROUNDS {
@@ -112,14 +126,7 @@ fn no_mapping_descriptor_or_shared_memory_is_left_after_shares_and_their_process
             drop(pool);
             drop(hits);
             drop(share);
-            // A pipe to a child, used and dropped.
-            let (anchor, point) = Pipe::pair().unwrap();
-            let doubler = Skprocess::new(PipeDoubler { pipe: point });
-            doubler.start().unwrap();
-            anchor.send(&(round as u64)).unwrap();
-            assert_eq!(anchor.recv::<u64>().unwrap(), 2 * round as u64);
-            doubler.timeout(LIMIT).result().unwrap();
-            drop(anchor);
+            pipe_round(round);
         }
 
         let after = settled(Some(before));
@@ -127,11 +134,28 @@ fn no_mapping_descriptor_or_shared_memory_is_left_after_shares_and_their_process
         assert_eq!(after.memfd_mappings, before.memfd_mappings);
         assert_eq!(after.descriptors, before.descriptors);
         // Each round touched 600 slots (16 bytes each, about 10 KiB of pages) in its own
-        // region: a leak of every region would be 200 KiB or more. Other processes on the
-        // machine move Shmem a little, so allow half of that.
+        // region and every page of two rings (256 KiB each): a leak of every region would be
+        // 10 MiB or more. Other processes on the machine move Shmem a little, so allow 100 KiB.
         let leaked = after.shmem_kib.saturating_sub(before.shmem_kib);
         assert!(leaked < 100, "Shmem grew by {leaked} KiB");
     });
+}
+
+/// A pipe to a child, used (a message larger than the ring each way, one received
+/// asynchronously) and dropped.
+fn pipe_round(round: usize) {
+    let (anchor, point) = Pipe::pair().unwrap();
+    let doubler = Skprocess::new(PipeDoubler { pipe: point });
+    doubler.start().unwrap();
+    anchor.send(&(round as u64)).unwrap();
+    assert_eq!(anchor.recv::<u64>().unwrap(), 2 * round as u64);
+    let big: Vec<u8> = futures::executor::block_on(anchor.recv_async()).unwrap();
+    assert_eq!(big, vec![round as u8; BIG]);
+    doubler.tell(round as u64).unwrap();
+    let told: Vec<u8> = doubler.listen_timeout(LIMIT).unwrap();
+    assert_eq!(told, vec![round as u8; BIG]);
+    doubler.timeout(LIMIT).result().unwrap();
+    drop(anchor);
 }
 
 /// The counts once they stop changing (connection threads close their descriptors as they

@@ -4,7 +4,9 @@
 //!
 //! A registration is one-shot: it holds duplicates of the two descriptors (so one channel may
 //! be waited on by several futures), added with `EPOLLONESHOT`; the first event removes it and
-//! wakes its waker. Dropping the [`Interest`] first removes it without a wake-up.
+//! wakes its waker. Dropping the [`Interest`] first removes it without a wake-up. Removing
+//! means `EPOLL_CTL_DEL` before closing the duplicates: epoll forgets a descriptor only when
+//! every descriptor of its open file is closed, and the channel keeps the originals.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,9 +31,27 @@ pub(crate) struct Interest {
 
 impl Drop for Interest {
     fn drop(&mut self) {
-        if let Some(Ok(reactor)) = REACTOR.get() {
-            // Closing the duplicates takes them out of the epoll set.
-            drop(lock(&reactor.entries).remove(&self.key));
+        if let Some(Ok(reactor)) = REACTOR.get()
+            && let Some((_, fds)) = lock(&reactor.entries).remove(&self.key)
+        {
+            reactor.forget(&fds);
+        }
+    }
+}
+
+impl Reactor {
+    /// Takes a registration's descriptors out of the epoll set (then they close).
+    fn forget(&self, fds: &[OwnedFd; 2]) {
+        for fd in fds {
+            // SAFETY: valid descriptors; a null event is allowed for EPOLL_CTL_DEL.
+            unsafe {
+                libc::epoll_ctl(
+                    self.epoll.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                );
+            }
         }
     }
 }
@@ -76,7 +96,10 @@ fn run() {
             events[..n]
                 .iter()
                 .filter_map(|event| entries.remove(&{ event.u64 }))
-                .map(|(waker, _fds)| waker)
+                .map(|(waker, fds)| {
+                    reactor.forget(&fds);
+                    waker
+                })
                 .collect()
         };
         wakers.into_iter().for_each(Waker::wake);
@@ -99,7 +122,11 @@ pub(crate) fn wake_on(doorbell: RawFd, socket: RawFd, waker: &Waker) -> io::Resu
     let key = reactor.next.fetch_add(1, Ordering::Relaxed);
     let fds = [duplicate(doorbell)?, duplicate(socket)?];
     let mut entries = lock(&reactor.entries);
-    for (fd, events) in fds.iter().zip([libc::EPOLLIN, libc::EPOLLRDHUP]) {
+    for (i, (fd, events)) in fds
+        .iter()
+        .zip([libc::EPOLLIN, libc::EPOLLRDHUP])
+        .enumerate()
+    {
         let mut event = libc::epoll_event {
             events: (events | libc::EPOLLONESHOT) as u32,
             u64: key,
@@ -114,7 +141,11 @@ pub(crate) fn wake_on(doorbell: RawFd, socket: RawFd, waker: &Waker) -> io::Resu
             )
         };
         if rc != 0 {
-            return Err(io::Error::last_os_error());
+            let err = io::Error::last_os_error();
+            if i == 1 {
+                reactor.forget(&fds);
+            }
+            return Err(err);
         }
     }
     entries.insert(key, (waker.clone(), fds));
