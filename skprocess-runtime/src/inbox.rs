@@ -144,7 +144,7 @@ impl Mailbox {
         };
         channel
             .poll_recv(waker, interest, armed)
-            .map(|result| result.map_err(listen_error))
+            .map(|result| result.map(|(message, _)| message).map_err(listen_error))
     }
 
     /// Undoes what a dropped future's last [`poll_recv`](Self::poll_recv) armed.

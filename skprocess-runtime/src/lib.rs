@@ -91,6 +91,7 @@ extern crate self as skprocess;
 #[path = "testing.rs"]
 pub mod __testing;
 mod asyncs;
+pub mod buffer;
 mod child;
 mod config;
 mod engine;

@@ -42,7 +42,7 @@
 //! and an anchor whose point never arrives gives up after [`CONNECT_TIMEOUT`].
 
 use std::marker::PhantomData;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -51,8 +51,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::IpcError;
-use crate::ring::Channel;
 use crate::ring::spsc::RingError;
+use crate::ring::{Channel, Received};
 use crate::sync::lock;
 use crate::wire::auth::{Secret, TOKEN};
 use crate::wire::frame::DEFAULT_FRAME_LIMIT;
@@ -256,15 +256,17 @@ struct End {
     changed: Condvar,
     /// Futures waiting for the state to leave `Waiting`.
     wakers: Mutex<Vec<std::task::Waker>>,
-    /// Held while the queued messages are handed to a fresh channel, so no send overtakes them.
-    flushing: Mutex<()>,
+    /// True while the queued messages are handed to a fresh channel: no send overtakes them.
+    flushing: Mutex<bool>,
+    /// Signalled when the flush is over.
+    flushed: Condvar,
 }
 
 enum State {
     /// An anchor whose point has not connected yet, and the messages sent meanwhile (sent
     /// in order once it connects).
     Waiting {
-        queued: Vec<Vec<u8>>,
+        queued: Vec<Received>,
         queued_bytes: usize,
     },
     Connected(Arc<Channel>),
@@ -289,7 +291,8 @@ impl End {
             state: Mutex::new(state),
             changed: Condvar::new(),
             wakers: Mutex::new(Vec::new()),
-            flushing: Mutex::new(()),
+            flushing: Mutex::new(false),
+            flushed: Condvar::new(),
         }
     }
 
@@ -305,12 +308,15 @@ impl End {
     /// the point is gone: the next call finds the channel closed).
     fn adopt(&self, channel: Channel) {
         let channel = Arc::new(channel);
-        let _flushing = lock(&self.flushing);
         let previous = {
             let mut state = lock(&self.state);
             if matches!(*state, State::Closed) {
                 channel.close();
                 return;
+            }
+            // Before anyone can see the channel: sends wait for the flush, if there is one.
+            if matches!(&*state, State::Waiting { queued, .. } if !queued.is_empty()) {
+                *lock(&self.flushing) = true;
             }
             let previous = std::mem::replace(&mut *state, State::Connected(Arc::clone(&channel)));
             self.changed.notify_all();
@@ -318,14 +324,16 @@ impl End {
             previous
         };
         if let State::Waiting { queued, .. } = previous {
-            for message in queued {
+            for (message, fds) in queued {
                 // No deadline: these were accepted already; the flush ends when the point
                 // reads them, closes, or dies.
-                if channel.send(&message, None).is_err() {
+                if channel.send_with_fds(&message, &fds, None).is_err() {
                     break;
                 }
             }
         }
+        *lock(&self.flushing) = false;
+        self.flushed.notify_all();
     }
 
     fn wake_futures(&self) {
@@ -359,7 +367,11 @@ impl End {
         }
     }
 
-    fn send_bytes(&self, payload: Vec<u8>, deadline: Option<Instant>) -> Result<(), PipeError> {
+    fn send_bytes(
+        &self,
+        (payload, fds): Received,
+        deadline: Option<Instant>,
+    ) -> Result<(), PipeError> {
         let max = DEFAULT_FRAME_LIMIT as usize;
         if payload.len() > max {
             return Err(PipeError::TooLarge {
@@ -376,7 +388,7 @@ impl End {
             && *queued_bytes + payload.len() <= QUEUE_LIMIT
         {
             *queued_bytes += payload.len();
-            queued.push(payload);
+            queued.push((payload, fds));
             return Ok(());
         }
         drop(state);
@@ -389,13 +401,24 @@ impl End {
             }
             other => other?,
         };
-        drop(lock(&self.flushing));
-        channel.send(&payload, deadline).map_err(pipe_error)
+        // Messages queued before the connection go first; a send waits for them within its own
+        // deadline (a receiver that does not read makes it `Full`, as a full ring does).
+        let (guard, flushed) =
+            crate::sync::wait_until(&self.flushed, lock(&self.flushing), deadline, |f| !*f);
+        drop(guard);
+        if !flushed {
+            return Err(PipeError::Full {
+                capacity: channel.capacity(),
+            });
+        }
+        channel
+            .send_with_fds(&payload, &fds, deadline)
+            .map_err(pipe_error)
     }
 
-    fn recv_bytes(&self, deadline: Option<Instant>) -> Result<Vec<u8>, PipeError> {
+    fn recv_bytes(&self, deadline: Option<Instant>) -> Result<Received, PipeError> {
         let channel = self.channel(deadline)?;
-        channel.recv(deadline).map_err(pipe_error)
+        channel.recv_with_fds(deadline).map_err(pipe_error)
     }
 
     fn close(&self) {
@@ -415,15 +438,19 @@ impl Drop for End {
     }
 }
 
-fn encode_message<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, PipeError> {
-    crate::wire::encode(value).map_err(PipeError::Encode)
+/// Encodes a message and collects the descriptors of the buffers in it.
+fn encode_message<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Vec<OwnedFd>), PipeError> {
+    let (bytes, fds) = crate::buffer::collecting(|| crate::wire::encode(value));
+    Ok((bytes.map_err(PipeError::Encode)?, fds))
 }
 
-fn decode_message<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T, PipeError> {
-    crate::wire::decode(&bytes).map_err(|message| PipeError::Decode {
-        type_name: std::any::type_name::<T>(),
-        message,
-        bytes,
+fn decode_message<T: DeserializeOwned>((bytes, fds): Received) -> Result<T, PipeError> {
+    crate::buffer::providing(fds, || crate::wire::decode(&bytes)).map_err(|message| {
+        PipeError::Decode {
+            type_name: std::any::type_name::<T>(),
+            message,
+            bytes,
+        }
     })
 }
 

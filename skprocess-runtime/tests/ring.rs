@@ -105,7 +105,7 @@ fn messages_of_random_sizes_arrive_whole_and_in_order() {
     });
 }
 
-/// Receives nothing until told, then everything.
+/// Says it is connected, then receives nothing until told, then everything.
 #[skprocess(runs = 1)]
 struct Sleeper {
     pipe: Point,
@@ -117,6 +117,7 @@ impl Sleeper {
         &mut self,
         cx: &mut Context,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.pipe.send(&())?;
         let () = cx.listen()?;
         let mut got = Vec::new();
         loop {
@@ -139,6 +140,8 @@ fn a_full_ring_is_full_and_a_message_given_up_half_way_never_arrives() {
         let (anchor, point) = Pipe::pair().unwrap();
         let process = Skprocess::new(Sleeper { pipe: point });
         process.start().unwrap();
+        // Once the point has connected, messages go to its ring (before, they queue here).
+        let () = anchor.recv().unwrap();
         // Fill the ring with 1 KiB messages: try_send says Full at once when it is full.
         let mut sent = 0_u64;
         loop {

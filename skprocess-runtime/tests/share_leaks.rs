@@ -1,5 +1,5 @@
-//! Nothing is left behind by a Share, a pipe or the shared-memory channels under them and
-//! under tell/listen: after Shares, their clients, a pool, pipes (with messages larger than a
+//! Nothing is left behind by a Share, a pipe, a zero-copy buffer or the shared-memory channels
+//! under them and under tell/listen: after Shares, their clients, a pool, pipes (with messages larger than a
 //! ring, received synchronously and asynchronously) and processes that tell and listen have come
 //! and gone, this process has no more memfd mappings, no more open descriptors and the
 //! system no more shared memory (`Shmem` in `/proc/meminfo`) than before. A test binary of its own: no
@@ -51,6 +51,8 @@ impl PipeDoubler {
         self.pipe.send(&vec![n as u8; BIG])?;
         let told: u64 = cx.listen()?;
         cx.tell(vec![told as u8; BIG])?;
+        let buffer: skprocess::buffer::Buffer = self.pipe.recv()?;
+        self.pipe.send(&buffer.len())?;
         Ok(())
     }
 
@@ -154,6 +156,11 @@ fn pipe_round(round: usize) {
     doubler.tell(round as u64).unwrap();
     let told: Vec<u8> = doubler.listen_timeout(LIMIT).unwrap();
     assert_eq!(told, vec![round as u8; BIG]);
+    // A zero-copy buffer of 1 MiB, every page touched: a leaked one would show in Shmem.
+    let buffer = skprocess::buffer::Buffer::from_slice(&vec![1u8; 1 << 20]).unwrap();
+    anchor.send(&buffer).unwrap();
+    assert_eq!(anchor.recv::<usize>().unwrap(), 1 << 20);
+    drop(buffer);
     doubler.timeout(LIMIT).result().unwrap();
     drop(anchor);
 }

@@ -25,21 +25,29 @@ pub(crate) fn run_process<T: Lifecycle>(session: ChildSession) -> i32 {
             });
         }
     };
-    let state: T = match decode(&start.state) {
+    // The parent offers the tell/listen channel right after the Start frame, then sends the
+    // descriptors of the buffers in the process value.
+    let received = Channel::accept(Arc::clone(&session.conn), session.conn.limit(), false)
+        .and_then(|channel| {
+            let fds = (0..start.descriptors)
+                .map(|_| session.conn.recv_with_fd(Kind::BufferFd))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((channel, fds))
+        });
+    let (channel, fds) = match received {
+        Ok((channel, fds)) => (Arc::new(channel), fds),
+        Err(error) => {
+            return session.setup_failed(ProcessError::ChildSetup {
+                message: format!("cannot set up the message channel: {error}"),
+            });
+        }
+    };
+    let state: T = match crate::buffer::providing(fds, || decode(&start.state)) {
         Ok(state) => state,
         Err(message) => {
             return session.setup_failed(ProcessError::Decode {
                 what: format!("the state of `{}`", std::any::type_name::<T>()),
                 message,
-            });
-        }
-    };
-    // The parent offers the tell/listen channel right after the Start frame.
-    let channel = match Channel::accept(Arc::clone(&session.conn), session.conn.limit(), false) {
-        Ok(channel) => Arc::new(channel),
-        Err(error) => {
-            return session.setup_failed(ProcessError::ChildSetup {
-                message: format!("cannot set up the message channel: {error}"),
             });
         }
     };

@@ -71,7 +71,11 @@ enum Delivered {
 
 impl ChildHandle {
     /// Starts a child that will run the Start frame `start`.
-    pub(super) fn spawn(start: Vec<u8>, frame_limit: u32) -> Result<ChildHandle, ProcessError> {
+    pub(super) fn spawn(
+        start: Vec<u8>,
+        frame_limit: u32,
+        descriptors: Vec<OwnedFd>,
+    ) -> Result<ChildHandle, ProcessError> {
         let launched = crate::launch::launch()?;
         let pid = launched.pid;
         let status = Arc::clone(&launched.status);
@@ -87,7 +91,7 @@ impl ChildHandle {
         let thread_io = Arc::clone(&io);
         let thread = std::thread::Builder::new()
             .name(format!("skprocess-io-{pid}"))
-            .spawn(move || io_main(&thread_io, launched, &start));
+            .spawn(move || io_main(&thread_io, launched, &start, &descriptors));
         let thread = match thread {
             Ok(thread) => thread,
             Err(e) => {
@@ -236,10 +240,18 @@ impl IoShared {
 
 /// The I/O thread of one child: connects, sends the start frame and any queued messages, reads
 /// the child's frames until it hangs up, then reaps it.
-fn io_main(io: &IoShared, mut launched: Launched, start: &[u8]) {
+fn io_main(io: &IoShared, mut launched: Launched, start: &[u8], descriptors: &[OwnedFd]) {
     match launched.connect(start, io.frame_limit) {
         Ok(conn) => {
-            match Channel::offer(Arc::clone(&conn), io.frame_limit, false) {
+            // The buffers of the process value follow the channel's set-up.
+            let offered =
+                Channel::offer(Arc::clone(&conn), io.frame_limit, false).and_then(|channel| {
+                    descriptors
+                        .iter()
+                        .try_for_each(|fd| conn.send_with_fd(Kind::BufferFd, &[], fd.as_fd()))?;
+                    Ok(channel)
+                });
+            match offered {
                 Ok(channel) => {
                     let channel = Arc::new(channel);
                     io.inbox.open(Arc::clone(&channel));

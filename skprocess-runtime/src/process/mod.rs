@@ -140,13 +140,15 @@ impl<P: Lifecycle> Skprocess<P> {
             });
         }
         let process = pending.process.as_ref().expect("checked above");
-        let state = encode(process).map_err(|message| ProcessError::Encode {
+        let (state, descriptors) = crate::buffer::collecting(|| encode(process));
+        let state = state.map_err(|message| ProcessError::Encode {
             what: format!("the process state (`{}`)", std::any::type_name::<P>()),
             message,
         })?;
         let body = encode(&ProcessStart {
             config: pending.config.clone(),
             state,
+            descriptors: u32::try_from(descriptors.len()).unwrap_or(u32::MAX),
         })
         .map_err(|message| ProcessError::Encode {
             what: "the start message".into(),
@@ -166,7 +168,7 @@ impl<P: Lifecycle> Skprocess<P> {
                 other => other,
             },
         )?;
-        let child = ChildHandle::spawn(start, frame_limit)?;
+        let child = ChildHandle::spawn(start, frame_limit, descriptors)?;
         pending.process = None;
         let _ = self.shared.child.set(child);
         Ok(())

@@ -172,6 +172,9 @@ impl Env for Signals<'_> {
     }
 }
 
+/// A message and the descriptors that travelled with it.
+pub(crate) type Received = (Vec<u8>, Vec<OwnedFd>);
+
 /// Two rings between two processes, and the socket that says when the peer is gone.
 pub(crate) struct Channel {
     region: SharedRegion,
@@ -380,10 +383,81 @@ impl Channel {
         producer.send(&self.outgoing(), &self.signals(), message, deadline)
     }
 
-    /// The next message, waiting until `deadline`.
+    /// The next message, waiting until `deadline`. Descriptors that came with it (a peer
+    /// that sends any on a channel that carries none is an error) are closed.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RingError> {
+        self.recv_with_fds(deadline).map(|(message, _fds)| message)
+    }
+
+    /// The next message and the descriptors that travelled with it.
+    pub(crate) fn recv_with_fds(&self, deadline: Option<Instant>) -> Result<Received, RingError> {
         let mut consumer = lock(&self.consumer);
-        consumer.recv(&self.incoming(), &self.signals(), self.limit, deadline)
+        let (message, count) =
+            consumer.recv_counted(&self.incoming(), &self.signals(), self.limit, deadline)?;
+        if count == 0 {
+            return Ok((message, Vec::new()));
+        }
+        if !self.owns_socket {
+            // This socket carries other frames, read elsewhere: never descriptors.
+            return Err(RingError::Corrupt(format!(
+                "a message announced {count} descriptors on a channel that carries none"
+            )));
+        }
+        // They were sent before the message was published: they are in the socket already.
+        let fds = self
+            .conn
+            .set_read_timeout(Some(SETUP_TIMEOUT))
+            .map_err(|err| RingError::Corrupt(err.to_string()))
+            .and_then(|()| {
+                (0..count)
+                    .map(|_| {
+                        self.conn.recv_with_fd(Kind::BufferFd).map_err(|err| {
+                            RingError::Corrupt(format!("a message's descriptor: {err}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            });
+        let _ = self.conn.set_read_timeout(None);
+        Ok((message, fds?))
+    }
+
+    /// Sends a message with descriptors (on a channel that owns its socket): they go on the
+    /// socket just before the message is published, so the receiver finds them there.
+    pub(crate) fn send_with_fds(
+        &self,
+        message: &[u8],
+        fds: &[OwnedFd],
+        deadline: Option<Instant>,
+    ) -> Result<(), RingError> {
+        if fds.is_empty() {
+            return self.send(message, deadline);
+        }
+        if !self.owns_socket {
+            return Err(RingError::Corrupt(
+                "this channel cannot carry descriptors".into(),
+            ));
+        }
+        if message.len() > self.limit {
+            return Err(RingError::TooLarge {
+                len: message.len() as u64,
+                max: self.limit as u64,
+            });
+        }
+        let mut producer = lock(&self.producer);
+        producer.send_counted(
+            &self.outgoing(),
+            &self.signals(),
+            message,
+            deadline,
+            u32::try_from(fds.len()).unwrap_or(u32::MAX),
+            || {
+                fds.iter().try_for_each(|fd| {
+                    self.conn
+                        .send_with_fd(Kind::BufferFd, &[], fd.as_fd())
+                        .map_err(|_| RingError::Closed)
+                })
+            },
+        )
     }
 
     /// Whether `recv` would return at once (a record is there, or the stream ended).
@@ -435,13 +509,13 @@ impl Channel {
         waker: &Waker,
         interest: &mut Option<reactor::Interest>,
         armed: &mut bool,
-    ) -> Poll<Result<Vec<u8>, RingError>> {
+    ) -> Poll<Result<Received, RingError>> {
         *interest = None;
         if std::mem::take(armed) {
             self.disarm();
         }
         loop {
-            match self.recv(Some(Instant::now())) {
+            match self.recv_with_fds(Some(Instant::now())) {
                 Err(RingError::Timeout) => {}
                 other => return Poll::Ready(other),
             }
@@ -460,6 +534,11 @@ impl Channel {
                 )))),
             };
         }
+    }
+
+    /// Bytes of each direction's ring.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// The socket: it hangs up when the peer is gone.

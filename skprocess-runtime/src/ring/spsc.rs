@@ -31,7 +31,8 @@ pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 /// Bytes of a record's header.
 pub(crate) const RECORD_HEADER: usize = 8;
 
-/// The last (or only) piece of a message.
+/// The last (or only) piece of a message. Its high 24 bits count the descriptors that travel
+/// with the message (beside the ring, on the channel's socket).
 const TAG_END: u32 = 1;
 /// A piece of a message; more follow.
 const TAG_PART: u32 = 2;
@@ -293,6 +294,27 @@ impl Producer {
         message: &[u8],
         deadline: Option<Instant>,
     ) -> Result<(), RingError> {
+        self.send_counted(mem, env, message, deadline, 0, || Ok(()))
+    }
+
+    /// [`send`](Self::send), announcing `count` descriptors in the message's `END` record;
+    /// `before_end` runs once, just before that record is published (it sends them).
+    pub(crate) fn send_counted<M: Memory, E: Env>(
+        &mut self,
+        mem: &M,
+        env: &E,
+        message: &[u8],
+        deadline: Option<Instant>,
+        count: u32,
+        before_end: impl FnOnce() -> Result<(), RingError>,
+    ) -> Result<(), RingError> {
+        let mut before_end = Some(before_end);
+        if count >= 1 << 24 {
+            return Err(RingError::TooLarge {
+                len: u64::from(count),
+                max: (1 << 24) - 1,
+            });
+        }
         let header = mem.header();
         let capacity = mem.capacity();
         if message.len() > u32::MAX as usize - RECORD_HEADER {
@@ -317,7 +339,15 @@ impl Producer {
             let rest = &message[sent..];
             let free = self.free(mem)?;
             if RECORD_HEADER + rest.len() <= free {
-                self.put(mem, env, TAG_END, rest);
+                if let Some(before_end) = before_end.take()
+                    && let Err(err) = before_end()
+                {
+                    if sent > 0 {
+                        self.put(mem, env, TAG_ABORT, &[]);
+                    }
+                    return Err(err);
+                }
+                self.put(mem, env, TAG_END | count << 8, rest);
                 return Ok(());
             }
             let least = rest.len().min(capacity / 4);
@@ -405,13 +435,14 @@ impl Consumer {
             || header.consumer.closed.load(Ordering::Relaxed) != 0
     }
 
-    /// Takes the records that are there, up to the end of a message.
+    /// Takes the records that are there, up to the end of a message: the message and the
+    /// number of descriptors its `END` announced.
     fn take<M: Memory, E: Env>(
         &mut self,
         mem: &M,
         env: &E,
         limit: usize,
-    ) -> Result<Option<Vec<u8>>, RingError> {
+    ) -> Result<Option<(Vec<u8>, u32)>, RingError> {
         let start = self.head;
         let result = loop {
             let available = match self.available(mem) {
@@ -429,14 +460,15 @@ impl Consumer {
             let mut head = [0u8; RECORD_HEADER];
             read_at(mem, self.head, &mut head);
             let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-            let tag = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+            let word = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+            let (tag, count) = (word & 0xff, word >> 8);
             if RECORD_HEADER + len > available {
                 break Err(RingError::Corrupt(format!(
                     "a record of {len} bytes runs past the {available} bytes published"
                 )));
             }
             match tag {
-                TAG_END | TAG_PART => {
+                TAG_END | TAG_PART if tag == TAG_END || count == 0 => {
                     let total = self.partial.len() + len;
                     if total > limit {
                         break Err(RingError::TooLarge {
@@ -452,16 +484,16 @@ impl Consumer {
                         &mut self.partial[old..],
                     );
                 }
-                TAG_ABORT if len == 0 => self.partial.clear(),
+                TAG_ABORT if len == 0 && count == 0 => self.partial.clear(),
                 _ => {
                     break Err(RingError::Corrupt(format!(
-                        "a record with tag {tag} and {len} bytes"
+                        "a record with tag {word:#x} and {len} bytes"
                     )));
                 }
             }
             self.head += (RECORD_HEADER + len) as u64;
             if tag == TAG_END {
-                break Ok(Some(std::mem::take(&mut self.partial)));
+                break Ok(Some((std::mem::take(&mut self.partial), count)));
             }
         };
         if self.head != start {
@@ -477,6 +509,7 @@ impl Consumer {
     }
 
     /// The next message, waiting until `deadline`. A message is never handed out in part.
+    #[allow(dead_code)] // the runtime takes the count (recv_counted); tests, loom, the fuzz target
     pub(crate) fn recv<M: Memory, E: Env>(
         &mut self,
         mem: &M,
@@ -484,6 +517,18 @@ impl Consumer {
         limit: usize,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, RingError> {
+        self.recv_counted(mem, env, limit, deadline)
+            .map(|(message, _)| message)
+    }
+
+    /// [`recv`](Self::recv), with the number of descriptors the message announced.
+    pub(crate) fn recv_counted<M: Memory, E: Env>(
+        &mut self,
+        mem: &M,
+        env: &E,
+        limit: usize,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<u8>, u32), RingError> {
         if let Some(err) = &self.broken {
             return Err(err.clone());
         }

@@ -71,6 +71,8 @@ pub(crate) enum Kind {
     // a shared-memory channel's set-up, both ways
     /// Carries a ring's memfd or a doorbell eventfd (SCM_RIGHTS); empty payload.
     RingSetup = 60,
+    /// Carries a buffer's memfd (SCM_RIGHTS) for the message that follows; empty payload.
+    BufferFd = 61,
 }
 
 impl Kind {
@@ -94,6 +96,7 @@ impl Kind {
             41 => Kind::ShareCall,
             42 => Kind::ShareReply,
             60 => Kind::RingSetup,
+            61 => Kind::BufferFd,
             _ => return None,
         })
     }
@@ -166,6 +169,9 @@ pub(crate) struct ProcessStart {
     pub(crate) config: ProcessConfig,
     #[serde(with = "super::codec::bytes")]
     pub(crate) state: Vec<u8>,
+    /// How many buffer descriptors the state holds: they follow the channel's set-up, one
+    /// `BufferFd` frame each.
+    pub(crate) descriptors: u32,
 }
 
 /// A pool worker's start body (nothing yet: every setting it needs is in the `Start` message).
