@@ -28,6 +28,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+use skprocess::buffer::{Buffer, BufferMut};
 use skprocess::pool::Pool;
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Serialize};
@@ -39,6 +40,11 @@ const PLACEMENTS: [(&str, bool, bool); 3] = [
     ("one_cpu", true, false),
     ("two_cpus", true, true),
 ];
+
+/// How many 64-byte messages the one-way figure sends (set before a raw child is spawned: the
+/// child reads it from its environment).
+static MESSAGES_64: AtomicU64 = AtomicU64::new(0);
+const MESSAGES_64_ENV: &str = "SKPROCESS_BENCH_MESSAGES_64";
 
 /// Environment variable that makes this binary a raw baseline child (not a skprocess child).
 const RAW_CHILD: &str = "SKPROCESS_BENCH_RAW_CHILD";
@@ -191,6 +197,115 @@ fn pipe_round_trips(
     Ok(per)
 }
 
+/// Holds a buffer it receives (answering with its length once it is mapped), then sums it
+/// when asked.
+#[skprocess(runs = 1)]
+struct BufferProbe {
+    pipe: skprocess::pipe::Point,
+}
+
+#[skprocess]
+impl BufferProbe {
+    fn __run__(&mut self) -> Result<(), skprocess::pipe::PipeError> {
+        let buffer: Buffer = self.pipe.recv()?;
+        self.pipe.send(&buffer.len())?;
+        let () = self.pipe.recv()?;
+        self.pipe.send(&checksum(&buffer))
+    }
+}
+
+/// A read-bound checksum: the wrapping sum of the little-endian words.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks_exact(8)
+        .map(|word| u64::from_le_bytes(word.try_into().expect("8 bytes")))
+        .fold(0, u64::wrapping_add)
+}
+
+/// Seconds from sending `buffer` to a child until it holds a mapped view (its answer is in),
+/// and from asking it for the checksum until it is in, with the checksum.
+fn buffer_round(
+    buffer: &Buffer,
+    child_cpu: Option<usize>,
+) -> Result<(f64, f64, u64), Box<dyn std::error::Error>> {
+    let (anchor, point) = skprocess::pipe::Pipe::pair()?;
+    let process = Skprocess::new(BufferProbe { pipe: point });
+    process.start()?;
+    if let Some(cpu) = child_cpu {
+        pin_process(process.pid().expect("started"), cpu);
+    }
+    // The first message waits for the child to connect: send it before the clock starts.
+    anchor.send(buffer)?;
+    let started = Instant::now();
+    let len: usize = anchor.recv()?;
+    assert_eq!(len, buffer.len());
+    let map = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    anchor.send(&())?;
+    let sum: u64 = anchor.recv()?;
+    let sum_time = started.elapsed().as_secs_f64();
+    process.result()?;
+    Ok((map, sum_time, sum))
+}
+
+/// Sends `count` 64-byte messages on its pipe once told to.
+#[skprocess(runs = 1)]
+struct Flood64 {
+    pipe: skprocess::pipe::Point,
+    count: u64,
+}
+
+#[skprocess]
+impl Flood64 {
+    fn __run__(&mut self) -> Result<(), skprocess::pipe::PipeError> {
+        let message = vec![7u8; 64];
+        let () = self.pipe.recv()?;
+        for _ in 0..self.count {
+            self.pipe.send(&message)?;
+        }
+        Ok(())
+    }
+}
+
+/// Messages per second, one way, 64 bytes each, on a pipe.
+fn pipe_flood(count: u64, child_cpu: Option<usize>) -> Result<f64, Box<dyn std::error::Error>> {
+    let (anchor, point) = skprocess::pipe::Pipe::pair()?;
+    let process = Skprocess::new(Flood64 { pipe: point, count });
+    process.start()?;
+    if let Some(cpu) = child_cpu {
+        pin_process(process.pid().expect("started"), cpu);
+    }
+    anchor.send(&())?;
+    let started = Instant::now();
+    for _ in 0..count {
+        let message: Vec<u8> = anchor.recv()?;
+        debug_assert_eq!(message.len(), 64);
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    process.result()?;
+    Ok(rate)
+}
+
+/// The same over a raw socket: 64-byte writes and reads.
+fn raw_flood(count: u64, two_cpus: bool) -> f64 {
+    MESSAGES_64.store(count, Ordering::Relaxed);
+    let (listener, name) = raw_listener();
+    let mut child = spawn_raw("flood", &name);
+    let (mut stream, _) = listener.accept().expect("accept");
+    if two_cpus {
+        pin_process(child.id(), 1);
+    }
+    stream.write_all(&[1]).expect("go");
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    for _ in 0..count {
+        stream.read_exact(&mut buf).expect("read");
+    }
+    let rate = count as f64 / started.elapsed().as_secs_f64();
+    child.wait().expect("wait");
+    rate
+}
+
 /// Starts `count` callers on `share`, pinned to `cpu` if given, and returns their results.
 fn share_callers(
     share: &Share,
@@ -316,6 +431,15 @@ fn raw_child(spec: &str) -> ! {
         "start" => {
             stream.write_all(&[1]).expect("write");
         }
+        // "flood": wait for one byte, then write MESSAGES_64 messages of 64 bytes.
+        "flood" => {
+            let mut go = [0u8; 1];
+            stream.read_exact(&mut go).expect("go");
+            let message = [7u8; 64];
+            for _ in 0..MESSAGES_64.load(Ordering::Relaxed) {
+                stream.write_all(&message).expect("write");
+            }
+        }
         _ => {
             let mut buf = [0u8; 8];
             while stream.read_exact(&mut buf).is_ok() {
@@ -342,6 +466,10 @@ fn rand_suffix() -> u64 {
 fn spawn_raw(mode: &str, name: &str) -> std::process::Child {
     Command::new("/proc/self/exe")
         .env(RAW_CHILD, format!("{mode}:{name}"))
+        .env(
+            MESSAGES_64_ENV,
+            MESSAGES_64.load(Ordering::Relaxed).to_string(),
+        )
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn the raw child")
@@ -424,6 +552,10 @@ impl Report {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(spec) = std::env::var(RAW_CHILD) {
+        let count = std::env::var(MESSAGES_64_ENV)
+            .ok()
+            .and_then(|n| n.parse().ok());
+        MESSAGES_64.store(count.unwrap_or(0), Ordering::Relaxed);
         raw_child(&spec);
     }
     let args: Vec<String> = std::env::args().collect();
@@ -769,6 +901,95 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             report.figure(&format!("pipe_ratio_{label}"), piped / raw, "x");
         }
     }
+    if want(8) {
+        // 8. Zero-copy buffers: 1 GiB to a child against a 1 GiB memcpy; the child's checksum
+        //    of it against the same checksum here; 64-byte messages per second one way on a
+        //    pipe against a raw socket. Three placements.
+        let size = if quick { 64 << 20 } else { 1 << 30 };
+        let mut writable = BufferMut::<u8>::zeroed(size)?;
+        for (i, byte) in writable.iter_mut().enumerate() {
+            *byte = (i % 251) as u8;
+        }
+        let buffer = writable.freeze()?;
+        let mut copy = vec![1u8; size]; // touched: the copy measures bandwidth, not page faults
+        let memcpy = median(
+            (0..3)
+                .map(|_| time(|| copy.copy_from_slice(&buffer)).0)
+                .collect(),
+        );
+        std::hint::black_box(&copy);
+        drop(copy);
+        let (local_sum_time, local_sum) = time(|| checksum(&buffer));
+        let count = if quick { 20_000 } else { 1_000_000 };
+        println!();
+        for (label, pinned, two) in PLACEMENTS {
+            if two && cpus < 2 {
+                continue;
+            }
+            if pinned {
+                pin_self(0);
+            }
+            let child_cpu = pinned.then_some(usize::from(two));
+            let mut maps = Vec::new();
+            let mut sums = Vec::new();
+            for _ in 0..3 {
+                let (map, sum_time, sum) = buffer_round(&buffer, child_cpu)?;
+                assert_eq!(sum, local_sum);
+                maps.push(map);
+                sums.push(sum_time);
+            }
+            let (map, sum_time) = (median(maps), median(sums));
+            let raw = median((0..3).map(|_| raw_flood(count, two)).collect());
+            let piped = median(
+                (0..3)
+                    .map(|_| pipe_flood(count, child_cpu))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+            unpin_self();
+            let gib = size as f64 / f64::from(1 << 30);
+            println!(
+                "{gib:.2} GiB buffer ({}): child holds it after {:.3} ms; memcpy {:.1} ms; ratio {:.4}x (target <= 0.01x)",
+                label.replace('_', " "),
+                map * 1e3,
+                memcpy * 1e3,
+                map / memcpy
+            );
+            println!(
+                "  the child's checksum of it, sent back: {:.1} ms; here: {:.1} ms; ratio {:.2}x (target <= 1.2x)",
+                sum_time * 1e3,
+                local_sum_time * 1e3,
+                sum_time / local_sum_time
+            );
+            println!(
+                "  64-byte messages one way on a pipe: {:.2} M/s; raw socket: {:.2} M/s; ratio {:.2}x (target >= 2x)",
+                piped / 1e6,
+                raw / 1e6,
+                piped / raw
+            );
+            report.figure(&format!("buffer_to_child_{label}"), map * 1e3, "ms");
+            report.figure(&format!("buffer_memcpy_{label}"), memcpy * 1e3, "ms");
+            report.figure(&format!("buffer_ratio_{label}"), map / memcpy, "x");
+            report.figure(
+                &format!("buffer_checksum_child_{label}"),
+                sum_time * 1e3,
+                "ms",
+            );
+            report.figure(
+                &format!("buffer_checksum_local_{label}"),
+                local_sum_time * 1e3,
+                "ms",
+            );
+            report.figure(
+                &format!("buffer_checksum_ratio_{label}"),
+                sum_time / local_sum_time,
+                "x",
+            );
+            report.figure(&format!("pipe_64b_msgs_{label}"), piped / 1e6, "M/s");
+            report.figure(&format!("raw_64b_msgs_{label}"), raw / 1e6, "M/s");
+            report.figure(&format!("pipe_64b_ratio_{label}"), piped / raw, "x");
+        }
+    }
+
     println!();
     for line in &report.lines {
         println!("{line}");

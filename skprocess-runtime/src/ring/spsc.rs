@@ -18,7 +18,9 @@
 //! then announces itself in its `sleeping` word, re-checks, and waits on its sequence word (a
 //! futex). The other side, after publishing, fences and looks at `sleeping`: the two SeqCst fences
 //! make sure that either the waiter sees the new index or the publisher sees the waiter, who then
-//! gets a bump of the sequence word and a wake-up. A futex waiter is not woken by its peer's
+//! gets a bump of the sequence word and a wake-up. The publisher takes the flag as it wakes the
+//! waiter (a swap to 0), so a burst of messages to a sleeper that has not run yet costs one
+//! wake-up, not one per message. A futex waiter is not woken by its peer's
 //! death, so the wait is cut in slices and [`Env::peer_gone`] is asked after each.
 
 use std::time::{Duration, Instant};
@@ -277,7 +279,11 @@ impl Producer {
         header.producer.tail.store(self.tail, Ordering::Release);
         fence(Ordering::SeqCst);
         let consumer = &header.consumer;
-        if consumer.sleeping.load(Ordering::Relaxed) != 0 {
+        // Taking the flag wakes the sleeper once: the messages published before it runs again
+        // cost no more system calls.
+        if consumer.sleeping.load(Ordering::Relaxed) != 0
+            && consumer.sleeping.swap(0, Ordering::Relaxed) != 0
+        {
             consumer.data_seq.fetch_add(1, Ordering::Release);
             env.wake(&consumer.data_seq);
         }
@@ -500,7 +506,9 @@ impl Consumer {
             let header = mem.header();
             header.consumer.head.store(self.head, Ordering::Release);
             fence(Ordering::SeqCst);
-            if header.producer.sleeping.load(Ordering::Relaxed) != 0 {
+            if header.producer.sleeping.load(Ordering::Relaxed) != 0
+                && header.producer.sleeping.swap(0, Ordering::Relaxed) != 0
+            {
                 header.producer.space_seq.fetch_add(1, Ordering::Release);
                 env.wake(&header.producer.space_seq);
             }
