@@ -9,14 +9,16 @@
 //! |---|---|---|
 //! | a trivial process, start → result | re-exec of this binary + connect back | ≤ 1.5× |
 //! | engine overhead per iteration (empty `__run__`) | — | ≤ 1 µs |
-//! | tell/listen round trip, one CPU and two | raw local-socket round trip | ≤ 1.5× |
 //! | `Pool(2).map(x * x)` over 10,000 and 1,000 `u64` | a sequential loop | — |
 //! | CPU-bound `Pool(2).map` (~2 ms of hashing per item) | a 2-thread rayon pool | ≥ 0.9× throughput |
-//! | `#[shared]` method call with a return value, from a child, unpinned and on one CPU | raw local-socket round trip | ≤ 1.5× |
-//! | the same call from the owning process | `Mutex<u64>` lock + add | — |
+//! | a `#[shared]` call in the owning process | `Mutex<u64>` lock + add | — |
 //! | shared-memory counter `fetch_add`, uncontended (and contended, 2 processes) | in-process `AtomicU64::fetch_add` (2 threads) | ≤ 3× |
 //! | 4 processes calling one Share at once | 1 process calling alone | — |
-//! | Pipe round trip, small message, unpinned / one CPU / two CPUs | raw local-socket round trip, same placement | issue 9: ≤ 0.5× (≤ 1.0× on one CPU) with the ring transport |
+//! | Pipe round trip and tell/listen round trip, small message, unpinned / one CPU / two CPUs | raw local-socket round trip, same placement | ≤ 0.5× (≤ 1.0× on one CPU) |
+//! | `#[shared]` call from a child, the same placements | the same | ≤ 0.7× (≤ 1.2× on one CPU) |
+//! | 1 GiB `Buffer`, from send until the child holds a mapped view | a 1 GiB memcpy | ≤ 0.01× |
+//! | the child's checksum of it, sent back | the same checksum in this process | ≤ 1.2× |
+//! | 64-byte messages per second, one way, on a pipe | raw socket, 64-byte messages | ≥ 2× |
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
