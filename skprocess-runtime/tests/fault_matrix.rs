@@ -12,7 +12,12 @@
 //! to the test process, which can watch them end and reap them. The helper runs a fixed workload
 //! and reports every fact as one stdout line, `@fault <fact>`:
 //!
-//! - `process <pid>`: a standalone endless [`Ticker`] runs (it ran at least once);
+//! - `process <pid>`: a standalone endless [`Ticker`] runs (it ran at least once); every run it
+//!   tells the helper a message larger than a ring and sends the same on a pipe, so a fault to
+//!   the child or the helper lands in the middle of a message most of the time; the helper
+//!   reads both streams to their typed end on threads of their own and reports
+//!   `streams <told> <torn> <piped> <torn>` (torn: not whole, or out of order; must be 0, and
+//!   each stream must have delivered something);
 //! - `share-client <pid>`: an endless [`ShareClient`] calls a `#[shared]` counter in the
 //!   helper's Share (it made at least one call);
 //! - `worker <pid>`: one line per worker of a `Pool::new(3)` (more workers than CPUs), and again
@@ -78,6 +83,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use skprocess::ErrorChain;
+use skprocess::pipe::Point;
 use skprocess::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -299,13 +305,23 @@ const ORPHAN_LIMIT: Duration = Duration::from_secs(5);
 struct Ticker {
     marker: PathBuf,
     count: u64,
+    /// Where every run also sends a message larger than a ring (so a fault lands in the middle
+    /// of one, often), as it tells the helper the same.
+    pipe: Point,
 }
 
 #[skprocess]
 impl Ticker {
-    fn __run__(&mut self) {
+    fn __run__(
+        &mut self,
+        cx: &mut Context,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.count += 1;
+        let message = stream_message(self.count);
+        cx.tell(&message)?;
+        self.pipe.send(&message)?;
         std::thread::sleep(Duration::from_millis(2));
+        Ok(())
     }
 
     fn __onfinish__(&mut self) -> std::io::Result<()> {
@@ -315,6 +331,41 @@ impl Ticker {
     fn __result__(&mut self) -> u64 {
         self.count
     }
+}
+
+/// Bytes of each streamed message: more than a ring (256 KiB), so it travels in pieces.
+const STREAM_MESSAGE: usize = 300 * 1024;
+
+/// Message `n` of the Ticker's streams: `n`, then bytes that depend on `n`.
+fn stream_message(n: u64) -> Vec<u8> {
+    let mut out = n.to_le_bytes().to_vec();
+    out.extend((0..STREAM_MESSAGE).map(|k| (n as usize).wrapping_add(k) as u8));
+    out
+}
+
+/// Whether `message` is a whole, untorn message of the Ticker's streams.
+fn whole_stream_message(message: &[u8]) -> bool {
+    message.len() == STREAM_MESSAGE + 8
+        && message[..8]
+            .try_into()
+            .is_ok_and(|n| *message == stream_message(u64::from_le_bytes(n)))
+}
+
+/// Reads a stream until it ends, in order; returns (messages, torn or out-of-order ones).
+fn drain_stream(mut next: impl FnMut() -> Option<Vec<u8>>) -> (u64, u64) {
+    let (mut count, mut bad, mut last) = (0, 0, 0);
+    while let Some(message) = next() {
+        count += 1;
+        let n = message
+            .get(..8)
+            .and_then(|n| n.try_into().ok())
+            .map_or(0, u64::from_le_bytes);
+        if !whole_stream_message(&message) || n != last + 1 {
+            bad += 1;
+        }
+        last = n;
+    }
+    (count, bad)
 }
 
 /// The Share's object: a counter.
@@ -393,79 +444,95 @@ fn fault_helper_role() {
         let _ = go_tx.send(());
     });
 
+    let (anchor, point) = Pipe::pair().expect("a pipe");
     let process = Skprocess::new(Ticker {
         marker: PathBuf::from(dir).join(MARKER_FILE),
         count: 0,
+        pipe: point,
     });
     process.start().expect("start the process");
-    let deadline = Instant::now() + STARTUP_LIMIT;
-    while process.current_run() < 1 {
-        assert!(Instant::now() < deadline, "the process never ran");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    say(format_args!("process {}", process.pid().expect("started")));
-
-    let share = Share::new().expect("start the Share");
-    let tally = share.insert("tally", Tally::default()).expect("insert");
-    let confirmed = share.insert("confirmed", 0_u64).expect("insert");
-    let client = Skprocess::new(ShareClient {
-        tally: tally.clone(),
-        confirmed: confirmed.clone(),
-        marker: PathBuf::from(std::env::var_os(ROLE_ENV).expect("set")).join(SHARE_MARKER_FILE),
+    // Both streams are read to their end, whatever happens to the child: the end is a typed
+    // error (never a hang), and no message may be torn or out of order.
+    let piped = std::thread::spawn(move || {
+        drain_stream(|| anchor.recv_timeout::<Vec<u8>>(HELPER_GATE).ok())
     });
-    client.start().expect("start the Share client");
-    while tally.get().expect("the owner's call") < 1 {
-        assert!(Instant::now() < deadline, "the Share client never called");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    say(format_args!(
-        "share-client {}",
-        client.pid().expect("started")
-    ));
-
-    let pool = Pool::new(POOL_WORKERS).expect("start the pool");
-    for pid in pool.pids() {
-        say(format_args!("worker {pid}"));
-    }
-    let mut arrived = 0;
-    for result in pool
-        .timeout(Duration::from_secs(60))
-        .unordered_imap(task, 0..ITEMS)
-    {
-        match result {
-            Ok((index, pid)) => say(format_args!("item {index} {pid}")),
-            Err(error) => match error.index() {
-                Some(index) => say(format_args!("failed {index} {}", ErrorChain(&error))),
-                None => say(format_args!("call-error {}", ErrorChain(&error))),
-            },
+    std::thread::scope(|scope| {
+        let told =
+            scope.spawn(|| drain_stream(|| process.listen_timeout::<Vec<u8>>(HELPER_GATE).ok()));
+        let deadline = Instant::now() + STARTUP_LIMIT;
+        while process.current_run() < 1 {
+            assert!(Instant::now() < deadline, "the process never ran");
+            std::thread::sleep(Duration::from_millis(1));
         }
-        arrived += 1;
-        if arrived == READY_AFTER {
-            say(format_args!("ready"));
-        }
-    }
-    for pid in pool.pids() {
-        say(format_args!("worker {pid}"));
-    }
-    say(format_args!("imap-done"));
+        say(format_args!("process {}", process.pid().expect("started")));
 
-    let _ = go.recv_timeout(HELPER_GATE);
-    process.stop();
-    match process.timeout(Duration::from_secs(30)).result() {
-        Ok(count) => say(format_args!("process-result Ok({count})")),
-        Err(error) => say(format_args!("process-result Err({})", ErrorChain(&error))),
-    }
-    client.stop();
-    match client.timeout(Duration::from_secs(30)).result() {
-        Ok(count) => say(format_args!("share-result Ok({count})")),
-        Err(error) => say(format_args!("share-result Err({})", ErrorChain(&error))),
-    }
-    let n = tally.get().expect("the owner's call");
-    let seen = confirmed.load().expect("shared memory");
-    let after = tally.add(1).expect("the owner's call");
-    say(format_args!("share-state {n} {seen} {after}"));
-    drop(share);
-    drop(pool);
+        let share = Share::new().expect("start the Share");
+        let tally = share.insert("tally", Tally::default()).expect("insert");
+        let confirmed = share.insert("confirmed", 0_u64).expect("insert");
+        let client = Skprocess::new(ShareClient {
+            tally: tally.clone(),
+            confirmed: confirmed.clone(),
+            marker: PathBuf::from(std::env::var_os(ROLE_ENV).expect("set")).join(SHARE_MARKER_FILE),
+        });
+        client.start().expect("start the Share client");
+        while tally.get().expect("the owner's call") < 1 {
+            assert!(Instant::now() < deadline, "the Share client never called");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        say(format_args!(
+            "share-client {}",
+            client.pid().expect("started")
+        ));
+
+        let pool = Pool::new(POOL_WORKERS).expect("start the pool");
+        for pid in pool.pids() {
+            say(format_args!("worker {pid}"));
+        }
+        let mut arrived = 0;
+        for result in pool
+            .timeout(Duration::from_secs(60))
+            .unordered_imap(task, 0..ITEMS)
+        {
+            match result {
+                Ok((index, pid)) => say(format_args!("item {index} {pid}")),
+                Err(error) => match error.index() {
+                    Some(index) => say(format_args!("failed {index} {}", ErrorChain(&error))),
+                    None => say(format_args!("call-error {}", ErrorChain(&error))),
+                },
+            }
+            arrived += 1;
+            if arrived == READY_AFTER {
+                say(format_args!("ready"));
+            }
+        }
+        for pid in pool.pids() {
+            say(format_args!("worker {pid}"));
+        }
+        say(format_args!("imap-done"));
+
+        let _ = go.recv_timeout(HELPER_GATE);
+        process.stop();
+        let (told, told_bad) = told.join().expect("the listener");
+        match process.timeout(Duration::from_secs(30)).result() {
+            Ok(count) => say(format_args!("process-result Ok({count})")),
+            Err(error) => say(format_args!("process-result Err({})", ErrorChain(&error))),
+        }
+        let (piped, piped_bad) = piped.join().expect("the pipe reader");
+        say(format_args!(
+            "streams {told} {told_bad} {piped} {piped_bad}"
+        ));
+        client.stop();
+        match client.timeout(Duration::from_secs(30)).result() {
+            Ok(count) => say(format_args!("share-result Ok({count})")),
+            Err(error) => say(format_args!("share-result Err({})", ErrorChain(&error))),
+        }
+        let n = tally.get().expect("the owner's call");
+        let seen = confirmed.load().expect("shared memory");
+        let after = tally.add(1).expect("the owner's call");
+        say(format_args!("share-state {n} {seen} {after}"));
+        drop(share);
+        drop(pool);
+    });
     drop(process);
     say(format_args!("done"));
 }
@@ -494,6 +561,8 @@ struct Observed {
     share_result: Option<String>,
     /// The counter, the confirmed calls, the counter after one more call.
     share_state: Option<(u64, u64, u64)>,
+    /// Messages told and torn (or out of order) ones; the same on the pipe.
+    streams: Option<[u64; 4]>,
     done: bool,
     /// Lines with the tag that did not parse.
     malformed: Vec<String>,
@@ -547,6 +616,15 @@ impl Observed {
                 Some(())
             }
             "share-client" => rest.parse().ok().map(|pid| self.share_client = Some(pid)),
+            "streams" => {
+                let numbers: Vec<u64> = rest
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                (numbers.len() == 4).then(|| {
+                    self.streams = Some([numbers[0], numbers[1], numbers[2], numbers[3]]);
+                })
+            }
             "share-result" => {
                 self.share_result = Some(rest.to_owned());
                 Some(())
@@ -807,6 +885,8 @@ struct CellReport {
     process_result: Option<String>,
     share_result: Option<String>,
     share_state: Option<(u64, u64, u64)>,
+    /// The `streams` line: told, torn, piped, torn.
+    streams: Option<[u64; 4]>,
     survivors: Vec<i32>,
     zombies: Vec<i32>,
     /// Children still running when the helper had exited on its own (not a failure as long as
@@ -1026,6 +1106,7 @@ fn run_cell(target: Target, fault: Fault, expect: Expect, rng: &mut Rng) -> Cell
         process_result: seen.process_result,
         share_result: seen.share_result,
         share_state: seen.share_state,
+        streams: seen.streams,
         survivors,
         zombies,
         lingering,
@@ -1052,6 +1133,12 @@ fn check_completed(
     }
     if !seen.call_errors.is_empty() {
         problems.push(format!("the pool call failed: {:?}", seen.call_errors));
+    }
+    match seen.streams {
+        Some([told, 0, piped, 0]) if told > 0 && piped > 0 => {}
+        other => problems.push(format!(
+            "the child's streams (told, torn, piped, torn) should be whole and non-empty: {other:?}"
+        )),
     }
     let lost: Vec<u64> = (0..ITEMS)
         .filter(|i| !seen.reported.contains_key(i))
@@ -1240,8 +1327,8 @@ fn fault_matrix() {
             };
             println!(
                 "{} round {round}: delay {:?}, target {:?}, helper {:?}, items {}, failed {:?}, \
-                 process {:?}, share {:?} {:?}, survivors {}, zombies {}, lingering {}, \
-                 {:.2}s: {verdict}",
+                 process {:?}, share {:?} {:?}, streams {:?}, survivors {}, zombies {}, \
+                 lingering {}, {:.2}s: {verdict}",
                 cell_name(report.target, report.fault),
                 report.delay,
                 report.target_pid,
@@ -1251,6 +1338,7 @@ fn fault_matrix() {
                 report.process_result,
                 report.share_result,
                 report.share_state,
+                report.streams,
                 report.survivors.len(),
                 report.zombies.len(),
                 report.lingering.len(),
