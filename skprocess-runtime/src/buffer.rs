@@ -320,7 +320,7 @@ impl<T: Pod> BufferMut<T> {
         Handover {
             fd,
             len,
-            sent: AtomicBool::new(false),
+            sent: Arc::new(AtomicBool::new(false)),
             _type: PhantomData,
         }
     }
@@ -348,7 +348,8 @@ impl<T: Pod> std::ops::DerefMut for BufferMut<T> {
 pub struct Handover<T: Pod = u8> {
     fd: OwnedFd,
     len: usize,
-    sent: AtomicBool,
+    /// Set when it is encoded for sending; set back if that send fails.
+    sent: Arc<AtomicBool>,
     _type: PhantomData<T>,
 }
 
@@ -384,29 +385,66 @@ impl<T: Pod> Handover<T> {
 
 // ----- crossing processes ------------------------------------------------------------------------
 
+/// What an encode collected: the descriptors of the buffers it met, in order, and the
+/// handovers among them (to be set back to unsent if the message is not sent after all).
+#[derive(Default)]
+pub(crate) struct Outgoing {
+    pub(crate) fds: Vec<OwnedFd>,
+    handovers: Vec<Arc<AtomicBool>>,
+}
+
+impl Outgoing {
+    /// The message was not sent: its handovers may be opened or sent again.
+    pub(crate) fn unsent(&self) {
+        for sent in &self.handovers {
+            sent.store(false, Ordering::Release);
+        }
+    }
+}
+
 thread_local! {
-    /// Descriptors collected by the encode under way (`None`: this encode cannot carry any).
-    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    /// What the encode under way collects (`None`: this encode cannot carry descriptors).
+    static OUTGOING: RefCell<Option<Outgoing>> = const { RefCell::new(None) };
     /// Descriptors that arrived with the message being decoded, taken by index.
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
 }
 
+/// Puts a thread-local back as it was when dropped, even by a panic in an encode or decode.
+struct Restore<T: 'static> {
+    key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+    outer: Option<Option<T>>,
+}
+
+impl<T> Drop for Restore<T> {
+    fn drop(&mut self) {
+        let outer = self.outer.take().flatten();
+        self.key.with(|slot| slot.replace(outer));
+    }
+}
+
 /// Runs `encode` collecting the descriptors of the buffers it meets, in order.
-pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Vec<OwnedFd>) {
-    let outer = OUTGOING.with(|slot| slot.replace(Some(Vec::new())));
+pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Outgoing) {
+    let outer = OUTGOING.with(|slot| slot.replace(Some(Outgoing::default())));
+    let restore = Restore {
+        key: &OUTGOING,
+        outer: Some(outer),
+    };
     let result = encode();
-    let fds = OUTGOING
-        .with(|slot| slot.replace(outer))
+    let collected = OUTGOING
+        .with(|slot| slot.borrow_mut().take())
         .unwrap_or_default();
-    (result, fds)
+    drop(restore);
+    (result, collected)
 }
 
 /// Runs `decode` with `fds` available to the buffers it meets (those it does not take close).
 pub(crate) fn providing<R>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> R) -> R {
     let outer = INCOMING.with(|slot| slot.replace(Some(fds.into_iter().map(Some).collect())));
-    let result = decode();
-    INCOMING.with(|slot| slot.replace(outer));
-    result
+    let _restore = Restore {
+        key: &INCOMING,
+        outer: Some(outer),
+    };
+    decode()
 }
 
 fn send_fd<S: Serializer>(fd: BorrowedFd<'_>) -> Result<u32, S::Error> {
@@ -414,9 +452,9 @@ fn send_fd<S: Serializer>(fd: BorrowedFd<'_>) -> Result<u32, S::Error> {
         S::Error::custom(format!("cannot duplicate the buffer's descriptor: {err}"))
     })?;
     OUTGOING.with(|slot| match slot.borrow_mut().as_mut() {
-        Some(fds) => {
-            fds.push(dup);
-            Ok((fds.len() - 1) as u32)
+        Some(outgoing) => {
+            outgoing.fds.push(dup);
+            Ok((outgoing.fds.len() - 1) as u32)
         }
         None => Err(S::Error::custom(
             "a buffer travels in a process value or on a pipe; this path (a pool item, a tell, \
@@ -501,6 +539,11 @@ impl<T: Pod> Serialize for Handover<T> {
         let descriptor = send_fd::<S>(self.fd.as_fd()).inspect_err(|_| {
             self.sent.store(false, Ordering::Release);
         })?;
+        OUTGOING.with(|slot| {
+            if let Some(outgoing) = slot.borrow_mut().as_mut() {
+                outgoing.handovers.push(Arc::clone(&self.sent));
+            }
+        });
         Wire {
             descriptor,
             len: self.len as u64,
@@ -519,7 +562,7 @@ impl<'de, T: Pod> Deserialize<'de> for Handover<T> {
         Ok(Handover {
             fd,
             len,
-            sent: AtomicBool::new(false),
+            sent: Arc::new(AtomicBool::new(false)),
             _type: PhantomData,
         })
     }
@@ -547,15 +590,15 @@ mod tests {
     fn buffers_cross_an_encode_only_with_their_descriptors() {
         let buffer = Buffer::from_slice(&[1.5f64, -2.0]).unwrap();
         assert!(crate::wire::encode(&buffer).is_err());
-        let (bytes, fds) = collecting(|| crate::wire::encode(&buffer));
-        let bytes = bytes.unwrap();
+        let (bytes, outgoing) = collecting(|| crate::wire::encode(&buffer));
+        let (bytes, fds) = (bytes.unwrap(), outgoing.fds);
         assert_eq!(fds.len(), 1);
         let back: Buffer<f64> = providing(fds, || crate::wire::decode(&bytes)).unwrap();
         assert_eq!(&*back, &[1.5, -2.0]);
         // Without its descriptor, or as another element type, it is refused.
         assert!(crate::wire::decode::<Buffer<f64>>(&bytes).is_err());
-        let (_, fds) = collecting(|| crate::wire::encode(&buffer));
-        assert!(providing(fds, || crate::wire::decode::<Buffer<u8>>(&bytes)).is_err());
+        let (_, outgoing) = collecting(|| crate::wire::encode(&buffer));
+        assert!(providing(outgoing.fds, || crate::wire::decode::<Buffer<u8>>(&bytes)).is_err());
     }
 
     #[test]
@@ -563,8 +606,11 @@ mod tests {
         let mut writable = BufferMut::<u16>::zeroed(4).unwrap();
         writable[3] = 7;
         let handover = writable.hand_over();
-        let (bytes, fds) = collecting(|| crate::wire::encode(&handover));
-        let bytes = bytes.unwrap();
+        // A send that failed leaves it usable.
+        let (_, outgoing) = collecting(|| crate::wire::encode(&handover));
+        outgoing.unsent();
+        let (bytes, outgoing) = collecting(|| crate::wire::encode(&handover));
+        let (bytes, fds) = (bytes.unwrap(), outgoing.fds);
         assert!(matches!(handover.open(), Err(BufferError::HandedOver)));
         // The writable file is not a read-only buffer: it is not sealed against writing.
         let (_, again) = (0, fds.iter().map(|fd| fd.try_clone().unwrap()).collect());

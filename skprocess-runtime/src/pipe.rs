@@ -42,7 +42,7 @@
 //! and an anchor whose point never arrives gives up after [`CONNECT_TIMEOUT`].
 
 use std::marker::PhantomData;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -439,9 +439,28 @@ impl Drop for End {
 }
 
 /// Encodes a message and collects the descriptors of the buffers in it.
-fn encode_message<T: Serialize + ?Sized>(value: &T) -> Result<(Vec<u8>, Vec<OwnedFd>), PipeError> {
-    let (bytes, fds) = crate::buffer::collecting(|| crate::wire::encode(value));
-    Ok((bytes.map_err(PipeError::Encode)?, fds))
+fn encode_message<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<(Vec<u8>, crate::buffer::Outgoing), PipeError> {
+    let (bytes, outgoing) = crate::buffer::collecting(|| crate::wire::encode(value));
+    match bytes {
+        Ok(bytes) => Ok((bytes, outgoing)),
+        Err(message) => {
+            outgoing.unsent();
+            Err(PipeError::Encode(message))
+        }
+    }
+}
+
+/// Sends an encoded message; if it is not sent, its handovers stay usable.
+fn send_encoded(
+    end: &End,
+    (bytes, mut outgoing): (Vec<u8>, crate::buffer::Outgoing),
+    deadline: Option<Instant>,
+) -> Result<(), PipeError> {
+    let fds = std::mem::take(&mut outgoing.fds);
+    end.send_bytes((bytes, fds), deadline)
+        .inspect_err(|_| outgoing.unsent())
 }
 
 fn decode_message<T: DeserializeOwned>((bytes, fds): Received) -> Result<T, PipeError> {
@@ -616,9 +635,9 @@ macro_rules! end_methods {
                 message: &T,
                 timeout: Duration,
             ) -> Result<(), PipeError> {
-                let bytes = encode_message(message)?;
+                let encoded = encode_message(message)?;
                 let deadline = crate::sync::deadline_in(timeout);
-                $end(self).send_bytes(bytes, deadline)
+                send_encoded($end(self), encoded, deadline)
             }
 
             /// [`send`](Self::send) without waiting: [`PipeError::Full`] at once if the
@@ -628,8 +647,8 @@ macro_rules! end_methods {
             ///
             /// As for [`send`](Self::send).
             pub fn try_send<T: Serialize + ?Sized>(&self, message: &T) -> Result<(), PipeError> {
-                let bytes = encode_message(message)?;
-                $end(self).send_bytes(bytes, Some(Instant::now()))
+                let encoded = encode_message(message)?;
+                send_encoded($end(self), encoded, Some(Instant::now()))
             }
         }
 

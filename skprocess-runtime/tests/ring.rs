@@ -225,6 +225,51 @@ fn a_pipe_peer_killed_mid_message_is_closed_soon_and_no_piece_is_seen() {
         assert!(matches!(got, Err(PipeError::Closed)), "{got:?}");
         println!("pipe: Closed {took:?} after the kill");
         assert!(took < Duration::from_secs(5), "took {took:?}");
+        // Every other call says so too, the ones that may not wait included.
+        assert!(matches!(anchor.try_recv::<u8>(), Err(PipeError::Closed)));
+        let got = futures::executor::block_on(anchor.recv_async::<u8>());
+        assert!(matches!(got, Err(PipeError::Closed)), "{got:?}");
+    });
+}
+
+/// Answers one message, then waits to be killed.
+#[skprocess(runs = 1)]
+struct ReadOnce {
+    pipe: Point,
+}
+
+#[skprocess]
+impl ReadOnce {
+    fn __run__(&mut self) -> Result<(), PipeError> {
+        let () = self.pipe.recv()?;
+        self.pipe.send(&())?;
+        std::thread::sleep(LIMIT);
+        Ok(())
+    }
+}
+
+#[test]
+fn sends_to_a_peer_that_died_fail_soon_though_its_ring_has_room() {
+    within(LIMIT, || {
+        let (anchor, point) = Pipe::pair().unwrap();
+        let process = Skprocess::new(ReadOnce { pipe: point });
+        process.start().unwrap();
+        anchor.send(&()).unwrap();
+        let () = anchor.recv().unwrap(); // connected, and nothing left to read
+        process.kill().unwrap();
+        let killed = Instant::now();
+        loop {
+            match anchor.send(&1u8) {
+                Ok(()) => std::thread::sleep(Duration::from_millis(10)),
+                Err(PipeError::Closed) => break,
+                Err(other) => panic!("{other:?}"),
+            }
+            assert!(
+                killed.elapsed() < Duration::from_secs(10),
+                "sends kept succeeding"
+            );
+        }
+        println!("pipe send: Closed {:?} after the kill", killed.elapsed());
     });
 }
 

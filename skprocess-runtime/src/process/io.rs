@@ -240,7 +240,7 @@ impl IoShared {
 
 /// The I/O thread of one child: connects, sends the start frame and any queued messages, reads
 /// the child's frames until it hangs up, then reaps it.
-fn io_main(io: &IoShared, mut launched: Launched, start: &[u8], descriptors: &[OwnedFd]) {
+fn io_main(io: &Arc<IoShared>, mut launched: Launched, start: &[u8], descriptors: &[OwnedFd]) {
     match launched.connect(start, io.frame_limit) {
         Ok(conn) => {
             // The buffers of the process value follow the channel's set-up.
@@ -255,7 +255,7 @@ fn io_main(io: &IoShared, mut launched: Launched, start: &[u8], descriptors: &[O
                 Ok(channel) => {
                     let channel = Arc::new(channel);
                     io.inbox.open(Arc::clone(&channel));
-                    flush_queue(&io.conn, &channel);
+                    start_flush(io, &channel);
                     read_frames(io, &conn);
                 }
                 Err(e) => io.deliver(Delivered::Error(ProcessError::Ipc(e)), None),
@@ -285,21 +285,52 @@ fn io_main(io: &IoShared, mut launched: Launched, start: &[u8], descriptors: &[O
     io.done_cond.notify_all();
 }
 
-/// Marks the channel as up: sends the messages queued while the child was starting, in order,
-/// under the slot's lock so that no `tell` can overtake them. A child that is gone ends the
-/// flush (its `Closed` is what the next `tell` reports).
-fn flush_queue(slot: &Mutex<ConnSlot>, channel: &Arc<Channel>) {
-    let mut slot = lock(slot);
-    let queued = match std::mem::replace(&mut *slot, ConnSlot::Connected(Arc::clone(channel))) {
-        ConnSlot::Connecting(queued) => queued,
-        other => {
-            *slot = other;
-            return;
+/// Marks the channel as up once the messages queued while the child was starting are in it,
+/// in order. Tells made meanwhile join the queue, so none overtakes them. With nothing queued
+/// (the usual case) that is at once; otherwise a thread of its own hands them over, so that
+/// this I/O thread reads the child's frames meanwhile (a child that does not listen may be
+/// waiting to send its result).
+fn start_flush(io: &Arc<IoShared>, channel: &Arc<Channel>) {
+    {
+        let mut slot = lock(&io.conn);
+        match &*slot {
+            ConnSlot::Connecting(queued) if queued.is_empty() => {
+                *slot = ConnSlot::Connected(Arc::clone(channel));
+                return;
+            }
+            ConnSlot::Connecting(_) => {}
+            _ => return,
         }
-    };
-    for message in queued {
-        // No deadline: these tells returned already; the child reads them, or ends.
+    }
+    let (shared, channel) = (Arc::clone(io), Arc::clone(channel));
+    let spawned = std::thread::Builder::new()
+        .name("skprocess-tell-flush".into())
+        .spawn(move || flush_queue(&shared.conn, &channel));
+    if spawned.is_err() {
+        // No thread: the queued tells are dropped, and the next tell says the child is gone.
+        *lock(&io.conn) = ConnSlot::Closed;
+    }
+}
+
+/// Hands the queued messages to the channel one by one, without holding the slot's lock while
+/// one waits for room (no deadline: these tells returned already; the flush ends when the
+/// child reads them or is gone), then marks the channel as up.
+fn flush_queue(slot: &Mutex<ConnSlot>, channel: &Arc<Channel>) {
+    loop {
+        let message = {
+            let mut guard = lock(slot);
+            match &mut *guard {
+                ConnSlot::Connecting(queued) if !queued.is_empty() => queued.remove(0),
+                ConnSlot::Connecting(_) => {
+                    *guard = ConnSlot::Connected(Arc::clone(channel));
+                    return;
+                }
+                _ => return,
+            }
+        };
         if channel.send(&message, None).is_err() {
+            // The child is gone: later tells find the channel closed.
+            *lock(slot) = ConnSlot::Connected(Arc::clone(channel));
             return;
         }
     }

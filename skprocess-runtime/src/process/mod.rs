@@ -140,35 +140,46 @@ impl<P: Lifecycle> Skprocess<P> {
             });
         }
         let process = pending.process.as_ref().expect("checked above");
-        let (state, descriptors) = crate::buffer::collecting(|| encode(process));
-        let state = state.map_err(|message| ProcessError::Encode {
-            what: format!("the process state (`{}`)", std::any::type_name::<P>()),
-            message,
-        })?;
-        let body = encode(&ProcessStart {
-            config: pending.config.clone(),
-            state,
-            descriptors: u32::try_from(descriptors.len()).unwrap_or(u32::MAX),
-        })
-        .map_err(|message| ProcessError::Encode {
-            what: "the start message".into(),
-            message,
-        })?;
-        let start = crate::launch::start_frame(entry.name(), body, frame_limit).map_err(
-            |error| match error {
-                ProcessError::Ipc(crate::IpcError::FrameTooLarge { len, max }) => {
-                    ProcessError::Encode {
-                        what: format!("the process state (`{}`)", std::any::type_name::<P>()),
-                        message: format!(
-                            "the start message of {len} bytes exceeds the frame limit of {max} \
-                             bytes (`ProcessConfig::frame_limit`)"
-                        ),
+        let (state, mut outgoing) = crate::buffer::collecting(|| encode(process));
+        let descriptors = std::mem::take(&mut outgoing.fds);
+        let spawned = state
+            .map_err(|message| ProcessError::Encode {
+                what: format!("the process state (`{}`)", std::any::type_name::<P>()),
+                message,
+            })
+            .and_then(|state| {
+                encode(&ProcessStart {
+                    config: pending.config.clone(),
+                    state,
+                    descriptors: u32::try_from(descriptors.len()).unwrap_or(u32::MAX),
+                })
+                .map_err(|message| ProcessError::Encode {
+                    what: "the start message".into(),
+                    message,
+                })
+            })
+            .and_then(|body| {
+                crate::launch::start_frame(entry.name(), body, frame_limit).map_err(|error| {
+                    match error {
+                        ProcessError::Ipc(crate::IpcError::FrameTooLarge { len, max }) => {
+                            ProcessError::Encode {
+                                what: format!(
+                                    "the process state (`{}`)",
+                                    std::any::type_name::<P>()
+                                ),
+                                message: format!(
+                                    "the start message of {len} bytes exceeds the frame limit \
+                                     of {max} bytes (`ProcessConfig::frame_limit`)"
+                                ),
+                            }
+                        }
+                        other => other,
                     }
-                }
-                other => other,
-            },
-        )?;
-        let child = ChildHandle::spawn(start, frame_limit, descriptors)?;
+                })
+            })
+            .and_then(|start| ChildHandle::spawn(start, frame_limit, descriptors));
+        // Nothing was spawned: the value's handovers stay usable.
+        let child = spawned.inspect_err(|_| outgoing.unsent())?;
         pending.process = None;
         let _ = self.shared.child.set(child);
         Ok(())

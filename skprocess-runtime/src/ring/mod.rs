@@ -35,6 +35,10 @@ const MAX_CAPACITY: usize = 64 << 20;
 /// The first page: the channel header and the two ring headers.
 const META: usize = 4096;
 const MAGIC: u64 = 0x736b_7269_6e67_0001; // "skring" + layout version 1
+/// The most descriptors one message may carry.
+const MAX_FDS: u32 = 1024;
+/// How long a receiver waits for descriptors that were sent before their message.
+const FDS_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the set-up waits for the peer's half.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a spinning side looks before it sleeps (when the peer is awake on another CPU).
@@ -391,34 +395,54 @@ impl Channel {
 
     /// The next message and the descriptors that travelled with it.
     pub(crate) fn recv_with_fds(&self, deadline: Option<Instant>) -> Result<Received, RingError> {
-        let mut consumer = lock(&self.consumer);
+        self.recv_locked(&mut lock(&self.consumer), deadline)
+    }
+
+    fn recv_locked(
+        &self,
+        consumer: &mut Consumer,
+        deadline: Option<Instant>,
+    ) -> Result<Received, RingError> {
         let (message, count) =
             consumer.recv_counted(&self.incoming(), &self.signals(), self.limit, deadline)?;
         if count == 0 {
             return Ok((message, Vec::new()));
         }
+        let fds = self.take_fds(count);
+        if fds.is_err() {
+            // The socket's descriptors and the ring's messages no longer match up.
+            self.close();
+        }
+        Ok((message, fds?))
+    }
+
+    /// Reads the `count` descriptors a message announced from the socket.
+    fn take_fds(&self, count: u32) -> Result<Vec<OwnedFd>, RingError> {
         if !self.owns_socket {
             // This socket carries other frames, read elsewhere: never descriptors.
             return Err(RingError::Corrupt(format!(
                 "a message announced {count} descriptors on a channel that carries none"
             )));
         }
-        // They were sent before the message was published: they are in the socket already.
-        let fds = self
-            .conn
-            .set_read_timeout(Some(SETUP_TIMEOUT))
-            .map_err(|err| RingError::Corrupt(err.to_string()))
-            .and_then(|()| {
-                (0..count)
-                    .map(|_| {
-                        self.conn.recv_with_fd(Kind::BufferFd).map_err(|err| {
-                            RingError::Corrupt(format!("a message's descriptor: {err}"))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            });
+        if count > MAX_FDS {
+            return Err(RingError::Corrupt(format!(
+                "a message announced {count} descriptors (at most {MAX_FDS})"
+            )));
+        }
+        // They were sent before the message was published: they are in the socket already, so
+        // a short wait is enough, whatever the caller's deadline.
+        self.conn
+            .set_read_timeout(Some(FDS_TIMEOUT))
+            .map_err(|err| RingError::Corrupt(err.to_string()))?;
+        let fds = (0..count)
+            .map(|_| {
+                self.conn
+                    .recv_with_fd(Kind::BufferFd)
+                    .map_err(|err| RingError::Corrupt(format!("a message's descriptor: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>();
         let _ = self.conn.set_read_timeout(None);
-        Ok((message, fds?))
+        fds
     }
 
     /// Sends a message with descriptors (on a channel that owns its socket): they go on the
@@ -431,6 +455,12 @@ impl Channel {
     ) -> Result<(), RingError> {
         if fds.is_empty() {
             return self.send(message, deadline);
+        }
+        if fds.len() > MAX_FDS as usize {
+            return Err(RingError::TooLarge {
+                len: fds.len() as u64,
+                max: u64::from(MAX_FDS),
+            });
         }
         if !self.owns_socket {
             return Err(RingError::Corrupt(
@@ -451,19 +481,44 @@ impl Channel {
             deadline,
             u32::try_from(fds.len()).unwrap_or(u32::MAX),
             || {
-                fds.iter().try_for_each(|fd| {
-                    self.conn
-                        .send_with_fd(Kind::BufferFd, &[], fd.as_fd())
-                        .map_err(|_| RingError::Closed)
-                })
+                // Bounded by the send's deadline: a receiver that reads nothing fills the
+                // socket's buffer too.
+                let timeout = deadline.map(|deadline| {
+                    deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(1))
+                });
+                let sent = self
+                    .conn
+                    .set_write_timeout(timeout)
+                    .map_err(|_| RingError::Closed)
+                    .and_then(|()| {
+                        fds.iter().try_for_each(|fd| {
+                            self.conn
+                                .send_with_fd(Kind::BufferFd, &[], fd.as_fd())
+                                .map_err(|_| RingError::Closed)
+                        })
+                    });
+                let _ = self.conn.set_write_timeout(None);
+                if sent.is_err() {
+                    // Some descriptors may be in the socket without their message: the two
+                    // no longer match up, so the channel ends here.
+                    self.close();
+                }
+                sent
             },
         )
     }
 
-    /// Whether `recv` would return at once (a record is there, or the stream ended).
+    /// Whether `recv` would return at once (a record is there, or the stream ended). Takes no
+    /// lock: a thread blocked in `recv` holds the consumer's.
     pub(crate) fn ready(&self) -> bool {
+        let incoming = self.incoming();
+        let header = incoming.header();
         self.closed.load(Ordering::Acquire)
-            || lock(&self.consumer).ready(&self.incoming())
+            || header.producer.tail.load(spsc::Ordering::Acquire)
+                != header.consumer.head.load(spsc::Ordering::Relaxed)
+            || header.producer.closed.load(spsc::Ordering::Acquire) != 0
             || self.signals().peer_gone()
     }
 
@@ -479,16 +534,30 @@ impl Channel {
             .fetch_add(1, spsc::Ordering::SeqCst);
         spsc::fence(spsc::Ordering::SeqCst);
         // Drain a stale ring of the bell, then look again.
+        self.drain_doorbell();
+        if self.ready() {
+            // Ring it again: another waiter on this doorbell must not miss what we saw.
+            self.ring_own_doorbell();
+            self.disarm();
+            return true;
+        }
+        false
+    }
+
+    fn drain_doorbell(&self) {
         let mut count = [0u8; 8];
         // SAFETY: reading 8 bytes from our non-blocking eventfd into a local buffer.
         unsafe {
             libc::read(self.doorbell.as_raw_fd(), count.as_mut_ptr().cast(), 8);
         }
-        if self.ready() {
-            self.disarm();
-            return true;
+    }
+
+    fn ring_own_doorbell(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writing 8 bytes to our own non-blocking eventfd.
+        unsafe {
+            libc::write(self.doorbell.as_raw_fd(), one.as_ptr().cast(), 8);
         }
-        false
     }
 
     /// Undoes [`arm`](Self::arm).
@@ -515,11 +584,28 @@ impl Channel {
             self.disarm();
         }
         loop {
-            match self.recv_with_fds(Some(Instant::now())) {
-                Err(RingError::Timeout) => {}
-                other => return Poll::Ready(other),
+            // Never block an executor: a thread in a blocking `recv` holds the consumer's lock;
+            // then wait for the next publication instead.
+            let attempt = match self.consumer.try_lock() {
+                Ok(mut consumer) => Some(self.recv_locked(&mut consumer, Some(Instant::now()))),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                    Some(self.recv_locked(&mut poisoned.into_inner(), Some(Instant::now())))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            match attempt {
+                Some(Err(RingError::Timeout)) | None => {}
+                Some(other) => return Poll::Ready(other),
             }
-            if self.arm() {
+            if attempt.is_none() {
+                // Another thread is receiving: wait for the next publication (or hang-up).
+                self.incoming()
+                    .header()
+                    .consumer
+                    .polling
+                    .fetch_add(1, spsc::Ordering::SeqCst);
+                self.drain_doorbell();
+            } else if self.arm() {
                 continue; // something came meanwhile (arm disarmed again)
             }
             *armed = true;

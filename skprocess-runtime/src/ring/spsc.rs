@@ -231,6 +231,10 @@ fn wait_for<E: Env>(
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     sleeping.store(0, Ordering::Relaxed);
+                    // A peer that is gone is the answer even to a call that may not wait.
+                    if env.peer_gone() {
+                        return Err(RingError::Closed);
+                    }
                     return Err(RingError::Timeout);
                 }
                 left.min(SLICE)
@@ -251,6 +255,8 @@ fn wait_for<E: Env>(
 #[derive(Debug, Default)]
 pub(crate) struct Producer {
     tail: u64,
+    /// When the producer last asked whether its peer is still there.
+    checked: Option<Instant>,
 }
 
 impl Producer {
@@ -333,6 +339,18 @@ impl Producer {
             .producer
             .cpu
             .store(env.current_cpu(), Ordering::Relaxed);
+        // A send that finds room never waits, so it never learns that the peer died: ask, at
+        // most once a slice (one `poll` each time), so that sends to a dead peer fail soon.
+        let now = Instant::now();
+        if self
+            .checked
+            .is_none_or(|at| now.duration_since(at) >= SLICE)
+        {
+            self.checked = Some(now);
+            if env.peer_gone() {
+                return Err(RingError::Closed);
+            }
+        }
         // A message that can never fit whole is streamed in pieces of at least a quarter ring.
         let streamed = RECORD_HEADER + message.len() > capacity;
         let mut sent = 0;
@@ -490,7 +508,8 @@ impl Consumer {
                         &mut self.partial[old..],
                     );
                 }
-                TAG_ABORT if len == 0 && count == 0 => self.partial.clear(),
+                // Dropped with its memory: a withdrawn gigabyte is not kept.
+                TAG_ABORT if len == 0 && count == 0 => self.partial = Vec::new(),
                 _ => {
                     break Err(RingError::Corrupt(format!(
                         "a record with tag {word:#x} and {len} bytes"
