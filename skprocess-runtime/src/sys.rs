@@ -130,6 +130,42 @@ pub(crate) fn ignore_signal(signal: libc::c_int) {
     }
 }
 
+/// Waits while the 32-bit word at `word` holds `seen`, at most `timeout` (a wake-up, a
+/// signal or a spurious return end it early: the caller checks again). The shared futex, not
+/// the private one: the word may live in memory several processes map.
+pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, seen: u32, timeout: Duration) {
+    let timeout = timeout.min(Duration::from_secs(3600));
+    let timeout = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: FUTEX_WAIT on an aligned u32 the reference keeps alive, with a relative timeout;
+    // the kernel only reads the word.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            seen,
+            &raw const timeout,
+        );
+    }
+}
+
+/// Wakes every waiter of the word at `word`, in any process.
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: FUTEX_WAKE on an aligned u32 the reference keeps alive; nothing is written.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
 /// A shared, zero-filled memory region of `len` bytes backed by a memfd, so that another
 /// process can map the same pages.
 pub(crate) struct SharedRegion {

@@ -107,34 +107,11 @@ struct Signals<'a> {
 
 impl Env for Signals<'_> {
     fn wait(&self, word: &AtomicU32, seen: u32, timeout: Duration) {
-        let timeout = libc::timespec {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
-        };
-        // SAFETY: FUTEX_WAIT (shared, not private: the word lives in a mapping two processes
-        // share) on an aligned u32 of a live mapping, with a relative timeout.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAIT,
-                seen,
-                &raw const timeout,
-            );
-        }
+        crate::sys::futex_wait(word, seen, timeout);
     }
 
     fn wake(&self, word: &AtomicU32) {
-        // SAFETY: FUTEX_WAKE on an aligned u32 of a live mapping; the kernel writes nothing.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                word.as_ptr(),
-                libc::FUTEX_WAKE,
-                i32::MAX,
-                std::ptr::null::<libc::timespec>(),
-            );
-        }
+        crate::sys::futex_wake(word);
     }
 
     fn doorbell(&self) {

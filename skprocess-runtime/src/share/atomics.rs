@@ -13,8 +13,8 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
 use crate::sys::SharedRegion;
 
@@ -115,45 +115,22 @@ impl Region {
 
 /// Wakes every process waiting on the low half of `word` (a flag's waiters).
 pub(crate) fn wake_all(word: &AtomicU64) {
-    // SAFETY: FUTEX_WAKE on an aligned word in a shared mapping; no memory is written.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            low_half(word),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-        );
-    }
+    crate::sys::futex_wake(low_half(word));
 }
 
 /// Waits until the low half of `word` is no longer `seen`, `deadline` passes, or a spurious
 /// wake-up: the caller checks again.
 pub(crate) fn wait_changed(word: &AtomicU64, seen: u32, deadline: Instant) {
     let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return;
-    }
-    let left = left.min(Duration::from_secs(3600));
-    let timeout = libc::timespec {
-        tv_sec: left.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
-    };
-    // SAFETY: FUTEX_WAIT (not private: the word is shared between processes) on an aligned word
-    // of a live mapping, with a relative timeout; the kernel only reads the word.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            low_half(word),
-            libc::FUTEX_WAIT,
-            seen,
-            &raw const timeout,
-        );
+    if !left.is_zero() {
+        crate::sys::futex_wait(low_half(word), seen, left);
     }
 }
 
-fn low_half(word: &AtomicU64) -> *const u32 {
+fn low_half(word: &AtomicU64) -> &AtomicU32 {
     // Little endian: the low 32 bits come first.
     const _: () = assert!(cfg!(target_endian = "little"));
-    std::ptr::from_ref(word).cast::<u32>()
+    // SAFETY: an AtomicU64 is 8-aligned, so its first 4 bytes are an aligned u32; both views
+    // are only ever accessed atomically (the kernel reads the low half for futex calls).
+    unsafe { &*std::ptr::from_ref(word).cast::<AtomicU32>() }
 }
