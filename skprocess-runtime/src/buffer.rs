@@ -35,9 +35,9 @@
 //! # }
 //! ```
 //!
-//! Buffers travel inside a process value (`Skprocess::new`) and in messages on a
-//! [`Pipe`](crate::pipe::Pipe). Other paths (pool items, `tell`, Share calls) refuse them with
-//! an encode error that says so.
+//! Buffers travel inside a process value (`Skprocess::new`), in pool items, and in messages on
+//! a [`Pipe`](crate::pipe::Pipe). Other paths (a `tell`, a Share call, a pool task's result)
+//! refuse them with an encode error that says so.
 
 use std::cell::RefCell;
 use std::io;
@@ -422,6 +422,32 @@ impl<T> Drop for Restore<T> {
     }
 }
 
+/// A collection of descriptors open across several encodes (the items of one pool chunk):
+/// the buffers in every value encoded on this thread until [`finish`](Self::finish) share one
+/// list, so their indices are the chunk's.
+pub(crate) struct Collector {
+    _restore: Restore<Outgoing>,
+}
+
+impl Collector {
+    pub(crate) fn begin() -> Collector {
+        let outer = OUTGOING.with(|slot| slot.replace(Some(Outgoing::default())));
+        Collector {
+            _restore: Restore {
+                key: &OUTGOING,
+                outer: Some(outer),
+            },
+        }
+    }
+
+    /// What was collected; the thread-local is as before `begin`.
+    pub(crate) fn finish(self) -> Outgoing {
+        OUTGOING
+            .with(|slot| slot.borrow_mut().take())
+            .unwrap_or_default()
+    }
+}
+
 /// Runs `encode` collecting the descriptors of the buffers it meets, in order.
 pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Outgoing) {
     let outer = OUTGOING.with(|slot| slot.replace(Some(Outgoing::default())));
@@ -457,8 +483,9 @@ fn send_fd<S: Serializer>(fd: BorrowedFd<'_>) -> Result<u32, S::Error> {
             Ok((outgoing.fds.len() - 1) as u32)
         }
         None => Err(S::Error::custom(
-            "a buffer travels in a process value or on a pipe; this path (a pool item, a tell, \
-             a Share call, or an encoding outside skprocess) cannot carry its descriptor",
+            "a buffer travels in a process value, a pool item or on a pipe; this path (a tell, \
+             a Share call, a pool task's result, or an encoding outside skprocess) cannot carry \
+             its descriptor",
         )),
     })
 }

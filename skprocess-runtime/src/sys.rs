@@ -464,6 +464,66 @@ pub(crate) fn recv_exact_with_fd(
     Ok(received.pop())
 }
 
+/// Reads what is there (at most `buf.len()` bytes, at least one unless the stream ended) from a
+/// Unix socket, appending the descriptors that came with those bytes (SCM_RIGHTS, close-on-exec)
+/// to `fds`. A control message the kernel had to truncate (descriptors dropped) is an
+/// `InvalidData` error; the descriptors that did arrive are kept in `fds` (and close with it).
+pub(crate) fn recv_some_with_fds(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
+    const MAX: usize = 32;
+    let len = u32::try_from(MAX * size_of::<RawFd>()).expect("small");
+    // SAFETY: a pure size computation.
+    let space = usize::try_from(unsafe { libc::CMSG_SPACE(len) }).expect("small");
+    let mut control = vec![0u8; space];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: zeroed msghdr; pointers valid for the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    let n = loop {
+        // SAFETY: msg is initialised; MSG_CMSG_CLOEXEC marks received descriptors close-on-exec.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break usize::try_from(n).expect("non-negative");
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    // SAFETY: walking the control messages the kernel wrote into `control`; the descriptors in
+    // SCM_RIGHTS messages were installed for us, so we own them.
+    unsafe {
+        let header = libc::CMSG_LEN(0) as usize;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let count = ((*cmsg).cmsg_len as usize).saturating_sub(header) / size_of::<RawFd>();
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the peer sent more descriptors at once than can be received",
+        ));
+    }
+    Ok(n)
+}
+
 /// The user id of the process at the other end of a Unix socket (`SO_PEERCRED`).
 pub(crate) fn peer_uid(socket: BorrowedFd<'_>) -> io::Result<u32> {
     let mut cred = libc::ucred {

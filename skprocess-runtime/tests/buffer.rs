@@ -1,5 +1,6 @@
-//! Zero-copy buffers across processes: in a process value, both ways on a pipe, a writable
-//! buffer handed over and frozen, and the paths that cannot carry one refusing it clearly.
+//! Zero-copy buffers across processes: in a process value, in pool items, both ways on a pipe,
+//! a writable buffer handed over and frozen, and the paths that cannot carry one refusing it
+//! clearly.
 
 use skprocess::buffer::{Buffer, BufferError, BufferMut, Handover};
 use skprocess::pipe::{Pipe, PipeError, Point};
@@ -102,6 +103,30 @@ fn length(buffer: Buffer) -> usize {
     buffer.len()
 }
 
+fn total(numbers: Buffer<u32>) -> u64 {
+    numbers.iter().map(|&n| u64::from(n)).sum()
+}
+
+#[test]
+fn buffers_reach_pool_tasks_in_every_chunk() {
+    within(LIMIT, || {
+        let pool = Pool::new(2).unwrap();
+        // Enough items for several chunks per worker, each with its own buffer.
+        let buffers: Vec<Buffer<u32>> = (0..300u32)
+            .map(|i| Buffer::from_slice(&vec![i; 1 + i as usize]).unwrap())
+            .collect();
+        let expected: Vec<u64> = (0..300u64).map(|i| i * (i + 1)).collect();
+        assert_eq!(pool.map(total, buffers.clone()).unwrap(), expected);
+        // Lazily, one item at a time.
+        let lazily: Vec<u64> = pool.imap(total, buffers).collect::<Result<_, _>>().unwrap();
+        assert_eq!(lazily, expected);
+    });
+}
+
+fn echo(buffer: Buffer) -> Buffer {
+    buffer
+}
+
 /// Tells the parent a buffer.
 #[skprocess(runs = 1)]
 struct Teller;
@@ -123,9 +148,10 @@ impl Teller {
 fn paths_that_cannot_carry_a_buffer_refuse_it_with_a_clear_error() {
     within(LIMIT, || {
         let buffer = Buffer::from_slice(&[1u8, 2, 3]).unwrap();
-        // Outside skprocess: there is nowhere for the descriptor to go.
+        // A pool item carries one; a task's result cannot.
         let pool = Pool::new(1).unwrap();
-        let refused = pool.map(length, vec![buffer.clone()]);
+        assert_eq!(pool.map(length, vec![buffer.clone()]).unwrap(), vec![3]);
+        let refused = pool.map(echo, vec![buffer.clone()]);
         let message = format!("{:?}", refused.unwrap_err());
         assert!(message.contains("travels in a process value"), "{message}");
         let process = Skprocess::new(Teller);

@@ -625,7 +625,18 @@ fn encode_chunks<I: Transferable>(
     let mut lengths: Vec<u32> = Vec::new();
     let mut bytes = Vec::new();
     let mut first = 0;
-    let mut flush = |lengths: &mut Vec<u32>, bytes: &mut Vec<u8>, first: usize| {
+    // The descriptors of the buffers in the chunk being filled share its indices.
+    let mut collector = Some(crate::buffer::Collector::begin());
+    let mut flush = |lengths: &mut Vec<u32>,
+                     bytes: &mut Vec<u8>,
+                     first: usize,
+                     collector: &mut Option<crate::buffer::Collector>| {
+        // Finish this chunk's collection before the next one begins (they nest on the thread).
+        let fds = collector
+            .take()
+            .map(|done| done.finish().fds)
+            .unwrap_or_default();
+        *collector = Some(crate::buffer::Collector::begin());
         if lengths.is_empty() {
             return Ok(());
         }
@@ -635,35 +646,46 @@ fn encode_chunks<I: Transferable>(
             first,
             std::mem::take(lengths),
             std::mem::take(bytes),
+            fds,
         ))
     };
     for (index, item) in items.into_iter().enumerate() {
         let mark = bytes.len();
         match encode_item(&mut bytes, &item, limit) {
             Ok(len) => {
-                if !lengths.is_empty()
+                let len = if !lengths.is_empty()
                     && task_payload_len(lengths.len() + 1, bytes.len()) > max_bytes
                 {
-                    // The new item does not fit with the others: they go first.
-                    let tail = bytes.split_off(mark);
-                    flush(&mut lengths, &mut bytes, first)?;
-                    bytes = tail;
-                }
+                    // The new item does not fit with the others: they go first, and it is
+                    // encoded again for the next chunk (its buffers' indices are that chunk's).
+                    bytes.truncate(mark);
+                    flush(&mut lengths, &mut bytes, first, &mut collector)?;
+                    match encode_item(&mut bytes, &item, limit) {
+                        Ok(len) => len,
+                        Err(error) => {
+                            failures.push((index, error));
+                            continue;
+                        }
+                    }
+                } else {
+                    len
+                };
                 if lengths.is_empty() {
                     first = index;
                 }
                 lengths.push(len);
                 if lengths.len() == per_chunk {
-                    flush(&mut lengths, &mut bytes, first)?;
+                    flush(&mut lengths, &mut bytes, first, &mut collector)?;
                 }
             }
             Err(error) => {
-                flush(&mut lengths, &mut bytes, first)?;
+                flush(&mut lengths, &mut bytes, first, &mut collector)?;
                 failures.push((index, error));
             }
         }
     }
-    flush(&mut lengths, &mut bytes, first)?;
+    flush(&mut lengths, &mut bytes, first, &mut collector)?;
+    drop(collector);
     Ok(failures)
 }
 
@@ -773,7 +795,10 @@ where
 
 /// Takes the next item from the input and encodes it: its index, and its length and bytes (or
 /// why it cannot be encoded).
-type Feed<'a> = dyn FnMut() -> Option<(usize, Result<(u32, Vec<u8>), TaskError>)> + 'a;
+type Feed<'a> = dyn FnMut() -> Option<(usize, Result<EncodedItem, TaskError>)> + 'a;
+
+/// One encoded item: its length, its bytes and the descriptors of the buffers in it.
+type EncodedItem = (u32, Vec<u8>, Vec<std::os::fd::OwnedFd>);
 
 /// Lazy results of `imap` or `unordered_imap`. Each item is `Ok(value)` or the item's error;
 /// after a deadline or a pool failure, one `Err` and then the end. Dropping the iterator early
@@ -824,8 +849,9 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
         let feed = move || {
             let (index, item) = items.next()?;
             let mut bytes = Vec::new();
-            let encoded = encode_item(&mut bytes, &item, limit).map(|len| (len, bytes));
-            Some((index, encoded))
+            let (encoded, outgoing) =
+                crate::buffer::collecting(|| encode_item(&mut bytes, &item, limit));
+            Some((index, encoded.map(|len| (len, bytes, outgoing.fds))))
         };
         PoolIter {
             pool: pool.clone(),
@@ -864,8 +890,9 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
             match (self.feed)() {
                 None => self.exhausted = true,
                 Some((index, Err(error))) => self.push(index, Err(error)),
-                Some((index, Ok((len, bytes)))) => {
-                    let chunk = Chunk::new(Arc::clone(&self.sink), offset, index, vec![len], bytes);
+                Some((index, Ok((len, bytes, fds)))) => {
+                    let chunk =
+                        Chunk::new(Arc::clone(&self.sink), offset, index, vec![len], bytes, fds);
                     self.pool.inner.shared.submit(vec![chunk])?;
                     self.in_flight += 1;
                 }

@@ -44,6 +44,9 @@ pub(crate) struct Chunk {
     first_index: usize,
     lengths: Vec<u32>,
     items: Vec<u8>,
+    /// The descriptors of the buffers in the items, by the indices they were encoded with
+    /// (shared by the chunks a chunk is split into: each sends them all).
+    fds: Arc<Vec<OwnedFd>>,
 }
 
 impl Chunk {
@@ -53,6 +56,7 @@ impl Chunk {
         first_index: usize,
         lengths: Vec<u32>,
         items: Vec<u8>,
+        fds: Vec<OwnedFd>,
     ) -> Chunk {
         Chunk {
             call,
@@ -60,6 +64,7 @@ impl Chunk {
             first_index,
             lengths,
             items,
+            fds: Arc::new(fds),
         }
     }
 
@@ -78,6 +83,7 @@ impl Chunk {
             first_index: self.first_index + range.start,
             lengths: self.lengths[range].to_vec(),
             items: self.items[start..start + len].to_vec(),
+            fds: Arc::clone(&self.fds),
         }
     }
 }
@@ -652,7 +658,13 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
                     chunk.items.len(),
                     writer_conn.limit(),
                 );
-                let sent = head.and_then(|head| writer_conn.send_vectored(&[&head, &chunk.items]));
+                // The buffers' descriptors go just before the chunk that refers to them.
+                let sent = chunk
+                    .fds
+                    .iter()
+                    .try_for_each(|fd| writer_conn.send_with_fd(Kind::BufferFd, &[], fd.as_fd()))
+                    .and(head)
+                    .and_then(|head| writer_conn.send_vectored(&[&head, &chunk.items]));
                 if sent.is_err() {
                     break;
                 }

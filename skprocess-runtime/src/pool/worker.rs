@@ -46,16 +46,44 @@ fn worker_entry(session: ChildSession) -> i32 {
         crate::sys::reraise_default(libc::SIGTERM);
     }
 
-    let mut frames = conn.frames();
+    // The parent's frames, read with the descriptors that come with them: a chunk's buffers
+    // arrive as `BufferFd` frames just before its `Task` frame.
+    let mut frames = std::io::BufReader::with_capacity(
+        64 * 1024,
+        FdReader {
+            conn: &conn,
+            fds: Vec::new(),
+        },
+    );
+    let mut buffers: Vec<std::os::fd::OwnedFd> = Vec::new();
     loop {
-        let payload = match frames.next_frame() {
+        let payload = match crate::wire::frame::read_frame(&mut frames, conn.limit()) {
             Ok(Some(Frame {
                 kind: Kind::Task,
                 payload,
             })) => payload,
+            Ok(Some(Frame {
+                kind: Kind::BufferFd,
+                ..
+            })) => {
+                // Descriptors arrive in the order their frames were sent.
+                let reader = frames.get_mut();
+                if reader.fds.is_empty() {
+                    return ChildSession::report_setup_failure(
+                        &conn,
+                        ProcessError::Ipc(IpcError::Malformed(
+                            "a BufferFd frame came without its descriptor".into(),
+                        )),
+                    );
+                }
+                buffers.push(reader.fds.remove(0));
+                continue;
+            }
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
         };
+        // The descriptors sent for this chunk, whether it runs or is skipped.
+        let chunk_buffers = std::mem::take(&mut buffers);
         let task = match TaskFrame::decode(&payload) {
             Ok(task) => task,
             Err(error) => {
@@ -80,7 +108,10 @@ fn worker_entry(session: ChildSession) -> i32 {
         // refuses code outside this image.
         let trampoline = unsafe { trampoline_at(task.offset) };
         let mut results = ResultWriter::new(&conn, task.seq);
-        trampoline(task.items, &task.lengths, &mut results, &status);
+        // The chunk's buffers, by the indices its items were encoded with.
+        crate::buffer::providing(chunk_buffers, || {
+            trampoline(task.items, &task.lengths, &mut results, &status);
+        });
         // Past the last item: a death from here on is not the fault of any item.
         status.set_current_run(task.lengths.len());
         if results.finish().is_err() {
@@ -92,6 +123,20 @@ fn worker_entry(session: ChildSession) -> i32 {
             // cannot disturb later items. The pool starts a fresh worker.
             return code::OK;
         }
+    }
+}
+
+/// The worker's connection as a byte stream that keeps the descriptors arriving with the bytes.
+struct FdReader<'a> {
+    conn: &'a Conn,
+    fds: Vec<std::os::fd::OwnedFd>,
+}
+
+impl std::io::Read for FdReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // SAFETY: the socket lives as long as `conn`.
+        let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.conn.raw_fd()) };
+        crate::sys::recv_some_with_fds(socket, buf, &mut self.fds)
     }
 }
 
