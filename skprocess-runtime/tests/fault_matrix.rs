@@ -19,7 +19,8 @@
 //!   `streams <told> <torn> <piped> <torn>` (torn: not whole, or out of order; must be 0, and
 //!   each stream must have delivered something);
 //! - `share-client <pid>`: an endless [`ShareClient`] calls a `#[shared]` counter in the
-//!   helper's Share (it made at least one call);
+//!   helper's Share, each request with a ballast larger than a ring, so that a fault to it
+//!   often lands in the middle of a request (it made at least one call);
 //! - `worker <pid>`: one line per worker of a `Pool::new(3)` (more workers than CPUs), and again
 //!   after the call, so that a replacement worker is reported too;
 //! - `item <index> <worker pid>` / `failed <index> <error>`: each result of
@@ -384,6 +385,13 @@ impl Tally {
         self.n
     }
 
+    /// `add`, with a ballast larger than a ring: the request travels in pieces, so that a
+    /// fault to the client often lands in the middle of one (which must then never run).
+    fn weigh(&mut self, k: u64, ballast: Vec<u8>) -> u64 {
+        assert_eq!(ballast.len(), STREAM_MESSAGE, "a torn request ran");
+        self.add(k)
+    }
+
     fn get(&self) -> u64 {
         self.n
     }
@@ -401,7 +409,7 @@ struct ShareClient {
 #[skprocess]
 impl ShareClient {
     fn __run__(&mut self) -> Result<(), ShareError> {
-        self.tally.add(1)?;
+        self.tally.weigh(1, vec![1; STREAM_MESSAGE])?;
         self.confirmed.fetch_add(1)?;
         Ok(())
     }
