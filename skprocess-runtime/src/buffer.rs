@@ -42,7 +42,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -137,35 +137,6 @@ fn bytes_for<T>(len: usize) -> io::Result<usize> {
     len.checked_mul(size_of::<T>())
         .filter(|&bytes| bytes <= isize::MAX as usize)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the buffer is too large"))
-}
-
-/// A new memfd of `bytes` bytes (zeroed).
-fn memfd(bytes: usize) -> io::Result<OwnedFd> {
-    // SAFETY: the name is a valid C string; flags are valid.
-    let fd = unsafe {
-        libc::memfd_create(
-            c"skprocess-buffer".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: valid fd and length.
-    if unsafe { libc::ftruncate(fd.as_raw_fd(), bytes as libc::off_t) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
-fn add_seals(fd: BorrowedFd<'_>, seals: i32) -> io::Result<()> {
-    // SAFETY: fcntl on a valid descriptor with an integer argument.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// The seals and size of a descriptor from another process.
@@ -288,9 +259,9 @@ impl<T: Pod> BufferMut<T> {
     /// [`BufferError::Io`] if the system refuses the memory.
     pub fn zeroed(len: usize) -> Result<BufferMut<T>, BufferError> {
         let bytes = bytes_for::<T>(len)?;
-        let fd = memfd(bytes)?;
+        let fd = crate::sys::memfd(c"skprocess-buffer", bytes)?;
         // Its size is fixed for good; writing stays possible until it is frozen.
-        add_seals(fd.as_fd(), FIXED_SIZE_SEALS)?;
+        crate::sys::add_seals(fd.as_fd(), FIXED_SIZE_SEALS)?;
         let map = Mapping::new(fd.as_fd(), bytes, true)?;
         Ok(BufferMut {
             fd,
@@ -309,7 +280,7 @@ impl<T: Pod> BufferMut<T> {
         let BufferMut { fd, map, len, .. } = self;
         // A write seal needs every writable mapping gone first.
         drop(map);
-        add_seals(fd.as_fd(), READ_ONLY_SEALS)?;
+        crate::sys::add_seals(fd.as_fd(), READ_ONLY_SEALS)?;
         Ok(Buffer::sealed(fd, len)?)
     }
 
@@ -509,6 +480,16 @@ struct Wire {
     elem: u8,
 }
 
+impl Wire {
+    fn of<T>(descriptor: u32, len: usize) -> Wire {
+        Wire {
+            descriptor,
+            len: len as u64,
+            elem: size_of::<T>() as u8,
+        }
+    }
+}
+
 fn received<'de, D: Deserializer<'de>, T: Pod>(
     wire: &Wire,
     want_seals: i32,
@@ -537,12 +518,7 @@ fn received<'de, D: Deserializer<'de>, T: Pod>(
 impl<T: Pod> Serialize for Buffer<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let descriptor = send_fd::<S>(self.inner.fd.as_fd())?;
-        Wire {
-            descriptor,
-            len: self.len as u64,
-            elem: size_of::<T>() as u8,
-        }
-        .serialize(serializer)
+        Wire::of::<T>(descriptor, self.len).serialize(serializer)
     }
 }
 
@@ -571,12 +547,7 @@ impl<T: Pod> Serialize for Handover<T> {
                 outgoing.handovers.push(Arc::clone(&self.sent));
             }
         });
-        Wire {
-            descriptor,
-            len: self.len as u64,
-            elem: size_of::<T>() as u8,
-        }
-        .serialize(serializer)
+        Wire::of::<T>(descriptor, self.len).serialize(serializer)
     }
 }
 

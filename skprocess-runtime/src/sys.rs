@@ -166,6 +166,32 @@ pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32) {
     }
 }
 
+/// A new memfd of `len` zero bytes (close-on-exec, sealable), named `name` in `/proc/*/maps`.
+pub(crate) fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: the name is a valid C string; flags are valid.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: valid fd and length.
+    if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Adds `seals` (`F_SEAL_*`) to a memfd.
+pub(crate) fn add_seals(fd: BorrowedFd<'_>, seals: i32) -> io::Result<()> {
+    // SAFETY: fcntl on a valid descriptor with an integer argument.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A shared, zero-filled memory region of `len` bytes backed by a memfd, so that another
 /// process can map the same pages.
 pub(crate) struct SharedRegion {
@@ -183,27 +209,11 @@ impl SharedRegion {
     /// shrinking and growing: a peer holding the descriptor cannot truncate the pages under a
     /// reader (which would be a SIGBUS).
     pub(crate) fn create(len: usize) -> io::Result<(SharedRegion, OwnedFd)> {
-        // SAFETY: the name is a valid C string; flags are valid.
-        let fd = unsafe {
-            libc::memfd_create(
-                c"skprocess-status".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fresh descriptor owned by us.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: valid fd, valid length.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-        // SAFETY: fcntl on our own memfd with an integer argument.
-        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = memfd(c"skprocess-status", len)?;
+        add_seals(
+            fd.as_fd(),
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )?;
         let region = SharedRegion::map(fd.as_fd(), len)?;
         Ok((region, fd))
     }
@@ -427,25 +437,8 @@ pub(crate) fn recv_exact_with_fd(
         }
         filled += usize::try_from(n).expect("non-negative");
         truncated |= msg.msg_flags & libc::MSG_CTRUNC != 0;
-        // SAFETY: walking the control messages the kernel wrote into `control`; each
-        // SCM_RIGHTS message holds (cmsg_len - CMSG_LEN(0)) / sizeof(int) descriptors that the
-        // kernel installed for us, so we own them.
-        unsafe {
-            let header = libc::CMSG_LEN(0) as usize;
-            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-            while !cmsg.is_null() {
-                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                    let count =
-                        ((*cmsg).cmsg_len as usize).saturating_sub(header) / size_of::<RawFd>();
-                    let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                    for i in 0..count {
-                        let fd = std::ptr::read_unaligned(data.add(i));
-                        received.push(OwnedFd::from_raw_fd(fd));
-                    }
-                }
-                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
-            }
-        }
+        // SAFETY: `msg` was just filled by recvmsg, with `control` still alive.
+        unsafe { take_rights(&msg, &mut received) };
     }
     if truncated || received.len() > 1 {
         return Err(io::Error::new(
@@ -499,11 +492,29 @@ pub(crate) fn recv_some_with_fds(
             return Err(err);
         }
     };
-    // SAFETY: walking the control messages the kernel wrote into `control`; the descriptors in
-    // SCM_RIGHTS messages were installed for us, so we own them.
+    // SAFETY: `msg` was just filled by recvmsg, with `control` still alive.
+    unsafe { take_rights(&msg, fds) };
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the peer sent more descriptors at once than can be received",
+        ));
+    }
+    Ok(n)
+}
+
+/// Takes ownership of the descriptors in the SCM_RIGHTS control messages of `msg`.
+///
+/// # Safety
+///
+/// `msg` was filled by a successful `recvmsg`, and its control buffer is still alive: each
+/// SCM_RIGHTS message then holds (cmsg_len - CMSG_LEN(0)) / sizeof(int) descriptors that the
+/// kernel installed for this process, and nothing else owns them.
+unsafe fn take_rights(msg: &libc::msghdr, fds: &mut Vec<OwnedFd>) {
+    // SAFETY: as the caller promises; the CMSG macros stay within the control buffer.
     unsafe {
         let header = libc::CMSG_LEN(0) as usize;
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
         while !cmsg.is_null() {
             if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
                 let count = ((*cmsg).cmsg_len as usize).saturating_sub(header) / size_of::<RawFd>();
@@ -512,16 +523,9 @@ pub(crate) fn recv_some_with_fds(
                     fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
                 }
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "the peer sent more descriptors at once than can be received",
-        ));
-    }
-    Ok(n)
 }
 
 /// The user id of the process at the other end of a Unix socket (`SO_PEERCRED`).
