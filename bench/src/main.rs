@@ -992,6 +992,76 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    if want(11) {
+        // 11. imap and unordered_imap against map over 100,000 trivial items: adaptive chunks,
+        // and a fixed chunk size of 256 (as multiprocessing's imap(chunksize=256)).
+        let n = if quick { 10_000u64 } else { 100_000 };
+        // 2 workers, and the default count (the CPUs) when that is another number.
+        let counts = if cpus == 2 { vec![2] } else { vec![2, cpus] };
+        for workers in counts {
+            let pool = Pool::new(workers)?;
+            let _ = pool.map(square, 0..1_000u64)?; // warm
+            let runs = if quick { 1 } else { 5 };
+            let mut measure = |label: &str, run: &dyn Fn() -> usize| {
+                let t = median(
+                    (0..runs)
+                        .map(|_| {
+                            let (t, count) = time(run);
+                            assert_eq!(count as u64, n);
+                            t
+                        })
+                        .collect(),
+                );
+                report.figure(&format!("pool_{label}_square_{workers}w"), t * 1e3, "ms");
+                t
+            };
+            let map = measure("map", &|| pool.map(square, 0..n).map_or(0, |v| v.len()));
+            let imap = measure("imap", &|| {
+                pool.imap(square, 0..n).filter(Result::is_ok).count()
+            });
+            let unordered = measure("unordered_imap", &|| {
+                pool.unordered_imap(square, 0..n)
+                    .filter(Result::is_ok)
+                    .count()
+            });
+            let fixed = measure("imap_chunk256", &|| {
+                pool.chunk_size(256)
+                    .imap(square, 0..n)
+                    .filter(Result::is_ok)
+                    .count()
+            });
+            // One item per chunk, as `imap` was before adaptive chunks (timed once: it is slow).
+            let (single, count) = time(|| {
+                pool.chunk_size(1)
+                    .imap(square, 0..n)
+                    .filter(Result::is_ok)
+                    .count()
+            });
+            assert_eq!(count as u64, n);
+            report.figure(
+                &format!("pool_imap_chunk1_square_{workers}w"),
+                single * 1e3,
+                "ms",
+            );
+            println!(
+                "\nPool({workers}) over {n} trivial items: map {:.1} ms; imap {:.1} ms ({:.2}x map); unordered_imap {:.1} ms ({:.2}x map) (target <= 2x); imap chunk_size(256) {:.1} ms; chunk_size(1) {:.0} ms",
+                map * 1e3,
+                imap * 1e3,
+                imap / map,
+                unordered * 1e3,
+                unordered / map,
+                fixed * 1e3,
+                single * 1e3,
+            );
+            report.figure(&format!("pool_imap_ratio_{workers}w"), imap / map, "x");
+            report.figure(
+                &format!("pool_unordered_imap_ratio_{workers}w"),
+                unordered / map,
+                "x",
+            );
+        }
+    }
+
     println!();
     for line in &report.lines {
         println!("{line}");

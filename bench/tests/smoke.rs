@@ -33,6 +33,8 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "share_calls_4_vs_1",
         "pipe_ratio_unpinned",
         "pipe_ratio_one_cpu",
+        "pool_imap_ratio_2w",
+        "pool_unordered_imap_ratio_2w",
     ] {
         assert!(
             stdout

@@ -371,6 +371,20 @@ impl Outgoing {
             sent.store(false, Ordering::Release);
         }
     }
+
+    /// How much was collected so far, for [`truncate`](Self::truncate).
+    pub(crate) fn mark(&self) -> (usize, usize) {
+        (self.fds.len(), self.handovers.len())
+    }
+
+    /// Forgets what was collected since `mark` (an encode whose bytes were thrown away): its
+    /// descriptors close, and its handovers may be opened or sent again.
+    pub(crate) fn truncate(&mut self, (fds, handovers): (usize, usize)) {
+        self.fds.truncate(fds);
+        for sent in self.handovers.drain(handovers.min(self.handovers.len())..) {
+            sent.store(false, Ordering::Release);
+        }
+    }
 }
 
 thread_local! {
@@ -393,32 +407,6 @@ impl<T> Drop for Restore<T> {
     }
 }
 
-/// A collection of descriptors open across several encodes (the items of one pool chunk):
-/// the buffers in every value encoded on this thread until [`finish`](Self::finish) share one
-/// list, so their indices are the chunk's.
-pub(crate) struct Collector {
-    _restore: Restore<Outgoing>,
-}
-
-impl Collector {
-    pub(crate) fn begin() -> Collector {
-        let outer = OUTGOING.with(|slot| slot.replace(Some(Outgoing::default())));
-        Collector {
-            _restore: Restore {
-                key: &OUTGOING,
-                outer: Some(outer),
-            },
-        }
-    }
-
-    /// What was collected; the thread-local is as before `begin`.
-    pub(crate) fn finish(self) -> Outgoing {
-        OUTGOING
-            .with(|slot| slot.borrow_mut().take())
-            .unwrap_or_default()
-    }
-}
-
 /// Runs `encode` collecting the descriptors of the buffers it meets, in order.
 pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Outgoing) {
     let outer = OUTGOING.with(|slot| slot.replace(Some(Outgoing::default())));
@@ -432,6 +420,22 @@ pub(crate) fn collecting<R>(encode: impl FnOnce() -> R) -> (R, Outgoing) {
         .unwrap_or_default();
     drop(restore);
     (result, collected)
+}
+
+/// Runs `encode` adding the descriptors of the buffers it meets to `outgoing`, after those
+/// already there (so that several values encoded one after the other share one list).
+pub(crate) fn collecting_into<R>(outgoing: &mut Outgoing, encode: impl FnOnce() -> R) -> R {
+    let outer = OUTGOING.with(|slot| slot.replace(Some(std::mem::take(outgoing))));
+    let restore = Restore {
+        key: &OUTGOING,
+        outer: Some(outer),
+    };
+    let result = encode();
+    *outgoing = OUTGOING
+        .with(|slot| slot.borrow_mut().take())
+        .unwrap_or_default();
+    drop(restore);
+    result
 }
 
 /// Runs `decode` with `fds` available to the buffers it meets (those it does not take close).

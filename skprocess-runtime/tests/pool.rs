@@ -20,6 +20,10 @@ fn identity(x: u64) -> u64 {
     x
 }
 
+/// The most items an adaptive `imap` on a pool of 2 workers takes ahead of the results it
+/// yielded: 2 workers × 4 chunks × 4096 items.
+const WINDOW: usize = 2 * 4 * 4096;
+
 fn pool() -> Pool {
     Pool::new(2).expect("a pool starts")
 }
@@ -360,11 +364,28 @@ fn an_endless_iterator_is_consumed_lazily() {
         .map(Result::unwrap)
         .collect();
     assert_eq!(first, (0..1_000).map(square).collect::<Vec<_>>());
+    // The window: two chunks in flight per worker and as many results held, chunks of at
+    // most 4096 items (adaptive imap).
     let pulled = pulled.load(Ordering::Relaxed);
     assert!(
-        pulled < 1_000 + 64,
+        pulled <= 1_000 + WINDOW,
         "pulled {pulled} items for 1000 results"
     );
+    // With a fixed chunk size of one item, the window is a few items.
+    let pulled = AtomicUsize::new(0);
+    let source = (0u64..).inspect(|_| {
+        pulled.fetch_add(1, Ordering::Relaxed);
+    });
+    let first: Vec<u64> = pool
+        .timeout(LIMIT)
+        .chunk_size(1)
+        .imap(square, source)
+        .take(100)
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(first, (0..100).map(square).collect::<Vec<_>>());
+    let pulled = pulled.load(Ordering::Relaxed);
+    assert!(pulled <= 100 + 8, "pulled {pulled} items for 100 results");
 }
 
 fn forever(x: u64) -> u64 {
@@ -762,7 +783,7 @@ fn ordered_imap_stays_bounded_behind_a_slow_item() {
     assert_eq!(results.next().unwrap().unwrap(), 0);
     let pulled_before_first = pulled.load(Ordering::Relaxed);
     assert!(
-        pulled_before_first <= 64,
+        pulled_before_first <= WINDOW,
         "pulled {pulled_before_first} items before the first result"
     );
     drop(results);

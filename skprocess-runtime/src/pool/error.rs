@@ -120,6 +120,16 @@ pub enum PoolError {
         /// The task's type name.
         task: &'static str,
     },
+    /// The task is a closure that captures a reference or a function pointer (a closure that
+    /// captures anything else is refused at compile time). A task travels to a worker as a
+    /// code address, so it cannot carry data: pass data in the items. Nothing was sent.
+    #[error(
+        "the task `{task}` captures data; pool tasks must be `fn` items, function pointers or closures that capture nothing (pass data in the items)"
+    )]
+    TaskCapturesData {
+        /// The task's type name.
+        task: &'static str,
+    },
     /// A worker process could not be started.
     #[error("cannot start a pool worker")]
     Spawn(#[source] ProcessError),

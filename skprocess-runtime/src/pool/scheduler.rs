@@ -25,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::{PoolError, TaskError};
+use super::task::TaskCode;
 use crate::error::{ExitInfo, IpcError, ProcessError};
 use crate::launch::CONNECT_TIMEOUT;
 use crate::shm::{Phase, StatusPage};
@@ -40,7 +41,7 @@ pub(crate) const DEPTH: usize = 2;
 /// A run of consecutive items of one call, encoded, on its way to a worker.
 pub(crate) struct Chunk {
     call: Arc<CallSink>,
-    offset: i64,
+    code: TaskCode,
     first_index: usize,
     lengths: Vec<u32>,
     items: Vec<u8>,
@@ -52,7 +53,7 @@ pub(crate) struct Chunk {
 impl Chunk {
     pub(crate) fn new(
         call: Arc<CallSink>,
-        offset: i64,
+        code: TaskCode,
         first_index: usize,
         lengths: Vec<u32>,
         items: Vec<u8>,
@@ -60,7 +61,7 @@ impl Chunk {
     ) -> Chunk {
         Chunk {
             call,
-            offset,
+            code,
             first_index,
             lengths,
             items,
@@ -68,8 +69,13 @@ impl Chunk {
         }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lengths.len()
+    }
+
+    /// The encoded items' bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.items.len()
     }
 
     /// The items `range` of this chunk as a chunk of their own.
@@ -79,7 +85,7 @@ impl Chunk {
         let len = bytes(&self.lengths[range.clone()]);
         Chunk {
             call: Arc::clone(&self.call),
-            offset: self.offset,
+            code: self.code,
             first_index: self.first_index + range.start,
             lengths: self.lengths[range].to_vec(),
             items: self.items[start..start + len].to_vec(),
@@ -92,12 +98,13 @@ impl Chunk {
 #[derive(Debug)]
 pub(crate) enum Delivery {
     /// Encoded `Result<Output, TaskError>` values for `count` items from `first_index`, in
-    /// `bytes[start..]`.
+    /// `bytes[start..]`, which took the worker `nanos` nanoseconds.
     Done {
         first_index: usize,
         count: usize,
         bytes: Vec<u8>,
         start: usize,
+        nanos: u64,
     },
     /// The worker died running item `index` (or before it could report it).
     Crashed {
@@ -653,7 +660,8 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
             for (chunk, seq) in inbox {
                 let head = TaskFrame::head(
                     seq,
-                    chunk.offset,
+                    chunk.code.offset,
+                    chunk.code.data,
                     &chunk.lengths,
                     chunk.items.len(),
                     writer_conn.limit(),
@@ -771,6 +779,7 @@ fn results(shared: &Shared, index: usize, payload: Vec<u8>) -> Result<(), IpcErr
         count,
         bytes: payload,
         start: RESULTS_HEAD,
+        nanos: head.nanos,
     });
     front.reported += count;
     let finished = front.reported == front.chunk.count();

@@ -1,11 +1,12 @@
 //! Tasks: what a pool runs for each item, and how a task travels to a worker.
 //!
-//! A task is a `fn` item or a closure that captures nothing. Its type is zero-sized, so there is
-//! nothing to send but *which code* to run. The parent sends the address of a monomorphized
-//! trampoline (which decodes the inputs, calls the task and encodes the outputs) as an offset
-//! from [`anchor`], a function of this crate. Parent and worker are the same executable, so the
-//! offset means the same code in both, whatever address-space layout randomization did. Three
-//! things make this safe:
+//! A task is a `fn` item, a closure that captures nothing, or a function pointer. A `fn` item's
+//! or a closure's type is zero-sized, so there is nothing to send but *which code* to run. The
+//! parent sends the address of a monomorphized trampoline (which decodes the inputs, calls the
+//! task and encodes the outputs) as an offset from [`anchor`], a function of this crate; for a
+//! function pointer it also sends the pointer, as an offset from the same anchor. Parent and
+//! worker are the same executable, so an offset means the same code in both, whatever
+//! address-space layout randomization did. These make it safe:
 //!
 //! - the worker accepts offsets only from its authenticated parent (the connection proved the
 //!   session secret before the first task);
@@ -13,12 +14,16 @@
 //!   executable's identity (the linker's GNU build id, or the file's identity when there is
 //!   none) in the start message, and a worker whose identity differs refuses to start;
 //! - the trampoline's type is fixed ([`Trampoline`]), and every offset the parent sends was
-//!   computed from a function of that type, which lies in the same loaded image as the anchor
-//!   (a task compiled into a `dylib` or a plugin is refused with a typed error, never jumped
-//!   to);
+//!   computed from a function of that type, or from a function pointer of the task's exact
+//!   type, which lies in the same loaded image as the anchor (a task compiled into a `dylib` or
+//!   a plugin is refused with a typed error, never jumped to);
+//! - a task that is not zero-sized is used as a function pointer only when its type *is* the
+//!   function pointer type of the task's signature; a closure that captures data is refused (at
+//!   compile time unless it captures a single reference or function pointer, which have the
+//!   same size as a function pointer; those are refused at run time, before anything is sent);
 //! - [`TaskFn`] is sealed: only functions and closures implement it.
 
-use super::error::TaskError;
+use super::error::{PoolError, TaskError};
 use super::worker::ResultWriter;
 use crate::engine::{Engine, Outcome};
 use crate::error::Failure;
@@ -75,6 +80,11 @@ pub trait TaskFn<A, K, I>: sealed::Sealed<A, K, I> + Copy + Send + Sync + 'stati
     /// Runs the task on one item (in the worker).
     #[doc(hidden)]
     fn call_task(self, input: I) -> Result<Self::Output, TaskError>;
+
+    /// The name of the function pointer type of this task's signature: a task that is not
+    /// zero-sized is sent as a function pointer only if its type has exactly this name.
+    #[doc(hidden)]
+    fn pointer_type() -> &'static str;
 }
 
 mod sealed {
@@ -120,6 +130,10 @@ where
     fn call_task(self, input: I) -> Result<O, TaskError> {
         Ok(self(input))
     }
+
+    fn pointer_type() -> &'static str {
+        std::any::type_name::<fn(I) -> O>()
+    }
 }
 
 impl<F, I, T, E> TaskFn<Plain, Fallible, I> for F
@@ -133,6 +147,10 @@ where
     fn call_task(self, input: I) -> Result<T, TaskError> {
         self(input).into_hook_result().map_err(TaskError::Failed)
     }
+
+    fn pointer_type() -> &'static str {
+        std::any::type_name::<fn(I) -> Result<T, E>>()
+    }
 }
 
 impl<F, I, P> TaskFn<Plain, Processes, I> for F
@@ -145,6 +163,10 @@ where
 
     fn call_task(self, input: I) -> Result<P::Output, TaskError> {
         run_process_inline(self(input))
+    }
+
+    fn pointer_type() -> &'static str {
+        std::any::type_name::<fn(I) -> P>()
     }
 }
 
@@ -183,6 +205,10 @@ macro_rules! star_tasks {
             fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<O, TaskError> {
                 Ok(self($($arg),+))
             }
+
+            fn pointer_type() -> &'static str {
+                std::any::type_name::<fn($($arg),+) -> O>()
+            }
         }
 
         impl<F, $($arg,)+ T, E> TaskFn<Star, Fallible, ($($arg,)+)> for F
@@ -197,6 +223,10 @@ macro_rules! star_tasks {
             fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<T, TaskError> {
                 self($($arg),+).into_hook_result().map_err(TaskError::Failed)
             }
+
+            fn pointer_type() -> &'static str {
+                std::any::type_name::<fn($($arg),+) -> Result<T, E>>()
+            }
         }
 
         impl<F, $($arg,)+ P> TaskFn<Star, Processes, ($($arg,)+)> for F
@@ -210,6 +240,10 @@ macro_rules! star_tasks {
             #[allow(non_snake_case)]
             fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<P::Output, TaskError> {
                 run_process_inline(self($($arg),+))
+            }
+
+            fn pointer_type() -> &'static str {
+                std::any::type_name::<fn($($arg),+) -> P>()
             }
         }
     };
@@ -255,13 +289,23 @@ fn run_process_inline<P: Lifecycle>(process: P) -> Result<P::Output, TaskError> 
 
 /// The function every task offset points at: runs `lengths.len()` items whose encodings are
 /// concatenated in `items`, handing each item's `Result<Output, TaskError>` to `out` and
-/// recording the index of the item in progress in `status`.
+/// recording the index of the item in progress in `status`. `data` is the task's own offset
+/// when the task is a function pointer (see [`TaskCode`]).
 pub(crate) type Trampoline = for<'a, 'b> fn(
     items: &[u8],
     lengths: &[u32],
+    data: i64,
     out: &mut ResultWriter<'b>,
     status: &'a StatusPage,
 );
+
+/// Where a task's code is, as offsets from [`anchor`]: its trampoline, and for a function
+/// pointer the function itself (0 otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskCode {
+    pub(crate) offset: i64,
+    pub(crate) data: i64,
+}
 
 /// A fixed point of this crate's code; task offsets are relative to its address.
 #[inline(never)]
@@ -269,36 +313,73 @@ pub(crate) fn anchor() {
     std::hint::black_box(());
 }
 
-/// The offset of `T`'s trampoline from [`anchor`]. Fails to compile (when monomorphized) if
-/// `T` is not zero-sized, that is, a closure that captures something. `None` if the trampoline
-/// lies in another loaded image than this crate's code (the task was compiled into a `dylib` or
-/// a plugin): an offset could not find it in a worker.
-pub(crate) fn task_offset<T, A, K, I>() -> Option<i64>
+/// Where task `task`'s code is. Fails to compile (when monomorphized) if `T` is neither
+/// zero-sized nor the size of a function pointer with its niche (a closure that captures
+/// data). Fails at run time if `T` has a function pointer's size but is not the function
+/// pointer type of its signature (a closure that captures one reference or one function
+/// pointer), or if the code lies in another loaded image than this crate's code (the task was
+/// compiled into a `dylib` or a plugin: an offset could not find it in a worker).
+pub(crate) fn task_code<T, A, K, I>(task: &T) -> Result<TaskCode, PoolError>
 where
     T: TaskFn<A, K, I>,
     I: Transferable,
 {
     const {
         assert!(
-            size_of::<T>() == 0,
-            "pool tasks must be `fn` items or closures that capture nothing: a task travels to \
-             the worker as a code address, so it cannot carry data (pass data in the items)"
+            size_of::<T>() == 0
+                || (size_of::<T>() == size_of::<fn()>()
+                    && size_of::<Option<T>>() == size_of::<T>()),
+            "pool tasks must be `fn` items, function pointers or closures that capture nothing: \
+             a task travels to the worker as a code address, so it cannot carry data (pass data \
+             in the items)"
         );
     }
+    let outside = || PoolError::TaskOutsideExecutable {
+        task: std::any::type_name::<T>(),
+    };
+    let data = if size_of::<T>() == 0 {
+        0
+    } else {
+        if std::any::type_name::<T>() != T::pointer_type() {
+            return Err(PoolError::TaskCapturesData {
+                task: std::any::type_name::<T>(),
+            });
+        }
+        // SAFETY: `T` is a function pointer type (its name is the one of the function pointer
+        // type of its signature), which has the size and layout of a `usize`.
+        let address: usize = unsafe { std::mem::transmute_copy::<T, usize>(task) };
+        if !crate::identity::in_this_image(address) {
+            return Err(outside());
+        }
+        offset_from_anchor(address)
+    };
     let trampoline: Trampoline = trampoline::<T, A, K, I>;
     let address = trampoline as usize;
-    crate::identity::in_this_image(address)
-        .then(|| (address as i64).wrapping_sub(anchor as fn() as usize as i64))
+    if !crate::identity::in_this_image(address) {
+        return Err(outside());
+    }
+    Ok(TaskCode {
+        offset: offset_from_anchor(address),
+        data,
+    })
+}
+
+fn offset_from_anchor(address: usize) -> i64 {
+    (address as i64).wrapping_sub(anchor as fn() as usize as i64)
+}
+
+fn address_from_anchor(offset: i64) -> usize {
+    (anchor as fn() as usize as i64).wrapping_add(offset) as usize
 }
 
 /// Turns an offset from the authenticated parent back into a trampoline.
 ///
 /// # Safety
 ///
-/// `offset` must come from [`task_offset`] in a process running this same executable (the
+/// `offset` must come from [`task_code`] in a process running this same executable (the
 /// caller checked the executable's identity and the peer's authentication).
 pub(crate) unsafe fn trampoline_at(offset: i64) -> Trampoline {
-    let address = (anchor as fn() as usize as i64).wrapping_add(offset) as usize;
+    let address = address_from_anchor(offset);
     // SAFETY: by this function's contract, `address` is the address of a function of type
     // `Trampoline` in this executable (the same code the parent computed the offset from).
     unsafe { std::mem::transmute::<usize, Trampoline>(address) }
@@ -307,16 +388,24 @@ pub(crate) unsafe fn trampoline_at(offset: i64) -> Trampoline {
 fn trampoline<T, A, K, I>(
     items: &[u8],
     lengths: &[u32],
+    data: i64,
     out: &mut ResultWriter<'_>,
     status: &StatusPage,
 ) where
     T: TaskFn<A, K, I>,
     I: Transferable,
 {
-    // SAFETY: `T` is zero-sized (checked at compile time in `task_offset`), so a value of it has
-    // no bytes to read, and the parent held a value of `T` when it sent this task, so `T` is
-    // inhabited: reading one from a dangling, well-aligned pointer is sound.
-    let task: T = unsafe { std::ptr::NonNull::<T>::dangling().as_ptr().read() };
+    let task: T = if size_of::<T>() == 0 {
+        // SAFETY: `T` is zero-sized, so a value of it has no bytes to read, and the parent held
+        // a value of `T` when it sent this task, so `T` is inhabited: reading one from a
+        // dangling, well-aligned pointer is sound.
+        unsafe { std::ptr::NonNull::<T>::dangling().as_ptr().read() }
+    } else {
+        // SAFETY: a task that is not zero-sized is sent only when `T` is the function pointer
+        // type of its signature (`task_code`), with `data` the offset of a function of that
+        // type in this same executable (the authenticated parent runs it too).
+        unsafe { std::mem::transmute_copy::<usize, T>(&address_from_anchor(data)) }
+    };
     let mut start = 0usize;
     for (index, &len) in lengths.iter().enumerate() {
         status.set_current_run(index);
@@ -354,26 +443,66 @@ mod tests {
         x * 2
     }
 
-    fn offsets_of<T: TaskFn<Plain, Value, u32>>(_task: T) -> (i64, Trampoline) {
+    fn offsets_of<T: TaskFn<Plain, Value, u32>>(task: T) -> (TaskCode, Trampoline) {
         (
-            task_offset::<T, Plain, Value, u32>().expect("in this image"),
+            task_code::<T, Plain, Value, u32>(&task).expect("in this image"),
             trampoline::<T, Plain, Value, u32>,
         )
     }
 
+    fn triple(x: u32) -> u32 {
+        x * 3
+    }
+
+    #[test]
+    fn function_pointers_travel_with_their_own_offset() {
+        for (pick, expected) in [(false, 2), (true, 3)] {
+            let f: fn(u32) -> u32 = if pick { triple } else { double };
+            let (code, _) = offsets_of(f);
+            assert_ne!(code.data, 0);
+            let (status, _fd) = StatusPage::create().unwrap();
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            let conn = crate::wire::Conn::new(ours);
+            let mut out = ResultWriter::new(&conn, 1);
+            let item = crate::wire::encode(&7u32).unwrap();
+            // SAFETY: computed in this process.
+            let trampoline = unsafe { trampoline_at(code.offset) };
+            trampoline(&item, &[item.len() as u32], code.data, &mut out, &status);
+            out.finish().unwrap();
+            let frame = crate::wire::Conn::new(theirs).read_one().unwrap().unwrap();
+            let mut decoder = crate::wire::codec::Decoder::new(
+                &frame.payload[crate::wire::protocol::RESULTS_HEAD..],
+            );
+            let result: Result<u32, TaskError> = decoder.next().unwrap();
+            assert_eq!(result.unwrap(), 7 * expected);
+        }
+    }
+
+    #[test]
+    fn a_closure_capturing_a_function_pointer_is_refused() {
+        let f: fn(u32) -> u32 = double;
+        let task = move |x: u32| f(x) + 1;
+        let error = task_code::<_, Plain, Value, u32>(&task).unwrap_err();
+        assert!(
+            matches!(error, PoolError::TaskCapturesData { .. }),
+            "{error}"
+        );
+    }
+
     #[test]
     fn offsets_round_trip_to_the_same_trampoline() {
-        let (offset, direct) = offsets_of(double);
+        let (code, direct) = offsets_of(double);
+        assert_eq!(code.data, 0);
         // SAFETY: the offset was computed in this process from a `Trampoline`.
-        let back = unsafe { trampoline_at(offset) };
+        let back = unsafe { trampoline_at(code.offset) };
         assert_eq!(back as usize, direct as usize);
-        let (closure_offset, _) = offsets_of(|x: u32| x + 1);
-        assert_ne!(closure_offset, offset);
+        let (closure_code, _) = offsets_of(|x: u32| x + 1);
+        assert_ne!(closure_code.offset, code.offset);
     }
 
     #[test]
     fn a_trampoline_runs_each_item_and_reports_failures() {
-        let (offset, _) = offsets_of(|x: u32| {
+        let (code, _) = offsets_of(|x: u32| {
             assert!(x != 3, "three is not allowed");
             x * 10
         });
@@ -389,8 +518,8 @@ mod tests {
         let conn = crate::wire::Conn::new(ours);
         let mut out = ResultWriter::new(&conn, 9);
         // SAFETY: computed in this process.
-        let trampoline = unsafe { trampoline_at(offset) };
-        trampoline(&items, &lengths, &mut out, &status);
+        let trampoline = unsafe { trampoline_at(code.offset) };
+        trampoline(&items, &lengths, code.data, &mut out, &status);
         out.finish().unwrap();
         let reader = crate::wire::Conn::new(theirs);
         let frame = reader.read_one().unwrap().unwrap();

@@ -107,10 +107,11 @@ fn worker_entry(session: ChildSession) -> i32 {
         // executable (checked before `Ready`) and computed it with `task_offset`, which
         // refuses code outside this image.
         let trampoline = unsafe { trampoline_at(task.offset) };
+        let data = task.data;
         let mut results = ResultWriter::new(&conn, task.seq);
         // The chunk's buffers, by the indices its items were encoded with.
         crate::buffer::providing(chunk_buffers, || {
-            trampoline(task.items, &task.lengths, &mut results, &status);
+            trampoline(task.items, &task.lengths, data, &mut results, &status);
         });
         // Past the last item: a death from here on is not the fault of any item.
         status.set_current_run(task.lengths.len());
@@ -153,6 +154,8 @@ pub(crate) struct ResultWriter<'a> {
     count: u32,
     /// Set once a send failed: the connection is gone, later results go nowhere.
     failed: Option<IpcError>,
+    /// When the items of the results in `frame` began to run.
+    since: std::time::Instant,
 }
 
 impl<'a> ResultWriter<'a> {
@@ -164,6 +167,7 @@ impl<'a> ResultWriter<'a> {
             first: 0,
             count: 0,
             failed: None,
+            since: std::time::Instant::now(),
         }
     }
 
@@ -214,10 +218,14 @@ impl<'a> ResultWriter<'a> {
             return;
         }
         let mut frame = std::mem::replace(&mut self.frame, ResultsHead::start_frame());
+        let now = std::time::Instant::now();
+        let nanos = now.duration_since(self.since).as_nanos();
+        self.since = now;
         ResultsHead {
             seq: self.seq,
             first: self.first,
             count: self.count,
+            nanos: u64::try_from(nanos).unwrap_or(u64::MAX),
         }
         .write(&mut frame);
         self.first += self.count;

@@ -179,7 +179,7 @@ pub(crate) struct ProcessStart {
 pub(crate) struct WorkerStart {}
 
 /// The fixed part of a `Task` frame.
-const TASK_HEAD: usize = 8 + 8 + 4;
+const TASK_HEAD: usize = 8 + 8 + 8 + 4;
 
 /// The payload bytes a `Task` frame of `count` items with `items` bytes of inputs takes.
 pub(crate) fn task_payload_len(count: usize, items: usize) -> usize {
@@ -190,7 +190,11 @@ pub(crate) fn task_payload_len(count: usize, items: usize) -> usize {
 #[derive(Debug)]
 pub(crate) struct TaskFrame<'a> {
     pub(crate) seq: u64,
+    /// The trampoline's offset from the anchor.
     pub(crate) offset: i64,
+    /// The task's own code offset when the task is a function pointer (0 for a `fn` item or a
+    /// closure, whose type alone says which code runs).
+    pub(crate) data: i64,
     pub(crate) lengths: Vec<u32>,
     pub(crate) items: &'a [u8],
 }
@@ -202,6 +206,7 @@ impl<'a> TaskFrame<'a> {
     pub(crate) fn head(
         seq: u64,
         offset: i64,
+        data: i64,
         lengths: &[u32],
         items_len: usize,
         limit: u32,
@@ -216,6 +221,7 @@ impl<'a> TaskFrame<'a> {
         head.push(Kind::Task as u8);
         head.extend_from_slice(&seq.to_le_bytes());
         head.extend_from_slice(&offset.to_le_bytes());
+        head.extend_from_slice(&data.to_le_bytes());
         head.extend_from_slice(&count.to_le_bytes());
         for len in lengths {
             head.extend_from_slice(&len.to_le_bytes());
@@ -227,7 +233,8 @@ impl<'a> TaskFrame<'a> {
         let bad = |what: &str| IpcError::Malformed(format!("task frame: {what}"));
         let seq = read_u64(payload, 0).ok_or_else(|| bad("too short"))?;
         let offset = read_u64(payload, 8).ok_or_else(|| bad("too short"))? as i64;
-        let count = read_u32(payload, 16).ok_or_else(|| bad("too short"))?;
+        let data = read_u64(payload, 16).ok_or_else(|| bad("too short"))? as i64;
+        let count = read_u32(payload, 24).ok_or_else(|| bad("too short"))?;
         let count = usize::try_from(count).map_err(|_| bad("count"))?;
         let lengths_end = count
             .checked_mul(4)
@@ -246,6 +253,7 @@ impl<'a> TaskFrame<'a> {
         Ok(TaskFrame {
             seq,
             offset,
+            data,
             lengths,
             items,
         })
@@ -253,15 +261,17 @@ impl<'a> TaskFrame<'a> {
 }
 
 /// The fixed part of a `Results` frame.
-pub(crate) const RESULTS_HEAD: usize = 8 + 4 + 4;
+pub(crate) const RESULTS_HEAD: usize = 8 + 4 + 4 + 8;
 
 /// The head of a `Results` frame: `count` results of the chunk numbered `seq`, from its item
-/// `first`.
+/// `first`, which took the worker `nanos` nanoseconds to compute (the pool sizes the chunks of
+/// `imap` by it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ResultsHead {
     pub(crate) seq: u64,
     pub(crate) first: u32,
     pub(crate) count: u32,
+    pub(crate) nanos: u64,
 }
 
 impl ResultsHead {
@@ -279,6 +289,7 @@ impl ResultsHead {
         buf[at..at + 8].copy_from_slice(&self.seq.to_le_bytes());
         buf[at + 8..at + 12].copy_from_slice(&self.first.to_le_bytes());
         buf[at + 12..at + 16].copy_from_slice(&self.count.to_le_bytes());
+        buf[at + 16..at + 24].copy_from_slice(&self.nanos.to_le_bytes());
     }
 
     /// Reads the head of a `Results` payload; the encoded results follow it.
@@ -288,6 +299,7 @@ impl ResultsHead {
             seq: read_u64(payload, 0).ok_or_else(bad)?,
             first: read_u32(payload, 8).ok_or_else(bad)?,
             count: read_u32(payload, 12).ok_or_else(bad)?,
+            nanos: read_u64(payload, 16).ok_or_else(bad)?,
         })
     }
 }
@@ -345,7 +357,7 @@ mod tests {
 
     #[test]
     fn task_frames_round_trip_and_reject_bad_lengths() {
-        let mut frame = TaskFrame::head(7, -42, &[2, 3], 5, u32::MAX).unwrap();
+        let mut frame = TaskFrame::head(7, -42, 99, &[2, 3], 5, u32::MAX).unwrap();
         frame.extend_from_slice(b"abcde");
         let read = super::super::frame::read_frame(&mut &frame[..], u32::MAX)
             .unwrap()
@@ -353,13 +365,13 @@ mod tests {
         assert_eq!(read.kind, Kind::Task);
         let payload = &read.payload[..];
         let task = TaskFrame::decode(payload).unwrap();
-        assert_eq!((task.seq, task.offset), (7, -42));
+        assert_eq!((task.seq, task.offset, task.data), (7, -42, 99));
         assert_eq!(task.lengths, vec![2, 3]);
         assert_eq!(task.items, b"abcde");
         assert!(TaskFrame::decode(&payload[..payload.len() - 1]).is_err());
         assert!(TaskFrame::decode(&payload[..10]).is_err());
         let mut huge = payload.to_vec();
-        huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        huge[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(TaskFrame::decode(&huge).is_err());
     }
 
@@ -371,6 +383,7 @@ mod tests {
             seq: 9,
             first: 2,
             count: 1,
+            nanos: 1234,
         };
         head.write(&mut frame);
         let bytes = frame.finish(u32::MAX).unwrap();
@@ -383,7 +396,7 @@ mod tests {
     #[test]
     fn task_frames_over_the_limit_are_refused() {
         assert!(matches!(
-            TaskFrame::head(1, 0, &[10], 70_000, 65_536),
+            TaskFrame::head(1, 0, 0, &[10], 70_000, 65_536),
             Err(IpcError::FrameTooLarge { .. })
         ));
     }
