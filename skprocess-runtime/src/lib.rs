@@ -123,7 +123,9 @@ pub use crate::error::{
     TELL_TIMEOUT, TellError,
 };
 pub use crate::lifecycle::{Context, Hooks, Lifecycle, ProcessTimers, Transferable};
-pub use crate::process::{Asynced, Background, Deadline, KILL_GRACE, ListenFuture, Skprocess};
+pub use crate::process::{
+    Asynced, Background, Deadline, InProcess, KILL_GRACE, ListenFuture, Skprocess,
+};
 pub use crate::registry::{ProcessEntry, Registered, registered_name};
 pub use crate::signals::{ctrl_c_pressed, graceful_ctrl_c};
 
@@ -142,8 +144,8 @@ pub mod prelude {
     pub use crate::share::{Share, ShareError, Shared, shared};
     pub use crate::timing::{Sktimer, TimeThis};
     pub use crate::{
-        Context, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section, Skprocess,
-        TellError,
+        Context, InProcess, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section,
+        Skprocess, TellError,
     };
     pub use skprocess_macros::{skprocess, timethis};
 }
