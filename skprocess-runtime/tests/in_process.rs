@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use skprocess::buffer::{Buffer, BufferError, BufferMut, Handover};
 use skprocess::prelude::*;
 use skprocess::serde::{Deserialize, Deserializer, Serialize, Serializer};
 use skprocess::{Lifecycle, Registered};
@@ -344,6 +345,41 @@ fn the_value_crosses_the_codec_as_it_does_for_a_child() {
         skipped: 9,
     });
     assert_eq!(result, "Ok((7, 0))");
+}
+
+/// Sums a read-only buffer and fills a writable one it was handed.
+#[skprocess(runs = 1)]
+struct Buffers {
+    numbers: Buffer<f64>,
+    out: Option<Handover<u32>>,
+    filled: Vec<u32>,
+}
+
+#[skprocess]
+impl Buffers {
+    fn __run__(&mut self) -> Result<(), BufferError> {
+        if let Some(out) = self.out.take() {
+            let mut out = out.open()?;
+            out.iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x = i as u32 * 3);
+            self.filled = out.to_vec();
+        }
+        Ok(())
+    }
+    fn __result__(&mut self) -> (f64, Vec<u32>) {
+        (self.numbers.iter().sum(), self.filled.clone())
+    }
+}
+
+#[test]
+fn buffers_travel_in_the_value_as_they_do_to_a_child() {
+    let result = same(|| Buffers {
+        numbers: Buffer::from_slice(&[1.5_f64, 2.5, 4.0]).unwrap(),
+        out: Some(BufferMut::<u32>::zeroed(4).unwrap().hand_over()),
+        filled: Vec::new(),
+    });
+    assert_eq!(result, "Ok((8.0, [0, 3, 6, 9]))");
 }
 
 /// Returns a result larger than the frame limit.
