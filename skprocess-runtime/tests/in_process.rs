@@ -585,7 +585,7 @@ fn a_message_over_the_frame_limit_is_the_same_encode_error() {
     assert_eq!(child_error.to_string(), here_error.to_string());
 }
 
-/// Listens until told to stop; then tells something, which nobody may hear.
+/// Listens until stopped, or until nobody is there to tell it anything.
 #[skprocess]
 struct Waiter;
 
@@ -593,10 +593,12 @@ static WAITER_FINISHED: AtomicBool = AtomicBool::new(false);
 
 #[skprocess]
 impl Waiter {
-    fn __run__(&mut self, cx: &mut Context) -> Result<(), ListenError> {
-        match cx.listen_timeout::<u32>(Duration::from_millis(50)) {
-            Ok(_) | Err(ListenError::Timeout) => Ok(()),
-            Err(other) => Err(other),
+    fn __run__(&mut self, cx: &mut Context) {
+        // A handle that went away closes the channel: `listen` says so (as with a parent that
+        // died). Returning that error would fail the run; this type stops instead.
+        if let Err(ListenError::Disconnected) = cx.listen_timeout::<u32>(Duration::from_millis(50))
+        {
+            cx.stop();
         }
     }
 
@@ -612,9 +614,14 @@ impl Waiter {
 fn dropping_the_handle_stops_the_lifecycle() {
     let process = InProcess::new(Waiter);
     process.start().unwrap();
+    // Let it get into its loop (most likely into a `listen`) before the handle goes.
+    let deadline = Instant::now() + LIMIT;
+    while process.current_run() < 1 {
+        assert!(Instant::now() < deadline, "the lifecycle did not start");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(process.is_alive());
     drop(process);
-    let deadline = Instant::now() + LIMIT;
     while !WAITER_FINISHED.load(Ordering::SeqCst) {
         assert!(Instant::now() < deadline, "the lifecycle did not stop");
         std::thread::sleep(Duration::from_millis(10));
@@ -644,6 +651,9 @@ impl Ticker {
 
 #[test]
 fn stop_ends_an_indefinite_lifecycle_through_onfinish_and_result() {
+    // A handle can be shared between threads, as a `Skprocess` can.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<InProcess<Ticker>>();
     let process = InProcess::new(Ticker {
         ticks: 0,
         finished: false,
