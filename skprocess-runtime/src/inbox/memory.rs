@@ -13,19 +13,19 @@
 //! queue is empty.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use crate::ring::CAPACITY;
 use crate::ring::spsc::{RECORD_HEADER, RingError};
-use crate::sync::{lock, wait_until};
+use crate::sync::lock;
 
 /// One direction.
 #[derive(Debug, Default)]
 struct Direction {
     state: Mutex<Queue>,
-    /// Notified on every push, pop and close.
+    /// Notified on a push, a pop or a close while a thread waits.
     changed: Condvar,
 }
 
@@ -38,14 +38,49 @@ struct Queue {
     sender_closed: bool,
     /// The receiver closed: it reads nothing more.
     receiver_closed: bool,
+    /// Threads waiting on `changed` (a sender for room, a receiver for a message): without
+    /// any, a change wakes nobody and costs no system call.
+    waiting: usize,
     /// Futures waiting for a message (woken on a push or a close).
     wakers: Vec<Waker>,
 }
 
 impl Direction {
     fn notify(&self, queue: &mut Queue) {
-        self.changed.notify_all();
+        if queue.waiting > 0 {
+            self.changed.notify_all();
+        }
         queue.wakers.drain(..).for_each(Waker::wake);
+    }
+
+    /// Waits until `ready` holds or `deadline` passes (`None`: no deadline); returns the guard
+    /// and whether `ready` held.
+    fn wait_until<'a>(
+        &self,
+        mut queue: MutexGuard<'a, Queue>,
+        deadline: Option<Instant>,
+        ready: impl Fn(&Queue) -> bool,
+    ) -> (MutexGuard<'a, Queue>, bool) {
+        loop {
+            if ready(&queue) {
+                return (queue, true);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                return (queue, false);
+            }
+            queue.waiting += 1;
+            queue = match deadline {
+                None => self.changed.wait(queue).unwrap_or_else(|e| e.into_inner()),
+                Some(deadline) => {
+                    self.changed
+                        .wait_timeout(queue, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            queue.waiting -= 1;
+        }
     }
 }
 
@@ -87,17 +122,14 @@ impl MemoryEnd {
             });
         }
         let cost = RECORD_HEADER + message.len();
-        let (mut queue, ready) = wait_until(
-            &self.outgoing.changed,
-            lock(&self.outgoing.state),
-            deadline,
-            |queue| {
-                queue.sender_closed
-                    || queue.receiver_closed
-                    || queue.messages.is_empty()
-                    || queue.bytes + cost <= CAPACITY
-            },
-        );
+        let (mut queue, ready) =
+            self.outgoing
+                .wait_until(lock(&self.outgoing.state), deadline, |queue| {
+                    queue.sender_closed
+                        || queue.receiver_closed
+                        || queue.messages.is_empty()
+                        || queue.bytes + cost <= CAPACITY
+                });
         if queue.sender_closed || queue.receiver_closed {
             return Err(RingError::Closed);
         }
@@ -112,12 +144,11 @@ impl MemoryEnd {
 
     /// The next message, waiting until `deadline` (then `Timeout`).
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RingError> {
-        let (mut queue, _) = wait_until(
-            &self.incoming.changed,
-            lock(&self.incoming.state),
-            deadline,
-            |queue| queue.receiver_closed || queue.sender_closed || !queue.messages.is_empty(),
-        );
+        let (mut queue, _) =
+            self.incoming
+                .wait_until(lock(&self.incoming.state), deadline, |queue| {
+                    queue.receiver_closed || queue.sender_closed || !queue.messages.is_empty()
+                });
         self.take(&mut queue).unwrap_or(Err(RingError::Timeout))
     }
 

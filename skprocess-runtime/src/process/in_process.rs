@@ -118,9 +118,10 @@ use crate::wire::{Frame, decode, encode};
 ///   child; here it ends the engine's thread, and [`result`](InProcess::result) returns
 ///   [`ProcessError::Crashed`] with this process's id and exit code 101, which is what the
 ///   child's death would have reported.
-/// - **Dropping the last handle** asks the lifecycle to stop and closes the channel (its
-///   `tell` and `listen` then fail with `Disconnected`, which is also a stop), as a parent that
-///   goes away does; it does not wait for the thread to end.
+/// - **Dropping the last handle** asks the lifecycle to stop and closes the channel, as a
+///   parent that goes away does: the lifecycle's `tell` fails with `Disconnected` (which is a
+///   stop), and its `listen` with [`ListenError::Disconnected`] once nothing is queued. The drop
+///   does not wait for the thread to end.
 /// - **Ctrl+C**: with [`graceful_ctrl_c`](crate::graceful_ctrl_c) a SIGINT stops in-process
 ///   runs as it stops children. Without it, SIGINT ends the whole program, this run included.
 /// - Not provided: `timeout`, `background` and `asynced` (a test can bound its calls with the
