@@ -19,6 +19,8 @@
 //! | 1 GiB `Buffer`, from send until the child holds a mapped view | a 1 GiB memcpy | ≤ 0.01× |
 //! | the child's checksum of it, sent back | the same checksum in this process | ≤ 1.2× |
 //! | 64-byte messages per second, one way, on a pipe | raw socket, 64-byte messages | ≥ 2× |
+//! | `InProcess`: a trivial process, start → result | the same process in a child | — |
+//! | `InProcess` tell/listen round trip, small message | two `std::sync::mpsc` channels between two threads | — |
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -542,6 +544,47 @@ fn skprocess_round_trips(rounds: usize, child_cpu: Option<usize>) -> Result<f64,
     Ok(per)
 }
 
+/// Round trips with an `InProcess` echo: seconds per round trip.
+fn in_process_round_trips(rounds: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let process = InProcess::new(Echo { rounds: rounds + 1 });
+    process.start()?;
+    process.tell(0u64)?;
+    let _: u64 = process.listen()?;
+    let started = Instant::now();
+    for i in 0..rounds as u64 {
+        process.tell(i)?;
+        let back: u64 = process.listen()?;
+        assert_eq!(back, i);
+    }
+    let per = started.elapsed().as_secs_f64() / rounds as f64;
+    process.result()?;
+    Ok(per)
+}
+
+/// The same round trips between two threads over two `std::sync::mpsc` channels.
+fn mpsc_round_trips(rounds: usize) -> f64 {
+    let (to_echo, echo_in) = std::sync::mpsc::channel::<u64>();
+    let (echo_out, back) = std::sync::mpsc::channel::<u64>();
+    let echo = std::thread::spawn(move || {
+        for value in echo_in {
+            if echo_out.send(value).is_err() {
+                return;
+            }
+        }
+    });
+    to_echo.send(0).expect("the echo thread runs");
+    back.recv().expect("the echo thread answers");
+    let started = Instant::now();
+    for i in 0..rounds as u64 {
+        to_echo.send(i).expect("the echo thread runs");
+        assert_eq!(back.recv().expect("the echo thread answers"), i);
+    }
+    let per = started.elapsed().as_secs_f64() / rounds as f64;
+    drop(to_echo);
+    echo.join().expect("the echo thread ends");
+    per
+}
+
 struct Report {
     lines: Vec<String>,
 }
@@ -1060,6 +1103,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "x",
             );
         }
+    }
+    if want(9) {
+        // 9. InProcess: start -> result of a trivial process against the same in a child, and
+        //    a tell/listen round trip against two mpsc channels between two threads.
+        let _ = InProcess::new(Trivial).run()?; // warm
+        let mut here = Vec::new();
+        let mut child = Vec::new();
+        for _ in 0..reps {
+            here.push(time(|| InProcess::new(Trivial).run()).0);
+            let process = Skprocess::new(Trivial);
+            child.push(time(|| process.run()).0);
+            process.wait()?;
+        }
+        let (here, child) = (median(here), median(child));
+        println!(
+            "\nInProcess start -> result: {:.3} ms; in a child: {:.3} ms; ratio {:.3}x",
+            here * 1e3,
+            child * 1e3,
+            here / child
+        );
+        report.figure("in_process_start_to_result", here * 1e3, "ms");
+        report.figure("in_process_start_ratio", here / child, "x");
+        let rounds = if quick { 200 } else { 20_000 };
+        let sk = median(
+            (0..3)
+                .map(|_| in_process_round_trips(rounds))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let mpsc = median((0..3).map(|_| mpsc_round_trips(rounds)).collect());
+        println!(
+            "InProcess tell/listen round trip: {:.2} us; two mpsc channels between two threads: {:.2} us; ratio {:.2}x",
+            sk * 1e6,
+            mpsc * 1e6,
+            sk / mpsc
+        );
+        report.figure("in_process_tell_listen_rtt", sk * 1e6, "us");
+        report.figure("mpsc_threads_rtt", mpsc * 1e6, "us");
+        report.figure("in_process_tell_listen_ratio", sk / mpsc, "x");
     }
 
     println!();

@@ -35,6 +35,8 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "pipe_ratio_one_cpu",
         "pool_imap_ratio_2w",
         "pool_unordered_imap_ratio_2w",
+        "in_process_start_ratio",
+        "in_process_tell_listen_ratio",
     ] {
         assert!(
             stdout

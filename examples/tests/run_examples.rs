@@ -261,6 +261,21 @@ fn registration() {
     ]);
 }
 
+#[test]
+fn in_process() {
+    let out = harness::run("in_process", DEADLINE);
+    out.expect_in_order(&[
+        "In-process:    Done { totals: [6, 30, 7] }",
+        "Child process: Done { totals: [6, 30, 7] }",
+        "Same result: true",
+        "With a bad line: Failed { totals: [3], error: \"error in __run__ on run 1: line 1: \
+         invalid digit found in string\" }",
+        "Told: 6",
+        "Told: 30",
+        "Told: 7",
+    ]);
+}
+
 // ---- Pool (examples 11-22) --------------------------------------------------------------------
 
 /// The numbers in the first `[...]` list on `line`.

@@ -1,4 +1,5 @@
-//! The engine: runs a process type's lifecycle in the child (or inline in a pool worker).
+//! The engine: runs a process type's lifecycle in the child (or inline in a pool worker, or on
+//! a thread of the current process for [`InProcess`](crate::InProcess)).
 //!
 //! ```text
 //! while lives left:

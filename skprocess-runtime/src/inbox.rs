@@ -1,7 +1,14 @@
 //! The `listen` side of `tell`/`listen`, used by both the parent's handle and the child's
-//! context: a [`Mailbox`] reads the shared-memory channel between the two processes on the
-//! listening thread itself (no reader thread in between), waits for the channel while the child
-//! is still connecting, and keeps messages a caller put back.
+//! context: a [`Mailbox`] reads the channel between the two sides on the listening thread
+//! itself (no reader thread in between), waits for the channel while the child is still
+//! connecting, and keeps messages a caller put back.
+//!
+//! The channel is an [`Endpoint`]: the shared-memory [`Channel`] between two processes, or its
+//! in-memory counterpart ([`memory`]) when the lifecycle runs on a thread of this process
+//! ([`InProcess`](crate::InProcess)). Both speak the ring's errors, so `tell` and `listen` map
+//! them to the same [`TellError`](crate::TellError) and [`ListenError`] either way.
+
+pub(crate) mod memory;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -14,12 +21,38 @@ use crate::ring::reactor::Interest;
 use crate::ring::spsc::RingError;
 use crate::sync::{lock, wait_until};
 
+/// One side of the channel that carries `tell` and `listen` both ways.
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    /// Shared memory between two processes.
+    Ring(Arc<Channel>),
+    /// Queues in this process's memory (a lifecycle running in-process).
+    Memory(Arc<memory::MemoryEnd>),
+}
+
+impl Endpoint {
+    /// Sends one message, waiting for room until `deadline`.
+    pub(crate) fn send(&self, message: &[u8], deadline: Option<Instant>) -> Result<(), RingError> {
+        match self {
+            Endpoint::Ring(channel) => channel.send(message, deadline),
+            Endpoint::Memory(end) => end.send(message, deadline),
+        }
+    }
+
+    fn recv(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RingError> {
+        match self {
+            Endpoint::Ring(channel) => channel.recv(deadline),
+            Endpoint::Memory(end) => end.recv(deadline),
+        }
+    }
+}
+
 /// Where the messages come from.
 #[derive(Debug)]
 enum Source {
     /// The channel is not set up yet (the child is starting); futures to wake when it is.
     Pending(Vec<Waker>),
-    Open(Arc<Channel>),
+    Open(Endpoint),
     /// There never was a channel (the child never connected, or no parent listens).
     Never,
 }
@@ -62,9 +95,9 @@ impl Mailbox {
         mailbox
     }
 
-    /// Reads `channel` from now on.
-    pub(crate) fn open(&self, channel: Arc<Channel>) {
-        self.set(Source::Open(channel));
+    /// Reads `endpoint` from now on.
+    pub(crate) fn open(&self, endpoint: Endpoint) {
+        self.set(Source::Open(endpoint));
     }
 
     /// No channel will come: listeners get `Disconnected` once the put-back messages are
@@ -89,20 +122,20 @@ impl Mailbox {
     }
 
     /// The channel, once there is one.
-    pub(crate) fn channel(&self) -> Option<Arc<Channel>> {
+    pub(crate) fn channel(&self) -> Option<Endpoint> {
         match &*lock(&self.source) {
-            Source::Open(channel) => Some(Arc::clone(channel)),
+            Source::Open(endpoint) => Some(endpoint.clone()),
             _ => None,
         }
     }
 
     /// The channel, waiting until `deadline` for it to be set up.
-    fn wait_channel(&self, deadline: Option<Instant>) -> Result<Arc<Channel>, ListenError> {
+    fn wait_channel(&self, deadline: Option<Instant>) -> Result<Endpoint, ListenError> {
         let (source, _) = wait_until(&self.changed, lock(&self.source), deadline, |source| {
             !matches!(source, Source::Pending(_))
         });
         match &*source {
-            Source::Open(channel) => Ok(Arc::clone(channel)),
+            Source::Open(endpoint) => Ok(endpoint.clone()),
             Source::Never => Err(ListenError::Disconnected),
             Source::Pending(_) => Err(ListenError::Timeout),
         }
@@ -132,7 +165,12 @@ impl Mailbox {
         let channel = {
             let mut source = lock(&self.source);
             match &mut *source {
-                Source::Open(channel) => Arc::clone(channel),
+                Source::Open(Endpoint::Ring(channel)) => Arc::clone(channel),
+                Source::Open(Endpoint::Memory(end)) => {
+                    return end
+                        .poll_recv(waker)
+                        .map(|result| result.map_err(listen_error));
+                }
                 Source::Never => return Poll::Ready(Err(ListenError::Disconnected)),
                 Source::Pending(wakers) => {
                     if !wakers.iter().any(|w| w.will_wake(waker)) {
@@ -149,7 +187,7 @@ impl Mailbox {
 
     /// Undoes what a dropped future's last [`poll_recv`](Self::poll_recv) armed.
     pub(crate) fn disarm(&self) {
-        if let Some(channel) = self.channel() {
+        if let Some(Endpoint::Ring(channel)) = self.channel() {
             channel.disarm();
         }
     }
@@ -196,7 +234,7 @@ mod tests {
         sender.send(&[1], None).unwrap();
         sender.send(&[2], None).unwrap();
         sender.close();
-        mailbox.open(receiver);
+        mailbox.open(Endpoint::Ring(receiver));
         let deadline = Some(Instant::now() + LIMIT);
         assert_eq!(mailbox.recv(deadline).unwrap(), vec![1]);
         assert_eq!(mailbox.recv(deadline).unwrap(), vec![2]);
@@ -226,7 +264,7 @@ mod tests {
             let _ = got_tx.send(waiting.recv(None));
         });
         std::thread::sleep(Duration::from_millis(20));
-        mailbox.open(receiver);
+        mailbox.open(Endpoint::Ring(receiver));
         std::thread::sleep(Duration::from_millis(20));
         sender.send(&[9], None).unwrap();
         let got = got_rx
@@ -239,7 +277,7 @@ mod tests {
     fn a_message_put_back_comes_first() {
         let (sender, receiver) = channel_pair();
         let mailbox = Mailbox::pending();
-        mailbox.open(receiver);
+        mailbox.open(Endpoint::Ring(receiver));
         sender.send(&[2], None).unwrap();
         mailbox.unreceive(vec![1]);
         let deadline = Some(Instant::now() + LIMIT);

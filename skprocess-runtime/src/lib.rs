@@ -38,6 +38,9 @@
 //!   [`Skprocess`] is the parent-side handle: `start`, `wait`, `result`, `run`, `stop`, `kill`,
 //!   `tell`, `listen`, `current_run`, the timers, and the `timeout`, `background` and `asynced`
 //!   modifiers.
+//! - [`InProcess`] runs the same lifecycle on a thread of the current process and returns what
+//!   `Skprocess::run()` would: for unit tests of lifecycle methods, under a debugger, with
+//!   `cargo test` capturing their output.
 //! - [`ProcessConfig`]: `runs`, `join_in`, `lives`, per-section `timeouts`.
 //! - [`Context`]: what lifecycle methods may ask for: `tell`, `listen`, `stop`, `current_run`.
 //! - [`ProcessError`]: every failure, typed, with the original message, the section and run, the
@@ -73,6 +76,10 @@
 //!
 //! Processes work unchanged under `cargo test`, nextest and doctests: the constructor catches
 //! the re-executed test binary before the test harness starts.
+//!
+//! To test a process type's lifecycle methods without a child, run it with [`InProcess`]: same
+//! engine, same codec, same typed errors, but breakpoints and `println!` inside the methods
+//! work as in any unit test.
 //!
 //! # Platform support
 //!
@@ -123,7 +130,9 @@ pub use crate::error::{
     TELL_TIMEOUT, TellError,
 };
 pub use crate::lifecycle::{Context, Hooks, Lifecycle, ProcessTimers, Transferable};
-pub use crate::process::{Asynced, Background, Deadline, KILL_GRACE, ListenFuture, Skprocess};
+pub use crate::process::{
+    Asynced, Background, Deadline, InProcess, KILL_GRACE, ListenFuture, Skprocess,
+};
 pub use crate::registry::{ProcessEntry, Registered, registered_name};
 pub use crate::signals::{ctrl_c_pressed, graceful_ctrl_c};
 
@@ -142,8 +151,8 @@ pub mod prelude {
     pub use crate::share::{Share, ShareError, Shared, shared};
     pub use crate::timing::{Sktimer, TimeThis};
     pub use crate::{
-        Context, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section, Skprocess,
-        TellError,
+        Context, InProcess, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section,
+        Skprocess, TellError,
     };
     pub use skprocess_macros::{skprocess, timethis};
 }

@@ -285,7 +285,8 @@ impl Context {
     }
 
     /// Sends a message to the parent, which receives it with
-    /// [`Skprocess::listen`](crate::Skprocess::listen).
+    /// [`Skprocess::listen`](crate::Skprocess::listen) (or
+    /// [`InProcess::listen`](crate::InProcess::listen)).
     ///
     /// A tell that finds the parent gone is a stop: the process finishes the current section,
     /// runs `__onfinish__` and `__result__`, and a `__prerun__`, `__run__` or `__postrun__`
@@ -324,7 +325,8 @@ impl Context {
         conn.send_frames(bytes)
     }
 
-    /// Waits for the parent's next message (sent with [`Skprocess::tell`](crate::Skprocess::tell)).
+    /// Waits for the parent's next message (sent with
+    /// [`Skprocess::tell`](crate::Skprocess::tell) or [`InProcess::tell`](crate::InProcess::tell)).
     ///
     /// # Errors
     ///

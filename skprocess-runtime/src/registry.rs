@@ -32,15 +32,24 @@ impl ChildSession {
 
     /// [`setup_failed`](ChildSession::setup_failed) before a session exists.
     pub(crate) fn report_setup_failure(conn: &Conn, error: ProcessError) -> i32 {
-        let message = match &error {
-            ProcessError::ChildSetup { message } => message.clone(),
-            other => other.to_string(),
-        };
-        if let Ok(bytes) = crate::wire::encode(&message) {
-            let _ = conn.send(Kind::SetupFailed, &bytes);
-        }
-        crate::exit::code::SETUP_FAILED
+        report_setup_failure_with(|kind, bytes| conn.send(kind, bytes), &error)
     }
+}
+
+/// Sends the `SetupFailed` frame for `error` with `send` (which writes one frame); returns the
+/// exit code to leave with.
+pub(crate) fn report_setup_failure_with(
+    send: impl FnOnce(Kind, &[u8]) -> Result<(), crate::error::IpcError>,
+    error: &ProcessError,
+) -> i32 {
+    let message = match error {
+        ProcessError::ChildSetup { message } => message.clone(),
+        other => other.to_string(),
+    };
+    if let Ok(bytes) = crate::wire::encode(&message) {
+        let _ = send(Kind::SetupFailed, &bytes);
+    }
+    crate::exit::code::SETUP_FAILED
 }
 
 /// One registered process type: its stable name and the child-side entry point.

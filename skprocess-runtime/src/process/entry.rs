@@ -1,13 +1,14 @@
 //! The child side of a process: decode the start body, run the engine, report the outcome.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::engine::{Engine, Outcome};
-use crate::error::ProcessError;
+use crate::error::{IpcError, ProcessError};
 use crate::exit::code;
-use crate::inbox::Mailbox;
+use crate::inbox::{Endpoint, Mailbox};
 use crate::lifecycle::{ChildLink, Lifecycle, ProcessTimers};
 use crate::registry::ChildSession;
 use crate::ring::Channel;
@@ -17,13 +18,9 @@ use crate::wire::{Conn, Frame, Kind, decode, encode};
 
 /// The child-side entry point of a process type `T`.
 pub(crate) fn run_process<T: Lifecycle>(session: ChildSession) -> i32 {
-    let start: ProcessStart = match decode(&session.body) {
+    let start = match decode_start_body(&session.body) {
         Ok(start) => start,
-        Err(message) => {
-            return session.setup_failed(ProcessError::ChildSetup {
-                message: format!("malformed process start message: {message}"),
-            });
-        }
+        Err(error) => return session.setup_failed(error),
     };
     // The parent offers the tell/listen channel right after the Start frame, then sends the
     // descriptors of the buffers in the process value.
@@ -42,23 +39,36 @@ pub(crate) fn run_process<T: Lifecycle>(session: ChildSession) -> i32 {
             });
         }
     };
-    let state: T = match crate::buffer::providing(fds, || decode(&start.state)) {
+    let state: T = match decode_state(&start.state, fds) {
         Ok(state) => state,
-        Err(message) => {
-            return session.setup_failed(ProcessError::Decode {
-                what: format!("the state of `{}`", std::any::type_name::<T>()),
-                message,
-            });
-        }
+        Err(error) => return session.setup_failed(error),
     };
     let ChildSession { conn, status, .. } = session;
     let inbox = Mailbox::pending();
-    inbox.open(channel);
+    inbox.open(Endpoint::Ring(channel));
     spawn_reader(Arc::clone(&conn), Arc::clone(&status));
     let link = Arc::new(ChildLink::new(Some(Arc::clone(&conn)), inbox, status));
     let (outcome, timers) = Engine::new(state, start.config, link).run();
-    send_outcome(&conn, outcome, timers);
+    send_outcome(|kind, bytes| conn.send(kind, bytes), outcome, timers);
     code::OK
+}
+
+/// Decodes a process entry's start body (the configuration and the encoded state).
+pub(crate) fn decode_start_body(body: &[u8]) -> Result<ProcessStart, ProcessError> {
+    decode(body).map_err(|message| ProcessError::ChildSetup {
+        message: format!("malformed process start message: {message}"),
+    })
+}
+
+/// Decodes the process value, handing its buffers the descriptors that came with it.
+pub(crate) fn decode_state<T: Lifecycle>(
+    state: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, ProcessError> {
+    crate::buffer::providing(fds, || decode(state)).map_err(|message| ProcessError::Decode {
+        what: format!("the state of `{}`", std::any::type_name::<T>()),
+        message,
+    })
 }
 
 /// Reads the parent's frames (stop requests, to the status page; messages travel on the
@@ -83,12 +93,17 @@ fn spawn_reader(conn: Arc<Conn>, status: Arc<StatusPage>) {
     drop(spawned);
 }
 
-/// Sends the outcome of a lifecycle to the parent. A result that cannot be encoded, or that is
-/// larger than the frame limit, becomes an error the parent receives instead; an error whose
-/// frame (with the timers) is too large goes without the timers.
-pub(crate) fn send_outcome<O: Serialize>(conn: &Conn, outcome: Outcome<O>, timers: ProcessTimers) {
+/// Sends the outcome of a lifecycle to the parent with `send` (which writes one frame, or fails
+/// with [`IpcError::FrameTooLarge`] over the frame limit). A result that cannot be encoded, or
+/// that is larger than the frame limit, becomes an error the parent receives instead; an error
+/// whose frame (with the timers) is too large goes without the timers.
+pub(crate) fn send_outcome<O: Serialize>(
+    mut send: impl FnMut(Kind, &[u8]) -> Result<(), IpcError>,
+    outcome: Outcome<O>,
+    timers: ProcessTimers,
+) {
     let error = match outcome {
-        Outcome::Value(value) => match send_encoded(conn, Kind::Result, &(&timers, &value)) {
+        Outcome::Value(value) => match send_encoded(&mut send, Kind::Result, &(&timers, &value)) {
             Ok(()) | Err(Unsent::Gone) => return,
             Err(Unsent::Refused(message)) => ProcessError::Encode {
                 what: format!("the result (`{}`)", std::any::type_name::<O>()),
@@ -97,11 +112,12 @@ pub(crate) fn send_outcome<O: Serialize>(conn: &Conn, outcome: Outcome<O>, timer
         },
         Outcome::Error(error) => error,
     };
-    match send_encoded(conn, Kind::Error, &(&timers, &error)) {
+    match send_encoded(&mut send, Kind::Error, &(&timers, &error)) {
         Ok(()) | Err(Unsent::Gone) => {}
         Err(Unsent::Refused(message)) => {
             let bare = ProcessTimers::default();
-            if let Err(Unsent::Refused(_)) = send_encoded(conn, Kind::Error, &(&bare, &error)) {
+            if let Err(Unsent::Refused(_)) = send_encoded(&mut send, Kind::Error, &(&bare, &error))
+            {
                 // The error's own text may be what is too large: send its start only.
                 let mut text = error.to_string();
                 if text.len() > FALLBACK_TEXT {
@@ -115,7 +131,7 @@ pub(crate) fn send_outcome<O: Serialize>(conn: &Conn, outcome: Outcome<O>, timer
                 let fallback = ProcessError::ChildSetup {
                     message: format!("{text} (and the error could not be sent: {message})"),
                 };
-                let _ = send_encoded(conn, Kind::Error, &(&bare, &fallback));
+                let _ = send_encoded(&mut send, Kind::Error, &(&bare, &fallback));
             }
         }
     }
@@ -133,11 +149,15 @@ enum Unsent {
     Refused(String),
 }
 
-fn send_encoded<T: Serialize>(conn: &Conn, kind: Kind, value: &T) -> Result<(), Unsent> {
+fn send_encoded<T: Serialize>(
+    send: &mut impl FnMut(Kind, &[u8]) -> Result<(), IpcError>,
+    kind: Kind,
+    value: &T,
+) -> Result<(), Unsent> {
     let bytes = encode(value).map_err(Unsent::Refused)?;
-    match conn.send(kind, &bytes) {
+    match send(kind, &bytes) {
         Ok(()) => Ok(()),
-        Err(crate::error::IpcError::FrameTooLarge { len, max }) => Err(Unsent::Refused(format!(
+        Err(IpcError::FrameTooLarge { len, max }) => Err(Unsent::Refused(format!(
             "its {len} bytes exceed the frame limit of {max} bytes (`ProcessConfig::frame_limit`)"
         ))),
         Err(_) => Err(Unsent::Gone),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ExitInfo, IpcError, ProcessError, TellError};
-use crate::inbox::Mailbox;
+use crate::inbox::{Endpoint, Mailbox};
 use crate::launch::Launched;
 use crate::lifecycle::ProcessTimers;
 use crate::ring::Channel;
@@ -63,7 +63,8 @@ struct Done {
     taken: bool,
 }
 
-enum Delivered {
+/// A child's outcome, as it arrived.
+pub(super) enum Delivered {
     /// The encoded result value (after the timers).
     Value(Vec<u8>),
     Error(ProcessError),
@@ -134,13 +135,7 @@ impl ChildHandle {
         }
         done.taken = true;
         match done.delivered.take() {
-            Some(Delivered::Value(bytes)) => {
-                decode(&bytes).map_err(|message| ProcessError::Decode {
-                    what: format!("the result (`{}`)", std::any::type_name::<O>()),
-                    message,
-                })
-            }
-            Some(Delivered::Error(error)) => Err(error),
+            Some(delivered) => delivered.into_result(),
             None if self.io.killed.load(Ordering::Acquire) => {
                 Err(ProcessError::Killed { pid: self.pid })
             }
@@ -254,7 +249,7 @@ fn io_main(io: &Arc<IoShared>, mut launched: Launched, start: &[u8], descriptors
             match offered {
                 Ok(channel) => {
                     let channel = Arc::new(channel);
-                    io.inbox.open(Arc::clone(&channel));
+                    io.inbox.open(Endpoint::Ring(Arc::clone(&channel)));
                     start_flush(io, &channel);
                     read_frames(io, &conn);
                 }
@@ -367,44 +362,11 @@ fn read_frames(io: &IoShared, conn: &Conn) {
                 kind: Kind::Ready, ..
             } => {}
             Frame {
-                kind: Kind::Result,
+                kind: kind @ (Kind::Result | Kind::Error | Kind::SetupFailed),
                 payload,
             } => {
-                let mut decoder = Decoder::new(&payload);
-                match decoder.next::<ProcessTimers>() {
-                    Ok(timers) => {
-                        let value = decoder.remaining().to_vec();
-                        io.deliver(Delivered::Value(value), Some(timers));
-                    }
-                    Err(message) => io.deliver(
-                        Delivered::Error(ProcessError::Decode {
-                            what: "the result's timers".into(),
-                            message,
-                        }),
-                        None,
-                    ),
-                }
-            }
-            Frame {
-                kind: Kind::Error,
-                payload,
-            } => match decode::<(ProcessTimers, ProcessError)>(&payload) {
-                Ok((timers, error)) => io.deliver(Delivered::Error(error), Some(timers)),
-                Err(message) => io.deliver(
-                    Delivered::Error(ProcessError::Decode {
-                        what: "the child's error".into(),
-                        message,
-                    }),
-                    None,
-                ),
-            },
-            Frame {
-                kind: Kind::SetupFailed,
-                payload,
-            } => {
-                let message = decode::<String>(&payload)
-                    .unwrap_or_else(|_| "the child could not start its work".into());
-                io.deliver(Delivered::Error(ProcessError::ChildSetup { message }), None);
+                let (delivered, timers) = Delivered::from_frame(kind, &payload);
+                io.deliver(delivered, timers);
             }
             Frame { kind, .. } => {
                 io.deliver(
@@ -416,6 +378,54 @@ fn read_frames(io: &IoShared, conn: &Conn) {
                 io.signal(libc::SIGKILL);
                 return;
             }
+        }
+    }
+}
+
+impl Delivered {
+    /// The outcome an outcome frame (`Result`, `Error` or `SetupFailed`) carries, and the
+    /// timers that came with it. A frame whose payload does not decode is a `Decode` error.
+    pub(super) fn from_frame(kind: Kind, payload: &[u8]) -> (Delivered, Option<ProcessTimers>) {
+        match kind {
+            Kind::Result => {
+                let mut decoder = Decoder::new(payload);
+                match decoder.next::<ProcessTimers>() {
+                    Ok(timers) => (Delivered::Value(decoder.remaining().to_vec()), Some(timers)),
+                    Err(message) => (
+                        Delivered::Error(ProcessError::Decode {
+                            what: "the result's timers".into(),
+                            message,
+                        }),
+                        None,
+                    ),
+                }
+            }
+            Kind::Error => match decode::<(ProcessTimers, ProcessError)>(payload) {
+                Ok((timers, error)) => (Delivered::Error(error), Some(timers)),
+                Err(message) => (
+                    Delivered::Error(ProcessError::Decode {
+                        what: "the child's error".into(),
+                        message,
+                    }),
+                    None,
+                ),
+            },
+            _ => {
+                let message = decode::<String>(payload)
+                    .unwrap_or_else(|_| "the child could not start its work".into());
+                (Delivered::Error(ProcessError::ChildSetup { message }), None)
+            }
+        }
+    }
+
+    /// The outcome as `result()` returns it: the value decoded as `O`, or the error.
+    pub(super) fn into_result<O: DeserializeOwned>(self) -> Result<O, ProcessError> {
+        match self {
+            Delivered::Value(bytes) => decode(&bytes).map_err(|message| ProcessError::Decode {
+                what: format!("the result (`{}`)", std::any::type_name::<O>()),
+                message,
+            }),
+            Delivered::Error(error) => Err(error),
         }
     }
 }

@@ -1,19 +1,23 @@
 //! The parent-side handle of a process: [`Skprocess`].
 
 pub(crate) mod entry;
+mod in_process;
 mod io;
 mod modifiers;
 
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use self::in_process::InProcess;
 pub use self::modifiers::{Asynced, Background, Deadline, ListenFuture};
 
 use self::io::ChildHandle;
 pub(crate) use self::io::tell_error;
+use crate::buffer::Outgoing;
 use crate::config::ProcessConfig;
 use crate::error::{ListenError, ProcessError, TellError};
 use crate::inbox::decode_message;
@@ -125,61 +129,19 @@ impl<P: Lifecycle> Skprocess<P> {
     /// connection hub cannot be created.
     pub fn start(&self) -> Result<(), ProcessError> {
         let mut pending = lock(&self.shared.pending);
-        if pending.process.is_none() {
-            return Err(ProcessError::AlreadyStarted);
-        }
-        let frame_limit = pending
-            .config
-            .validate()
-            .map_err(|message| ProcessError::InvalidConfig { message })?;
-        let entry = self.shared.entry;
-        let registered = crate::registry::lookup(entry.name())?;
-        if !std::ptr::eq(registered, entry) {
-            return Err(ProcessError::NotRegistered {
-                name: entry.name().to_owned(),
-            });
-        }
-        let process = pending.process.as_ref().expect("checked above");
-        let (state, mut outgoing) = crate::buffer::collecting(|| encode(process));
-        let descriptors = std::mem::take(&mut outgoing.fds);
-        let spawned = state
-            .map_err(|message| ProcessError::Encode {
-                what: format!("the process state (`{}`)", std::any::type_name::<P>()),
-                message,
-            })
-            .and_then(|state| {
-                encode(&ProcessStart {
-                    config: pending.config.clone(),
-                    state,
-                    descriptors: u32::try_from(descriptors.len()).unwrap_or(u32::MAX),
-                })
-                .map_err(|message| ProcessError::Encode {
-                    what: "the start message".into(),
-                    message,
-                })
-            })
-            .and_then(|body| {
-                crate::launch::start_frame(entry.name(), body, frame_limit).map_err(|error| {
-                    match error {
-                        ProcessError::Ipc(crate::IpcError::FrameTooLarge { len, max }) => {
-                            ProcessError::Encode {
-                                what: format!(
-                                    "the process state (`{}`)",
-                                    std::any::type_name::<P>()
-                                ),
-                                message: format!(
-                                    "the start message of {len} bytes exceeds the frame limit \
-                                     of {max} bytes (`ProcessConfig::frame_limit`)"
-                                ),
-                            }
-                        }
-                        other => other,
-                    }
-                })
-            })
-            .and_then(|start| ChildHandle::spawn(start, frame_limit, descriptors));
+        let process = pending
+            .process
+            .as_ref()
+            .ok_or(ProcessError::AlreadyStarted)?;
+        let Encoded {
+            frame_limit,
+            start,
+            descriptors,
+            outgoing,
+        } = encode_start(self.shared.entry, process, &pending.config)?;
         // Nothing was spawned: the value's handovers stay usable.
-        let child = spawned.inspect_err(|_| outgoing.unsent())?;
+        let child = ChildHandle::spawn(start, frame_limit, descriptors)
+            .inspect_err(|_| outgoing.unsent())?;
         pending.process = None;
         let _ = self.shared.child.set(child);
         Ok(())
@@ -409,6 +371,75 @@ impl<P: Lifecycle> Skprocess<P> {
         }
         child.take_outcome::<P::Output>()
     }
+}
+
+/// A process value and its configuration, encoded as its child receives them.
+struct Encoded {
+    /// The session's frame limit.
+    frame_limit: u32,
+    /// The `Start` frame.
+    start: Vec<u8>,
+    /// The descriptors of the buffers in the value, in order.
+    descriptors: Vec<OwnedFd>,
+    /// The value's handovers, to be set back to unsent if nothing runs after all.
+    outgoing: Outgoing,
+}
+
+/// Everything a start does before anything runs: checks the configuration and the
+/// registration, and encodes the value into the `Start` frame (the handovers of a value that
+/// fails to encode are set back to unsent).
+fn encode_start<P: Lifecycle>(
+    entry: &'static ProcessEntry,
+    process: &P,
+    config: &ProcessConfig,
+) -> Result<Encoded, ProcessError> {
+    let frame_limit = config
+        .validate()
+        .map_err(|message| ProcessError::InvalidConfig { message })?;
+    let registered = crate::registry::lookup(entry.name())?;
+    if !std::ptr::eq(registered, entry) {
+        return Err(ProcessError::NotRegistered {
+            name: entry.name().to_owned(),
+        });
+    }
+    let (state, mut outgoing) = crate::buffer::collecting(|| encode(process));
+    let descriptors = std::mem::take(&mut outgoing.fds);
+    let state_error = |message| ProcessError::Encode {
+        what: format!("the process state (`{}`)", std::any::type_name::<P>()),
+        message,
+    };
+    let start = state
+        .map_err(state_error)
+        .and_then(|state| {
+            encode(&ProcessStart {
+                config: config.clone(),
+                state,
+                descriptors: u32::try_from(descriptors.len()).unwrap_or(u32::MAX),
+            })
+            .map_err(|message| ProcessError::Encode {
+                what: "the start message".into(),
+                message,
+            })
+        })
+        .and_then(|body| {
+            crate::launch::start_frame(entry.name(), body, frame_limit).map_err(|error| match error
+            {
+                ProcessError::Ipc(crate::IpcError::FrameTooLarge { len, max }) => {
+                    state_error(format!(
+                        "the start message of {len} bytes exceeds the frame limit of {max} \
+                             bytes (`ProcessConfig::frame_limit`)"
+                    ))
+                }
+                other => other,
+            })
+        })
+        .inspect_err(|_| outgoing.unsent())?;
+    Ok(Encoded {
+        frame_limit,
+        start,
+        descriptors,
+        outgoing,
+    })
 }
 
 impl<P> Drop for Shared<P> {
