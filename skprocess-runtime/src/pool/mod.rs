@@ -649,7 +649,21 @@ fn encode_chunks<I: Transferable>(
             fds,
         ))
     };
+    // The last item's length and the largest chunk so far: items of a call tend to be alike.
+    let (mut last, mut largest) = (0usize, 0usize);
     for (index, item) in items.into_iter().enumerate() {
+        // When one more item like the last would not fit, the chunk goes now: this item is then
+        // encoded once, into the next chunk, rather than encoded, found too large and encoded
+        // again. A new chunk's buffer starts as large as the largest so far (within the chunk
+        // size), so that large items are not copied again each time it grows.
+        if !lengths.is_empty()
+            && task_payload_len(lengths.len() + 1, bytes.len() + last) > max_bytes
+        {
+            flush(&mut lengths, &mut bytes, first, &mut collector)?;
+        }
+        if bytes.is_empty() {
+            bytes.reserve(largest.min(max_bytes));
+        }
         let mark = bytes.len();
         match encode_item(&mut bytes, &item, limit) {
             Ok(len) => {
@@ -673,6 +687,7 @@ fn encode_chunks<I: Transferable>(
                 if lengths.is_empty() {
                     first = index;
                 }
+                (last, largest) = (len as usize, largest.max(bytes.len()));
                 lengths.push(len);
                 if lengths.len() == per_chunk {
                     flush(&mut lengths, &mut bytes, first, &mut collector)?;

@@ -14,7 +14,7 @@ use crate::shm::Phase;
 use crate::wire::protocol::{
     Kind, RESULTS_HEAD, ResultsHead, TaskFrame, WorkerStart, skipped_payload,
 };
-use crate::wire::{Conn, Frame, FrameBuf, decode};
+use crate::wire::{Conn, FrameBuf, decode};
 
 /// The registered name of the pool worker entry.
 pub(crate) const ENTRY_NAME: &str = "skprocess::pool-worker";
@@ -23,6 +23,10 @@ pub(crate) const ENTRY_NAME: &str = "skprocess::pool-worker";
 /// so that a chunk's results never need a frame larger than this, and a slow chunk's first
 /// results reach the caller early.
 const FLUSH_BYTES: usize = 1 << 20;
+
+/// The largest frame buffer a worker keeps between chunks; a larger one (a chunk of one huge
+/// item) is let go once its chunk is done rather than held for the worker's life.
+const KEEP_PAYLOAD: usize = 16 << 20;
 
 #[distributed_slice(PROCESSES)]
 static WORKER_ENTRY: ProcessEntry = ProcessEntry::with_entry(ENTRY_NAME, worker_entry);
@@ -56,16 +60,15 @@ fn worker_entry(session: ChildSession) -> i32 {
         },
     );
     let mut buffers: Vec<std::os::fd::OwnedFd> = Vec::new();
+    // One buffer for every frame: a large chunk's pages are reused by the next one.
+    let mut payload = Vec::new();
     loop {
-        let payload = match crate::wire::frame::read_frame(&mut frames, conn.limit()) {
-            Ok(Some(Frame {
-                kind: Kind::Task,
-                payload,
-            })) => payload,
-            Ok(Some(Frame {
-                kind: Kind::BufferFd,
-                ..
-            })) => {
+        if payload.capacity() > KEEP_PAYLOAD {
+            payload = Vec::new();
+        }
+        match crate::wire::frame::read_frame_into(&mut frames, conn.limit(), &mut payload) {
+            Ok(Some(Kind::Task)) => {}
+            Ok(Some(Kind::BufferFd)) => {
                 // Descriptors arrive in the order their frames were sent.
                 let reader = frames.get_mut();
                 if reader.fds.is_empty() {
@@ -81,7 +84,7 @@ fn worker_entry(session: ChildSession) -> i32 {
             }
             Ok(Some(_)) => continue,
             Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
-        };
+        }
         // The descriptors sent for this chunk, whether it runs or is skipped.
         let chunk_buffers = std::mem::take(&mut buffers);
         let task = match TaskFrame::decode(&payload) {

@@ -100,6 +100,20 @@ pub(crate) fn encode_frame(kind: Kind, payload: &[u8], limit: u32) -> Result<Vec
 /// Reads one frame of at most `limit` payload bytes. `Ok(None)` is a clean end of stream
 /// between frames; an end of stream in the middle of a frame is an error.
 pub(crate) fn read_frame(reader: &mut impl Read, limit: u32) -> Result<Option<Frame>, IpcError> {
+    let mut payload = Vec::new();
+    let kind = read_frame_into(reader, limit, &mut payload)?;
+    Ok(kind.map(|kind| Frame { kind, payload }))
+}
+
+/// Reads one frame as [`read_frame`] does, its payload into `payload` (emptied first), and
+/// returns its kind. A reader of many frames that passes the same buffer each time reuses its
+/// memory, instead of allocating (and faulting in) fresh pages for every large frame.
+pub(crate) fn read_frame_into(
+    reader: &mut impl Read,
+    limit: u32,
+    payload: &mut Vec<u8>,
+) -> Result<Option<Kind>, IpcError> {
+    payload.clear();
     let mut header = [0u8; HEADER];
     match read_exact_or_eof(reader, &mut header)? {
         ReadOutcome::Eof => return Ok(None),
@@ -120,14 +134,14 @@ pub(crate) fn read_frame(reader: &mut impl Read, limit: u32) -> Result<Option<Fr
         });
     }
     let len = usize::try_from(len).expect("u32 fits in usize on supported platforms");
-    let mut payload = Vec::with_capacity(len.min(INITIAL_PAYLOAD));
+    payload.reserve(len.min(INITIAL_PAYLOAD));
     // `take` stops at the frame's end; the buffer grows only as bytes arrive.
     let read = reader
         .take(len as u64)
-        .read_to_end(&mut payload)
+        .read_to_end(payload)
         .map_err(map_read_error)?;
     if read == len {
-        Ok(Some(Frame { kind, payload }))
+        Ok(Some(kind))
     } else {
         Err(IpcError::Malformed(format!(
             "stream ended inside a {kind:?} frame: {read} of {len} bytes"
