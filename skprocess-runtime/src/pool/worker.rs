@@ -60,34 +60,35 @@ fn worker_entry(session: ChildSession) -> i32 {
         },
     );
     let mut buffers: Vec<std::os::fd::OwnedFd> = Vec::new();
-    // One buffer for every frame: a large chunk's pages are reused by the next one.
-    let mut payload = Vec::new();
+    // One buffer for every frame: a large chunk's memory is reused by the next one.
+    let mut buffer = Vec::new();
     loop {
-        if payload.capacity() > KEEP_PAYLOAD {
-            payload = Vec::new();
+        if buffer.len() > KEEP_PAYLOAD {
+            buffer = Vec::new();
         }
-        match crate::wire::frame::read_frame_into(&mut frames, conn.limit(), &mut payload) {
-            Ok(Some(Kind::Task)) => {}
-            Ok(Some(Kind::BufferFd)) => {
-                // Descriptors arrive in the order their frames were sent.
-                let reader = frames.get_mut();
-                if reader.fds.is_empty() {
-                    return ChildSession::report_setup_failure(
-                        &conn,
-                        ProcessError::Ipc(IpcError::Malformed(
-                            "a BufferFd frame came without its descriptor".into(),
-                        )),
-                    );
+        let payload =
+            match crate::wire::frame::read_frame_reusing(&mut frames, conn.limit(), &mut buffer) {
+                Ok(Some((Kind::Task, len))) => &buffer[..len],
+                Ok(Some((Kind::BufferFd, _))) => {
+                    // Descriptors arrive in the order their frames were sent.
+                    let reader = frames.get_mut();
+                    if reader.fds.is_empty() {
+                        return ChildSession::report_setup_failure(
+                            &conn,
+                            ProcessError::Ipc(IpcError::Malformed(
+                                "a BufferFd frame came without its descriptor".into(),
+                            )),
+                        );
+                    }
+                    buffers.push(reader.fds.remove(0));
+                    continue;
                 }
-                buffers.push(reader.fds.remove(0));
-                continue;
-            }
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
-        }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
+            };
         // The descriptors sent for this chunk, whether it runs or is skipped.
         let chunk_buffers = std::mem::take(&mut buffers);
-        let task = match TaskFrame::decode(&payload) {
+        let task = match TaskFrame::decode(payload) {
             Ok(task) => task,
             Err(error) => {
                 return ChildSession::report_setup_failure(&conn, ProcessError::Ipc(error));
