@@ -33,6 +33,8 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "share_calls_4_vs_1",
         "pipe_ratio_unpinned",
         "pipe_ratio_one_cpu",
+        "bulk_1mib_ratio",
+        "bulk_pool_16kib_total",
     ] {
         assert!(
             stdout
