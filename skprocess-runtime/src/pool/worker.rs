@@ -66,26 +66,26 @@ fn worker_entry(session: ChildSession) -> i32 {
         if buffer.len() > KEEP_PAYLOAD {
             buffer = Vec::new();
         }
-        let payload =
-            match crate::wire::frame::read_frame_reusing(&mut frames, conn.limit(), &mut buffer) {
-                Ok(Some((Kind::Task, len))) => &buffer[..len],
-                Ok(Some((Kind::BufferFd, _))) => {
-                    // Descriptors arrive in the order their frames were sent.
-                    let reader = frames.get_mut();
-                    if reader.fds.is_empty() {
-                        return ChildSession::report_setup_failure(
-                            &conn,
-                            ProcessError::Ipc(IpcError::Malformed(
-                                "a BufferFd frame came without its descriptor".into(),
-                            )),
-                        );
-                    }
-                    buffers.push(reader.fds.remove(0));
-                    continue;
+        let read = crate::wire::frame::read_frame_reusing(&mut frames, conn.limit(), &mut buffer);
+        let payload = match read {
+            Ok(Some((Kind::Task, len))) => &buffer[..len],
+            Ok(Some((Kind::BufferFd, _))) => {
+                // Descriptors arrive in the order their frames were sent.
+                let reader = frames.get_mut();
+                if reader.fds.is_empty() {
+                    return ChildSession::report_setup_failure(
+                        &conn,
+                        ProcessError::Ipc(IpcError::Malformed(
+                            "a BufferFd frame came without its descriptor".into(),
+                        )),
+                    );
                 }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
-            };
+                buffers.push(reader.fds.remove(0));
+                continue;
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
+        };
         // The descriptors sent for this chunk, whether it runs or is skipped.
         let chunk_buffers = std::mem::take(&mut buffers);
         let task = match TaskFrame::decode(payload) {
