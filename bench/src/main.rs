@@ -21,6 +21,11 @@
 //! | 64-byte messages per second, one way, on a pipe | raw socket, 64-byte messages | ≥ 2× |
 //! | `InProcess`: a trivial process, start → result | the same process in a child | — |
 //! | `InProcess` tell/listen round trip, small message | two `std::sync::mpsc` channels between two threads | — |
+//! | `Pool(2).map(len)` over 400 `Vec<u8>` of 1 MiB, bytes per second | the same bytes in 1 MiB writes on a Unix socket to a child that discards them | ≥ 0.5× |
+//! | `Pool(2).map(len)` over 10,000 `Vec<u8>` of 16 KiB | a sequential loop; the same bytes in 16 KiB writes | — |
+//!
+//! Python's figure for the last two (`multiprocessing.Pool(2).map(len, items)` on the same
+//! bytes): `python3 bench/python/bulk_data.py`.
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -444,6 +449,12 @@ fn raw_child(spec: &str) -> ! {
                 stream.write_all(&message).expect("write");
             }
         }
+        // "sink": read and discard until the parent hangs up, then say one byte.
+        "sink" => {
+            let mut buf = vec![0u8; 1 << 20];
+            while stream.read(&mut buf).is_ok_and(|n| n > 0) {}
+            stream.write_all(&[1]).expect("write");
+        }
         _ => {
             let mut buf = [0u8; 8];
             while stream.read_exact(&mut buf).is_ok() {
@@ -491,6 +502,49 @@ fn raw_start_once() -> f64 {
     let took = started.elapsed().as_secs_f64();
     child.wait().expect("wait");
     took
+}
+
+/// Bytes per second through a Unix socket to a child that reads and discards them: one write
+/// per item, timed until the child has read them all.
+fn raw_sink(items: &[Vec<u8>]) -> f64 {
+    let (listener, name) = raw_listener();
+    let mut child = spawn_raw("sink", &name);
+    let (mut stream, _) = listener.accept().expect("accept");
+    let started = Instant::now();
+    for item in items {
+        stream.write_all(item).expect("write");
+    }
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let mut done = [0u8; 1];
+    stream.read_exact(&mut done).expect("the child's answer");
+    let bytes: usize = items.iter().map(Vec::len).sum();
+    let rate = bytes as f64 / started.elapsed().as_secs_f64();
+    child.wait().expect("wait");
+    rate
+}
+
+/// `count` vectors of `size` bytes, each filled with its own byte.
+fn bulk_items(size: usize, count: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| vec![u8::try_from(i % 251).expect("below 251"); size])
+        .collect()
+}
+
+/// The pool task of the bulk-data figures.
+fn byte_len(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+/// Seconds for `pool.map(byte_len)` over `count` fresh vectors of `size` bytes (building them is
+/// not timed).
+fn pool_bulk(pool: &Pool, size: usize, count: usize) -> Result<f64, skprocess::pool::PoolError> {
+    let items = bulk_items(size, count);
+    let (took, lens) = time(|| pool.map(byte_len, items));
+    let lens = lens?;
+    assert!(lens.len() == count && lens.iter().all(|&len| len == size));
+    Ok(took)
 }
 
 fn raw_round_trips(rounds: usize, two_cpus: bool) -> f64 {
@@ -1141,6 +1195,71 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.figure("in_process_tell_listen_rtt", sk * 1e6, "us");
         report.figure("mpsc_threads_rtt", mpsc * 1e6, "us");
         report.figure("in_process_tell_listen_ratio", sk / mpsc, "x");
+    }
+    if want(10) {
+        // 10. Bulk data: 1 MiB items through a pool against the same bytes on a raw socket;
+        //    16 KiB items through a pool against a sequential loop (and a raw socket).
+        let mib = 1 << 20;
+        let count = if quick { 40 } else { 400 };
+        let pool = Pool::new(2)?;
+        pool_bulk(&pool, mib, 8)?; // warm: the workers have run a chunk
+        // The baseline writes the very items the pool is given (not one buffer again and
+        // again, which would stay in the cache). Rounds alternate the two, so that both see the
+        // same load; the ratio is the median of the rounds' ratios.
+        let bytes = (count * mib) as f64;
+        let (mut rates, mut raws, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..if quick { 1 } else { 5 } {
+            let items = bulk_items(mib, count);
+            let raw = raw_sink(&items);
+            drop(items);
+            let rate = bytes / pool_bulk(&pool, mib, count)?;
+            rates.push(rate);
+            raws.push(raw);
+            ratios.push(rate / raw);
+        }
+        let (rate, raw, ratio) = (median(rates), median(raws), median(ratios));
+        let gib = f64::from(1 << 30);
+        println!(
+            "\nPool(2).map(len) over {count} Vec<u8> of 1 MiB: {:.1} ms, {:.2} GiB/s; 1 MiB writes on a raw socket: {:.2} GiB/s; ratio {:.2}x (target >= 0.5x)",
+            bytes / rate * 1e3,
+            rate / gib,
+            raw / gib,
+            ratio
+        );
+        report.figure("bulk_pool_1mib_rate", rate / gib, "GiB/s");
+        report.figure("bulk_raw_socket_1mib_rate", raw / gib, "GiB/s");
+        report.figure("bulk_1mib_ratio", ratio, "x");
+
+        let small = 16 << 10;
+        let count = if quick { 1_000 } else { 10_000 };
+        let took = median(
+            (0..3)
+                .map(|_| pool_bulk(&pool, small, count))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let items = bulk_items(small, count);
+        let (sequential, total) = time(|| {
+            items
+                .iter()
+                .map(|item| std::hint::black_box(item).len())
+                .sum::<usize>()
+        });
+        assert_eq!(total, small * count);
+        let raw = median((0..3).map(|_| raw_sink(&items)).collect());
+        let rate = (count * small) as f64 / took;
+        println!(
+            "Pool(2).map(len) over {count} Vec<u8> of 16 KiB: {:.1} ms, {:.2} us per item, {:.2} GiB/s; a sequential loop: {:.3} ms; 16 KiB writes on a raw socket: {:.2} GiB/s ({:.2}x)",
+            took * 1e3,
+            took / count as f64 * 1e6,
+            rate / gib,
+            sequential * 1e3,
+            raw / gib,
+            rate / raw
+        );
+        report.figure("bulk_pool_16kib_total", took * 1e3, "ms");
+        report.figure("bulk_pool_16kib_rate", rate / gib, "GiB/s");
+        report.figure("bulk_raw_socket_16kib_rate", raw / gib, "GiB/s");
+        drop(pool);
     }
 
     println!();

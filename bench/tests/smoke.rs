@@ -37,6 +37,8 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "pool_unordered_imap_ratio_2w",
         "in_process_start_ratio",
         "in_process_tell_listen_ratio",
+        "bulk_1mib_ratio",
+        "bulk_pool_16kib_total",
     ] {
         assert!(
             stdout

@@ -114,7 +114,7 @@ pub mod fuzz {
         ProcessStart, RESULTS_HEAD, ResultsHead, StartMessage, TaskFrame, WorkerStart,
         decode_skipped,
     };
-    use crate::wire::{Conn, decode};
+    use crate::wire::{Conn, decode, encode};
 
     /// The frame reader: reads frames from `bytes` until the end or an error, with a small
     /// limit and a large one.
@@ -152,7 +152,8 @@ pub mod fuzz {
         let _ = decode::<ProcessStart>(bytes);
     }
 
-    /// Task frames, and the items in them decoded as a few item types.
+    /// Task frames, and the items in them decoded as a few item types (vectors of numbers both
+    /// ways, which must agree).
     pub fn task(bytes: &[u8]) {
         let Ok(task) = TaskFrame::decode(bytes) else {
             return;
@@ -164,6 +165,7 @@ pub mod fuzz {
             let _ = decode::<u64>(item);
             let _ = decode::<(String, Vec<u8>)>(item);
             let _ = decode::<Vec<Option<i32>>>(item);
+            blocks(item);
             start = end;
         }
     }
@@ -209,7 +211,8 @@ pub mod fuzz {
         crate::share::fuzzing::seeds()
     }
 
-    /// Tell messages, read as a few message types.
+    /// Tell messages, read as a few message types, and as vectors of numbers both ways (as
+    /// blocks and element by element), which must agree.
     pub fn tell(bytes: &[u8]) {
         let _ = decode::<String>(bytes);
         let _ = decode::<Vec<u8>>(bytes);
@@ -218,5 +221,83 @@ pub mod fuzz {
         let _ = decode::<BTreeMap<u64, Vec<String>>>(bytes);
         let _ = decode::<Vec<Vec<()>>>(bytes);
         let _ = decode::<Result<Vec<char>, ProcessError>>(bytes);
+        blocks(bytes);
+    }
+
+    /// A `Vec` read element by element, through a visitor of its own: the reference the codec's
+    /// blocks are checked against.
+    struct Elements<T>(Vec<T>);
+
+    impl<T: serde::Serialize> serde::Serialize for Elements<T> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+            for element in &self.0 {
+                seq.serialize_element(element)?;
+            }
+            seq.end()
+        }
+    }
+
+    impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Elements<T> {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            /// Collects the elements one by one.
+            struct Collect<T>(std::marker::PhantomData<T>);
+            impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Collect<T> {
+                type Value = Elements<T>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a sequence")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<Elements<T>, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(element) = seq.next_element()? {
+                        out.push(element);
+                    }
+                    Ok(Elements(out))
+                }
+            }
+            deserializer.deserialize_seq(Collect(std::marker::PhantomData))
+        }
+    }
+
+    /// Decodes `bytes` as `Fast` (whose vectors of numbers are read as blocks) and as `Slow` (the
+    /// same shape, read element by element). Panics if one decodes and the other does not, or if
+    /// a value does not encode back to exactly `bytes` (any bytes of a number are a number, so a
+    /// decode that succeeds must be undone by an encode).
+    fn agree<Fast, Slow>(bytes: &[u8])
+    where
+        Fast: serde::de::DeserializeOwned + serde::Serialize,
+        Slow: serde::de::DeserializeOwned + serde::Serialize,
+    {
+        let fast = decode::<Fast>(bytes);
+        let slow = decode::<Slow>(bytes);
+        assert_eq!(
+            fast.is_ok(),
+            slow.is_ok(),
+            "blocks and elements disagree on {bytes:?}: {:?} / {:?}",
+            fast.as_ref().err(),
+            slow.as_ref().err()
+        );
+        if let (Ok(fast), Ok(slow)) = (fast, slow) {
+            assert_eq!(encode(&fast).as_deref(), Ok(bytes), "a block re-encodes");
+            assert_eq!(encode(&slow).as_deref(), Ok(bytes), "elements re-encode");
+        }
+    }
+
+    /// The codec's blocks of numbers against the element-by-element path, alone and nested.
+    fn blocks(bytes: &[u8]) {
+        agree::<Vec<u8>, Elements<u8>>(bytes);
+        agree::<Vec<u16>, Elements<u16>>(bytes);
+        agree::<Box<[f32]>, Elements<f32>>(bytes);
+        agree::<Vec<f64>, Elements<f64>>(bytes);
+        agree::<Vec<i128>, Elements<i128>>(bytes);
+        agree::<(u8, Vec<u32>, Option<Vec<i16>>), (u8, Elements<u32>, Option<Elements<i16>>)>(
+            bytes,
+        );
+        agree::<Vec<Vec<i64>>, Vec<Elements<i64>>>(bytes);
+        agree::<Result<Vec<u8>, Vec<usize>>, Result<Elements<u8>, Elements<usize>>>(bytes);
     }
 }

@@ -139,6 +139,34 @@ fn nested_collections_and_maps_with_lying_prefixes_are_refused_within_the_allowa
 }
 
 #[test]
+fn blocks_of_plain_numbers_allocate_what_they_hold_and_nothing_for_a_lie() {
+    // A count the step budget allows but the bytes that follow do not hold: refused before
+    // anything but the error is allocated.
+    let mut lie = claim(60_000);
+    lie.extend_from_slice(&[1; 100]);
+    for (name, (peak, ok)) in [
+        ("Vec<u8>", peak_of::<Vec<u8>>(&lie)),
+        ("Vec<u64>", peak_of::<Vec<u64>>(&lie)),
+        ("Vec<f32>", peak_of::<Vec<f32>>(&lie)),
+        ("Box<[i16]>", peak_of::<Box<[i16]>>(&lie)),
+        (
+            "Option<Vec<f64>>",
+            peak_of::<Option<Vec<f64>>>(&[&[1], &lie[..]].concat()),
+        ),
+    ] {
+        assert!(!ok, "{name} decoded from a lying count");
+        assert!(peak < 1024, "{name}: {peak} bytes allocated");
+    }
+    // A valid block allocates exactly its elements, once (no growth, no copy).
+    let block = encode(&vec![3u64; 1 << 17]).unwrap();
+    let (peak, ok) = peak_of::<Vec<u64>>(&block);
+    assert!(ok && peak == 8 << 17, "{peak}");
+    let block = encode(&vec![7u8; 1 << 20]).unwrap();
+    let (peak, ok) = peak_of::<Vec<u8>>(&block);
+    assert!(ok && peak == 1 << 20, "{peak}");
+}
+
+#[test]
 fn zero_sized_elements_claiming_two_to_the_sixty_are_refused_not_looped_over() {
     let bytes = claim(1 << 60);
     refused_within_allowance::<Vec<()>>(&bytes);

@@ -471,6 +471,18 @@ fn task() -> Seeds {
         ),
         seed("seed-empty-chunk", task_payload(7, 0, &[])),
         seed("seed-empty-item", task_payload(8, 0, &[Vec::new()])),
+        seed(
+            "seed-blocks-three",
+            task_payload(
+                9,
+                0,
+                &[
+                    enc(&vec![1.5f64, -0.0, f64::MAX]),
+                    enc(&(3u8, vec![7u32, 8], Some(vec![-1i16]))),
+                    enc(&vec![vec![1i64], vec![]]),
+                ],
+            ),
+        ),
     ]
 }
 
@@ -596,6 +608,16 @@ fn tell() -> Seeds {
             enc(&Err::<Vec<char>, ProcessError>(
                 process_errors().swap_remove(2).1,
             )),
+        ),
+        seed("seed-block-f32", enc(&vec![0.5f32, f32::NAN, -1.0])),
+        seed("seed-block-i128", enc(&vec![i128::MIN, 0, 1])),
+        seed(
+            "seed-block-record",
+            enc(&(9u8, (0..40u32).collect::<Vec<_>>(), None::<Vec<i16>>)),
+        ),
+        seed(
+            "seed-block-result",
+            enc(&Err::<Vec<u8>, Vec<usize>>(vec![1, usize::MAX])),
         ),
     ]
 }

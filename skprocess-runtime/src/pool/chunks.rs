@@ -74,6 +74,9 @@ pub(super) struct ChunkBuilder {
     lengths: Vec<u32>,
     bytes: Vec<u8>,
     outgoing: Outgoing,
+    /// The last item's length and the largest chunk so far: items of a call tend to be alike.
+    last: usize,
+    largest: usize,
 }
 
 impl ChunkBuilder {
@@ -87,6 +90,8 @@ impl ChunkBuilder {
             lengths: Vec::new(),
             bytes: Vec::new(),
             outgoing: Outgoing::default(),
+            last: 0,
+            largest: 0,
         }
     }
 
@@ -98,6 +103,19 @@ impl ChunkBuilder {
     /// Encodes item `index` (the one after the chunk's last item) into the chunk.
     pub(super) fn push<I: Transferable>(&mut self, index: usize, item: &I) -> Push {
         debug_assert!(self.lengths.is_empty() || index == self.first + self.lengths.len());
+        // When one more item like the last would not fit, the chunk is full now: this item is
+        // then encoded once, into the next chunk, rather than encoded, found too large and
+        // encoded again. A new chunk's buffer starts as large as the largest so far (within the
+        // bound), so that large items are not copied again each time it grows.
+        if !self.lengths.is_empty()
+            && task_payload_len(self.lengths.len() + 1, self.bytes.len() + self.last)
+                > self.max_bytes
+        {
+            return Push::Full;
+        }
+        if self.bytes.is_empty() {
+            self.bytes.reserve(self.largest.min(self.max_bytes));
+        }
         let (bytes, limit) = (&mut self.bytes, self.limit);
         let (mark, fds) = (bytes.len(), self.outgoing.mark());
         let encoded =
@@ -123,6 +141,8 @@ impl ChunkBuilder {
                     self.first = index;
                 }
                 self.lengths.push(len);
+                self.last = len as usize;
+                self.largest = self.largest.max(self.bytes.len());
                 Push::Added
             }
         }

@@ -14,7 +14,7 @@ use crate::shm::Phase;
 use crate::wire::protocol::{
     Kind, RESULTS_HEAD, ResultsHead, TaskFrame, WorkerStart, skipped_payload,
 };
-use crate::wire::{Conn, Frame, FrameBuf, decode};
+use crate::wire::{Conn, FrameBuf, decode};
 
 /// The registered name of the pool worker entry.
 pub(crate) const ENTRY_NAME: &str = "skprocess::pool-worker";
@@ -23,6 +23,10 @@ pub(crate) const ENTRY_NAME: &str = "skprocess::pool-worker";
 /// so that a chunk's results never need a frame larger than this, and a slow chunk's first
 /// results reach the caller early.
 const FLUSH_BYTES: usize = 1 << 20;
+
+/// The largest frame buffer a worker keeps between chunks; a larger one (a chunk of one huge
+/// item) is let go once its chunk is done rather than held for the worker's life.
+const KEEP_PAYLOAD: usize = 16 << 20;
 
 #[distributed_slice(PROCESSES)]
 static WORKER_ENTRY: ProcessEntry = ProcessEntry::with_entry(ENTRY_NAME, worker_entry);
@@ -56,16 +60,16 @@ fn worker_entry(session: ChildSession) -> i32 {
         },
     );
     let mut buffers: Vec<std::os::fd::OwnedFd> = Vec::new();
+    // One buffer for every frame: a large chunk's memory is reused by the next one.
+    let mut buffer = Vec::new();
     loop {
-        let payload = match crate::wire::frame::read_frame(&mut frames, conn.limit()) {
-            Ok(Some(Frame {
-                kind: Kind::Task,
-                payload,
-            })) => payload,
-            Ok(Some(Frame {
-                kind: Kind::BufferFd,
-                ..
-            })) => {
+        if buffer.len() > KEEP_PAYLOAD {
+            buffer = Vec::new();
+        }
+        let read = crate::wire::frame::read_frame_reusing(&mut frames, conn.limit(), &mut buffer);
+        let payload = match read {
+            Ok(Some((Kind::Task, len))) => &buffer[..len],
+            Ok(Some((Kind::BufferFd, _))) => {
                 // Descriptors arrive in the order their frames were sent.
                 let reader = frames.get_mut();
                 if reader.fds.is_empty() {
@@ -84,7 +88,7 @@ fn worker_entry(session: ChildSession) -> i32 {
         };
         // The descriptors sent for this chunk, whether it runs or is skipped.
         let chunk_buffers = std::mem::take(&mut buffers);
-        let task = match TaskFrame::decode(&payload) {
+        let task = match TaskFrame::decode(payload) {
             Ok(task) => task,
             Err(error) => {
                 return ChildSession::report_setup_failure(&conn, ProcessError::Ipc(error));

@@ -1,6 +1,7 @@
 //! The codec seam: our own serde binary format, little endian and fixed width. Every value that
 //! crosses a process boundary goes through [`encode`] / [`encode_into`] and [`decode`] /
-//! [`Decoder`], so the format lives in this file alone.
+//! [`Decoder`], so the format lives in this file alone (with its fast path for blocks of
+//! numbers in `codec/block.rs`, which writes and reads the same bytes).
 //!
 //! # Format
 //!
@@ -32,6 +33,19 @@
 //! and patches it when the sequence ends. It checks every seq and map this way, so the count is
 //! always the number of elements serialized, whatever length the `Serialize` impl announced.
 //!
+//! # Blocks
+//!
+//! A `Vec<T>`, `[T]`, `Box<[T]>` (or `Rc<[T]>`, `Arc<[T]>`) of plain numbers (`u8` to `u128`,
+//! `i8` to `i128`, `f32`, `f64`, and `usize` and `isize` on 64-bit hosts) is a seq whose elements
+//! are, on a little-endian host, exactly the elements' memory. So on such hosts it is written as
+//! one copy of that memory and read back as one copy out of the buffer, without a serde call per
+//! element: the same bytes, either way, as element by element (big-endian hosts take the
+//! element-by-element path). This holds wherever the vector is: a whole item, a field, inside an
+//! `Option`, a tuple, an enum. `codec/block.rs` says how the encoder recognises such values
+//! (the `&Vec<T>` or `&[T]` handed to `collect_seq`) and the decoder (serde's own visitor of
+//! `Vec<T>`, and only it: a `deserialize_with` visitor of your own keeps the element-by-element
+//! path and its meaning), and why both are sound.
+//!
 //! `deserialize_any` and `deserialize_ignored_any` are errors, so untagged and internally tagged
 //! enums, `flatten` and other self-describing shapes cannot be decoded. `skip_serializing_if` is
 //! refused by the encoder, because a positional format cannot tell that a field is missing
@@ -43,28 +57,36 @@
 //! stack whatever they say:
 //!
 //! - **Lengths.** A `str` or `bytes` length is checked against the bytes that remain before
-//!   anything is allocated; the visitor is handed a slice of the input.
+//!   anything is allocated; the visitor is handed a slice of the input. A block's count, times
+//!   its elements' width, is checked the same way before its vector is allocated, and the block
+//!   then consumes those bytes: the blocks of a buffer together allocate at most its length.
 //! - **Preallocation.** The size hint a seq or map gives its visitor is the claimed count capped
 //!   by the bytes that remain and by a preallocation budget of one element per byte of the
 //!   buffer, shared by the whole [`Decoder`]: every hint is debited from it, so nested sequences
 //!   that each claim everything cannot multiply it. Once it is spent, hints are `Some(0)` and
 //!   collections grow as they fill. (Tuples and structs get their own length, capped by the bytes
-//!   that remain, with no debit: their length comes from the type.)
+//!   that remain, with no debit: their length comes from the type. A block gives no hint and
+//!   takes none: it allocates exactly what it holds.)
 //! - **Steps.** Every seq element and every map entry costs one step from a budget of the buffer's
 //!   length plus [`STEP_ALLOWANCE`], shared by the whole [`Decoder`]. A container pays for all the
 //!   elements it claims when it opens (a value that decodes reads them all, so this is the same
-//!   total as paying per element, without a check in the loop). Elements that take at least a
-//!   byte can never exhaust the budget; a `Vec<()>` claiming 2^60 elements is refused at once.
-//! - **Depth.** Every container level (`Some`, seq, map, tuple, struct, newtype struct, an enum
-//!   variant's content) counts toward [`MAX_DEPTH`], when encoding and when decoding; deeper values
-//!   are an error. The limit bounds the codec's recursion so that hostile bytes cannot run the
-//!   decoding thread's stack out: 1000 levels of an ordinary type decode within 1 MiB of stack in a
-//!   debug build (a type whose own `Deserialize` frames are large needs more per level).
+//!   total as paying per element, without a check in the loop; a block pays the same way).
+//!   Elements that take at least a byte can never exhaust the budget; a `Vec<()>` claiming 2^60
+//!   elements is refused at once.
+//! - **Depth.** Every container level (`Some`, seq (a block too), map, tuple, struct, newtype
+//!   struct, an enum variant's content) counts toward [`MAX_DEPTH`], when encoding and when
+//!   decoding; deeper values are an error. The limit bounds the codec's recursion so that hostile
+//!   bytes cannot run the decoding thread's stack out: 1000 levels of an ordinary type decode
+//!   within 1 MiB of stack in a debug build (a type whose own `Deserialize` frames are large needs
+//!   more per level).
 
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 use serde::ser::{self, Serialize};
+
+#[cfg(target_endian = "little")]
+mod block;
 
 /// Containers nested deeper than this are refused by the encoder and the decoder.
 pub(crate) const MAX_DEPTH: usize = 1024;
@@ -580,6 +602,12 @@ impl<'a> ser::Serializer for &'a mut Encoder {
         I: IntoIterator,
         I::Item: Serialize,
     {
+        // A `&Vec<T>` or `&[T]` of plain numbers: one copy of their bytes, which are the same as
+        // the elements one by one.
+        #[cfg(target_endian = "little")]
+        if let Some((count, bytes)) = block::as_block(&iter) {
+            return self.write_block(count, bytes);
+        }
         let iter = iter.into_iter();
         let len = match iter.size_hint() {
             (lower, Some(upper)) if lower == upper => Some(lower),
@@ -1198,6 +1226,12 @@ impl<'de> de::Deserializer<'de> for &mut Reader<'de> {
 
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        // A `Vec` of plain numbers: one copy out of the input (see `block` for when).
+        #[cfg(target_endian = "little")]
+        let visitor = match block::read_block(self, visitor) {
+            Ok(value) => return value,
+            Err(visitor) => visitor,
+        };
         self.counted(Container::Seq, visitor)
     }
 
@@ -1416,6 +1450,8 @@ impl<'de> de::VariantAccess<'de> for &mut Reader<'de> {
 
 /// `#[serde(with = "crate::wire::codec::bytes")]` for `Vec<u8>` fields of the protocol's own
 /// messages: they travel as one block of bytes (a length and a copy), not element by element.
+/// (A plain `Vec<u8>` is written the same way on a little-endian host, as a block; this one is,
+/// with the same bytes, on any host.)
 pub(crate) mod bytes {
     use serde::{Deserializer, Serializer};
 

@@ -100,6 +100,54 @@ pub(crate) fn encode_frame(kind: Kind, payload: &[u8], limit: u32) -> Result<Vec
 /// Reads one frame of at most `limit` payload bytes. `Ok(None)` is a clean end of stream
 /// between frames; an end of stream in the middle of a frame is an error.
 pub(crate) fn read_frame(reader: &mut impl Read, limit: u32) -> Result<Option<Frame>, IpcError> {
+    let Some((kind, len)) = read_header(reader, limit)? else {
+        return Ok(None);
+    };
+    let mut payload = Vec::with_capacity(len.min(INITIAL_PAYLOAD));
+    // `take` stops at the frame's end; the buffer grows only as bytes arrive.
+    let read = reader
+        .take(len as u64)
+        .read_to_end(&mut payload)
+        .map_err(map_read_error)?;
+    if read == len {
+        Ok(Some(Frame { kind, payload }))
+    } else {
+        Err(cut_short(kind, read, len))
+    }
+}
+
+/// Reads one frame as [`read_frame`] does, into `buffer`, for a reader of many frames: returns
+/// the kind and the payload's length, and the payload is `buffer[..len]`. The buffer's bytes stay
+/// initialized from one frame to the next, so a stream of large frames neither allocates nor
+/// clears memory for each (`read_to_end` zeroes the room it reads into, every time). The buffer
+/// still grows only with the bytes that arrive: to at most twice them, from 64 KiB.
+pub(crate) fn read_frame_reusing(
+    reader: &mut impl Read,
+    limit: u32,
+    buffer: &mut Vec<u8>,
+) -> Result<Option<(Kind, usize)>, IpcError> {
+    let Some((kind, len)) = read_header(reader, limit)? else {
+        return Ok(None);
+    };
+    let mut filled = 0;
+    while filled < len {
+        if filled == buffer.len() {
+            let room = (2 * filled).max(INITIAL_PAYLOAD).min(len);
+            buffer.resize(room, 0);
+        }
+        let end = len.min(buffer.len());
+        match reader.read(&mut buffer[filled..end]) {
+            Ok(0) => return Err(cut_short(kind, filled, len)),
+            Ok(read) => filled += read,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(map_read_error(e)),
+        }
+    }
+    Ok(Some((kind, len)))
+}
+
+/// Reads a frame header: the kind and the payload's length, checked against `limit`.
+fn read_header(reader: &mut impl Read, limit: u32) -> Result<Option<(Kind, usize)>, IpcError> {
     let mut header = [0u8; HEADER];
     match read_exact_or_eof(reader, &mut header)? {
         ReadOutcome::Eof => return Ok(None),
@@ -120,19 +168,14 @@ pub(crate) fn read_frame(reader: &mut impl Read, limit: u32) -> Result<Option<Fr
         });
     }
     let len = usize::try_from(len).expect("u32 fits in usize on supported platforms");
-    let mut payload = Vec::with_capacity(len.min(INITIAL_PAYLOAD));
-    // `take` stops at the frame's end; the buffer grows only as bytes arrive.
-    let read = reader
-        .take(len as u64)
-        .read_to_end(&mut payload)
-        .map_err(map_read_error)?;
-    if read == len {
-        Ok(Some(Frame { kind, payload }))
-    } else {
-        Err(IpcError::Malformed(format!(
-            "stream ended inside a {kind:?} frame: {read} of {len} bytes"
-        )))
-    }
+    Ok(Some((kind, len)))
+}
+
+/// Builds the error for a stream that ended inside a frame's payload.
+fn cut_short(kind: Kind, read: usize, len: usize) -> IpcError {
+    IpcError::Malformed(format!(
+        "stream ended inside a {kind:?} frame: {read} of {len} bytes"
+    ))
 }
 
 /// Reads one frame before `deadline` from a stream whose read timeout this function sets on
@@ -290,6 +333,60 @@ mod tests {
             err,
             IpcError::FrameTooLarge { len: 300, max: 256 }
         ));
+    }
+
+    #[test]
+    fn frames_read_into_one_buffer_each_see_their_own_payload() {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut stream = encode_frame(Kind::Task, &big, LIMIT).unwrap();
+        stream.extend(encode_frame(Kind::Tell, b"small", LIMIT).unwrap());
+        stream.extend(encode_frame(Kind::Stop, b"", LIMIT).unwrap());
+        stream.extend(encode_frame(Kind::Task, &big[..70_000], LIMIT).unwrap());
+        let mut reader = &stream[..];
+        let mut buffer = Vec::new();
+        let mut next = || read_frame_reusing(&mut reader, LIMIT, &mut buffer).unwrap();
+        assert_eq!(next(), Some((Kind::Task, big.len())));
+        assert_eq!(next(), Some((Kind::Tell, 5)));
+        assert_eq!(next(), Some((Kind::Stop, 0)));
+        assert_eq!(next(), Some((Kind::Task, 70_000)));
+        assert_eq!(next(), None);
+        // The last payload is in place, whatever the earlier frames left after it.
+        assert_eq!(buffer[..70_000], big[..70_000]);
+        let mut reader = &stream[..];
+        read_frame_reusing(&mut reader, LIMIT, &mut buffer).unwrap();
+        assert_eq!(buffer[..big.len()], big[..]);
+        read_frame_reusing(&mut reader, LIMIT, &mut buffer).unwrap();
+        assert_eq!(&buffer[..5], b"small");
+        assert_eq!(buffer.len(), big.len(), "the buffer is reused, not shrunk");
+    }
+
+    #[test]
+    fn a_reused_buffer_grows_only_with_what_arrives() {
+        // Announces 1 GiB, sends 100,000 bytes: the buffer holds at most twice that.
+        let mut bytes = (1u32 << 30).to_le_bytes().to_vec();
+        bytes.push(Kind::Task as u8);
+        bytes.extend_from_slice(&[7; 100_000]);
+        let mut buffer = Vec::new();
+        let err = read_frame_reusing(&mut &bytes[..], LIMIT, &mut buffer).unwrap_err();
+        assert!(
+            matches!(err, IpcError::Malformed(ref m) if m.contains("100000 of 1073741824")),
+            "{err:?}"
+        );
+        assert!(buffer.len() <= 200_000, "{}", buffer.len());
+        // Over the limit and cut-short headers are refused as by `read_frame`.
+        let over = [0xFFu8, 0xFF, 0xFF, 0xFF, Kind::Task as u8];
+        assert!(matches!(
+            read_frame_reusing(&mut &over[..], LIMIT, &mut buffer),
+            Err(IpcError::FrameTooLarge { .. })
+        ));
+        assert!(matches!(
+            read_frame_reusing(&mut &[1u8, 0][..], LIMIT, &mut buffer),
+            Err(IpcError::Malformed(_))
+        ));
+        assert_eq!(
+            read_frame_reusing(&mut &[][..], LIMIT, &mut buffer).unwrap(),
+            None
+        );
     }
 
     #[test]
