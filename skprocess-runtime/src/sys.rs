@@ -613,6 +613,15 @@ pub(crate) fn hard_exit(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// This process's resident memory in bytes (from `/proc/self/statm`), if it can be read.
+pub(crate) fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,12 +5,67 @@ use std::time::Duration;
 
 use super::chunks::run_collect;
 use super::iter::PoolIter;
-use super::mode::{Fallible, Processes, Star};
+use super::mode::{Fallible, Plain, Processes, Star, StarState, State};
 use super::progress::{Progress, ProgressFn};
-use super::task::task_code;
+use super::task::{TaskCode, task_code};
 use super::{Pool, PoolError, TaskFn};
 use crate::asyncs::{BackgroundHandle, ThreadFuture, spawn_blocking};
 use crate::lifecycle::Transferable;
+
+/// Where a call's task is, checked against the pool: a task that takes worker state must
+/// take the state the pool's initializer builds.
+fn code_for<T, A, K, I>(pool: &Pool, task: &T) -> Result<TaskCode, PoolError>
+where
+    T: TaskFn<A, K, I>,
+    I: Transferable,
+{
+    if let Some(wanted) = T::state_type() {
+        let built = pool
+            .inner
+            .shared
+            .settings()
+            .init
+            .as_ref()
+            .map(|init| init.state);
+        if built != Some(wanted) {
+            return Err(PoolError::WorkerState { wanted, built });
+        }
+    }
+    task_code(task)
+}
+
+/// The argument modes, and what `star()` and `with_state()` make of each. Sealed.
+pub trait StarMode: sealed::Sealed {
+    /// The mode with tuple items unpacked.
+    type Star;
+    /// The mode with the worker's state as first argument.
+    type WithState<S>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for Plain {}
+impl StarMode for Plain {
+    type Star = Star;
+    type WithState<S> = State<S>;
+}
+impl sealed::Sealed for Star {}
+impl StarMode for Star {
+    type Star = Star;
+    type WithState<S> = StarState<S>;
+}
+impl<S0> sealed::Sealed for State<S0> {}
+impl<S0> StarMode for State<S0> {
+    type Star = StarState<S0>;
+    type WithState<S> = State<S>;
+}
+impl<S0> sealed::Sealed for StarState<S0> {}
+impl<S0> StarMode for StarState<S0> {
+    type Star = StarState<S0>;
+    type WithState<S> = StarState<S>;
+}
 
 /// The settings of one call, whatever its form.
 #[derive(Clone, Default)]
@@ -68,8 +123,20 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         }
     }
 
-    /// Unpacks tuple items into the task's arguments.
-    pub fn star(self) -> PoolCall<'p, Star, K> {
+    /// Unpacks tuple items into the task's arguments (after the worker state, with
+    /// [`with_state`](Self::with_state)).
+    pub fn star(self) -> PoolCall<'p, A::Star, K>
+    where
+        A: StarMode,
+    {
+        self.with_mode()
+    }
+
+    /// Tasks take the worker's state as their first argument (see [`Pool::with_state`]).
+    pub fn with_state<S>(self) -> PoolCall<'p, A::WithState<S>, K>
+    where
+        A: StarMode,
+    {
         self.with_mode()
     }
 
@@ -152,7 +219,7 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
-        let code = task_code(&task);
+        let code = code_for(self.pool, &task);
         run_collect::<T, A, K, I>(
             self.pool,
             code,
@@ -172,7 +239,7 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
-        let code = task_code(&task);
+        let code = code_for(self.pool, &task);
         run_collect::<T, A, K, I>(
             self.pool,
             code,
@@ -196,7 +263,7 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
-        let code = task_code(&task);
+        let code = code_for(self.pool, &task);
         PoolIter::new::<T, A, K, I>(self.pool, code, items, &self.options, true)
     }
 
@@ -210,7 +277,7 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
-        let code = task_code(&task);
+        let code = code_for(self.pool, &task);
         PoolIter::new::<T, A, K, I>(self.pool, code, items, &self.options, false)
     }
 }
@@ -276,7 +343,18 @@ macro_rules! deferred_call {
             }
 
             /// Unpacks tuple items into the task's arguments (see [`Pool::star`]).
-            pub fn star(self) -> $name<Star, K> {
+            pub fn star(self) -> $name<A::Star, K>
+            where
+                A: StarMode,
+            {
+                self.with_mode()
+            }
+
+            /// Tasks take the worker's state first (see [`Pool::with_state`]).
+            pub fn with_state<S: 'static>(self) -> $name<A::WithState<S>, K>
+            where
+                A: StarMode,
+            {
                 self.with_mode()
             }
 
@@ -353,7 +431,7 @@ macro_rules! deferred_call {
                 T: TaskFn<A, K, I>,
                 I: Transferable,
             {
-                let code = task_code(&task);
+                let code = code_for(&self.pool, &task);
                 let items: Vec<I> = items.into_iter().collect();
                 let (pool, options) = (self.pool, self.options);
                 $wrap($label, move || {

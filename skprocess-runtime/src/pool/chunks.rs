@@ -233,6 +233,8 @@ where
         options
             .chunk_size
             .unwrap_or_else(|| map_chunk_size(total, pool.workers()))
+            // No chunk larger than a worker may run before it retires.
+            .min(shared.settings().max_tasks.unwrap_or(usize::MAX))
     };
     let mut builder = ChunkBuilder::new(Arc::clone(&sink), code, shared.frame_limit());
     let submitted = encode_chunks(&mut builder, items, per_chunk, &mut |chunk| {

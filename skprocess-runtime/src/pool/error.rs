@@ -130,6 +130,30 @@ pub enum PoolError {
         /// The task's type name.
         task: &'static str,
     },
+    /// The pool's initializer failed in a worker (it returned an error or panicked). The
+    /// pool is closed: the calls in progress and every later call fail with this error, and no
+    /// worker is started again (an initializer that fails once would most likely fail again).
+    #[error("the pool's initializer `{initializer}` failed in a worker")]
+    Initializer {
+        /// The initializer's name.
+        initializer: String,
+        /// How it failed.
+        #[source]
+        error: Failure,
+    },
+    /// A task takes worker state of another type than the pool's initializer builds, or the
+    /// pool has no initializer (see [`PoolBuilder::initializer`](crate::pool::PoolBuilder::initializer)).
+    /// Nothing was sent.
+    #[error("the task takes worker state of type `{wanted}`, but {}", match .built {
+        Some(built) => format!("the pool's initializer builds a `{built}`"),
+        None => "the pool has no initializer".to_owned(),
+    })]
+    WorkerState {
+        /// The state type the task takes.
+        wanted: &'static str,
+        /// The state type the pool's initializer builds, if it has one.
+        built: Option<&'static str>,
+    },
     /// A worker process could not be started.
     #[error("cannot start a pool worker")]
     Spawn(#[source] ProcessError),

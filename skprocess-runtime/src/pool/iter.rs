@@ -127,6 +127,8 @@ pub struct PoolIter<'a, O> {
     deadline: Option<Instant>,
     progress: Tracker,
     reported_start: bool,
+    /// No chunk larger than a worker may run before it retires (`max_tasks_per_worker`).
+    task_cap: usize,
 }
 
 impl<O> std::fmt::Debug for PoolIter<'_, O> {
@@ -201,6 +203,7 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
             deadline: options.timeout.and_then(|t| Instant::now().checked_add(t)),
             progress: Tracker::new(options.progress.clone(), total),
             reported_start: false,
+            task_cap: pool.inner.shared.settings().max_tasks.unwrap_or(usize::MAX),
         }
     }
 
@@ -231,7 +234,7 @@ impl<'a, O: Transferable> PoolIter<'a, O> {
             self.progress.report();
         }
         while !self.exhausted {
-            let size = self.sizer.size();
+            let size = self.sizer.size().min(self.task_cap);
             let used = self.in_flight + self.held + self.ready.len();
             let room = self.window().saturating_sub(used);
             // Whole chunks only, unless nothing is in flight.

@@ -64,9 +64,9 @@ pub use self::task::{TaskFn, mode};
 
 use self::call::CallOptions;
 use self::mode::{Fallible, Plain, Processes, Star, Value};
-use self::scheduler::Shared;
 #[cfg(feature = "__testing")]
 use self::scheduler::decode_results;
+use self::scheduler::{Shared, WorkerSettings};
 use crate::lifecycle::Transferable;
 
 /// A pool of worker processes. Cheap to clone (clones share the workers); the workers end when
@@ -97,10 +97,13 @@ impl std::fmt::Debug for Pool {
 }
 
 /// Builds a [`Pool`]: `PoolBuilder::new().workers(4).build()?`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PoolBuilder {
     workers: Option<usize>,
     frame_limit: Option<usize>,
+    settings: WorkerSettings,
+    /// An initializer that cannot travel (reported by `build`).
+    refused: Option<PoolError>,
 }
 
 impl PoolBuilder {
@@ -124,12 +127,92 @@ impl PoolBuilder {
         self
     }
 
-    /// Starts the workers and waits until they are all ready.
+    /// Runs `init` once in each worker, before its first task, and keeps what it returns as
+    /// the worker's state, which tasks reach through [`Pool::with_state`]: the place for a
+    /// database connection, a loaded model, a cache. `init` is a `fn` item, a function pointer
+    /// or a closure that captures nothing (like a task); it runs again in each worker that
+    /// replaces one (after a crash, a deadline, or retirement).
+    ///
+    /// ```
+    /// use skprocess::pool::{Pool, PoolError};
+    ///
+    /// struct Model {
+    ///     weight: f64,
+    /// }
+    ///
+    /// fn load() -> Model {
+    ///     Model { weight: 2.5 } // read a file, connect to a database...
+    /// }
+    ///
+    /// fn predict(model: &mut Model, x: f64) -> f64 {
+    ///     model.weight * x
+    /// }
+    ///
+    /// fn main() -> Result<(), PoolError> {
+    ///     let pool = Pool::builder().workers(2).initializer(load).build()?;
+    ///     assert_eq!(pool.with_state().map(predict, [1.0, 2.0])?, vec![2.5, 5.0]);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn initializer<F, S>(mut self, init: F) -> PoolBuilder
+    where
+        F: Fn() -> S + Copy + Send + Sync + 'static,
+        S: 'static,
+    {
+        self.set_init(task::init_code(&init));
+        self
+    }
+
+    /// Like [`initializer`](Self::initializer), for an initializer that may fail: an `Err`
+    /// (or a panic) in any worker closes the pool with [`PoolError::Initializer`], naming it;
+    /// [`build`](Self::build) returns that error when it happens in the first workers. No
+    /// worker is started again (there is no endless respawn loop).
+    pub fn try_initializer<F, S, E>(mut self, init: F) -> PoolBuilder
+    where
+        F: Fn() -> Result<S, E> + Copy + Send + Sync + 'static,
+        S: 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        self.set_init(task::try_init_code(&init));
+        self
+    }
+
+    fn set_init(&mut self, code: Result<task::InitCode, PoolError>) {
+        match code {
+            Ok(code) => self.settings.init = Some(code),
+            Err(error) => self.refused = Some(error),
+        }
+    }
+
+    /// Retires each worker after it ran `tasks` items (at least 1), and starts a fresh one in
+    /// its place (Python's `maxtasksperchild`): for tasks that leak memory or other resources.
+    /// No item is lost; chunks are cut so that no worker runs more than `tasks` items.
+    pub fn max_tasks_per_worker(mut self, tasks: usize) -> PoolBuilder {
+        self.settings.max_tasks = Some(tasks.max(1));
+        self
+    }
+
+    /// Retires a worker when its resident memory exceeds `bytes` after a chunk of items (the
+    /// worker checks between chunks, so one chunk may take it above the limit), and starts a
+    /// fresh one in its place. No item is lost.
+    pub fn max_worker_memory(mut self, bytes: u64) -> PoolBuilder {
+        self.settings.max_memory = Some(bytes);
+        self
+    }
+
+    /// Starts the workers and waits until they are all ready (with an initializer, until it
+    /// ran in each of them).
     ///
     /// # Errors
     ///
-    /// [`PoolError::Spawn`] if workers cannot be started (or the frame limit is out of range).
+    /// [`PoolError::Spawn`] if workers cannot be started (or the frame limit is out of range),
+    /// [`PoolError::Initializer`] if the initializer failed in one of them,
+    /// [`PoolError::TaskCapturesData`] or [`PoolError::TaskOutsideExecutable`] for an
+    /// initializer that cannot travel.
     pub fn build(self) -> Result<Pool, PoolError> {
+        if let Some(error) = self.refused {
+            return Err(error);
+        }
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
@@ -138,7 +221,7 @@ impl PoolBuilder {
             self.frame_limit.unwrap_or(crate::DEFAULT_FRAME_LIMIT),
         )
         .map_err(|message| PoolError::Spawn(crate::ProcessError::InvalidConfig { message }))?;
-        let shared = Shared::start(workers, frame_limit)?;
+        let shared = Shared::start(workers, frame_limit, self.settings)?;
         Ok(Pool {
             inner: Arc::new(Inner { shared, workers }),
         })
@@ -190,6 +273,13 @@ impl Pool {
     /// One deadline for the whole call (see the [module docs](self#deadlines)).
     pub fn timeout(&self, timeout: Duration) -> PoolCall<'_, Plain, Value> {
         self.call().timeout(timeout)
+    }
+
+    /// Tasks take the worker's state (built by the pool's
+    /// [`initializer`](PoolBuilder::initializer)) as their first argument:
+    /// `pool.with_state().map(predict, inputs)` runs `predict(&mut state, item)`.
+    pub fn with_state<S>(&self) -> PoolCall<'_, mode::State<S>, Value> {
+        self.call().with_state()
     }
 
     /// Sends items to the workers `size` at a time; see [`PoolCall::chunk_size`].

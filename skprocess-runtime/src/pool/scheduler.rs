@@ -31,7 +31,7 @@ use crate::launch::CONNECT_TIMEOUT;
 use crate::shm::{Phase, StatusPage};
 use crate::sync::{lock, wait_until};
 use crate::wire::protocol::{
-    Kind, RESULTS_HEAD, ResultsHead, TaskFrame, WorkerStart, decode_skipped,
+    Kind, RESULTS_HEAD, ResultsHead, TaskFrame, WorkerInit, WorkerStart, decode_skipped,
 };
 use crate::wire::{Conn, Frame, encode};
 
@@ -133,6 +133,8 @@ struct SinkState {
 #[derive(Clone)]
 enum FailureKind {
     Closed,
+    /// The pool's initializer failed in a worker: its name and how.
+    Initializer(String, crate::error::Failure),
     /// No worker can be started (every slot gave up); the message says why.
     Broken(String),
     /// Ctrl+C, with [`graceful_ctrl_c`](crate::graceful_ctrl_c) on.
@@ -178,6 +180,12 @@ impl CallSink {
         // A closed, broken or interrupted pool ends the call, whatever had arrived.
         match &state.failure {
             Some(FailureKind::Closed) => Next::Failed(PoolError::Closed),
+            Some(FailureKind::Initializer(initializer, error)) => {
+                Next::Failed(PoolError::Initializer {
+                    initializer: initializer.clone(),
+                    error: error.clone(),
+                })
+            }
             Some(FailureKind::Broken(message)) => {
                 Next::Failed(PoolError::Spawn(ProcessError::ChildSetup {
                     message: message.clone(),
@@ -213,6 +221,8 @@ struct Worker {
     /// The number of a chunk taken back from this worker before it started it; it reports it
     /// skipped.
     revoked: Option<u64>,
+    /// How many more items it may be given before it retires (`max_tasks_per_worker`).
+    budget: Option<usize>,
 }
 
 impl Worker {
@@ -231,6 +241,9 @@ impl Worker {
         match self.outbox.send((Arc::clone(&chunk), seq)) {
             Ok(()) => {
                 self.next_seq += 1;
+                if let Some(budget) = &mut self.budget {
+                    *budget = budget.saturating_sub(chunk.count());
+                }
                 self.in_flight.push_back(Dispatched {
                     chunk,
                     seq,
@@ -244,6 +257,10 @@ impl Worker {
 }
 
 struct State {
+    /// Set when the pool's initializer failed in a worker: the pool is closed for good.
+    init_failure: Option<(String, crate::error::Failure)>,
+    /// Per slot, a worker that is running its initializer (not yet in `workers`).
+    starting: Vec<Option<Arc<OwnedFd>>>,
     queue: VecDeque<Arc<Chunk>>,
     workers: Vec<Option<Worker>>,
     /// Why a worker could not be started, the last time one could not.
@@ -263,13 +280,45 @@ pub(crate) struct Shared {
     frame_limit: u32,
     /// Keeps this pool's entry in the Ctrl+C list alive as long as the pool.
     interruptible: Mutex<Option<Arc<dyn crate::signals::Interrupt>>>,
+    settings: WorkerSettings,
+}
+
+/// How the pool's workers start and when they retire.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WorkerSettings {
+    /// The initializer each worker runs before its first task.
+    pub(crate) init: Option<super::task::InitCode>,
+    /// A worker retires after this many items (`max_tasks_per_worker`).
+    pub(crate) max_tasks: Option<usize>,
+    /// A worker retires after a chunk that leaves its resident memory above this.
+    pub(crate) max_memory: Option<u64>,
+}
+
+/// Why a worker could not be started.
+enum StartError {
+    /// Starting or connecting it failed; it may work next time.
+    Spawn(String),
+    /// Its initializer failed.
+    Init(String, crate::error::Failure),
+}
+
+impl From<String> for StartError {
+    fn from(message: String) -> StartError {
+        StartError::Spawn(message)
+    }
 }
 
 impl Shared {
     /// Starts `size` workers and waits until they are all connected.
-    pub(crate) fn start(size: usize, frame_limit: u32) -> Result<Arc<Shared>, PoolError> {
+    pub(crate) fn start(
+        size: usize,
+        frame_limit: u32,
+        settings: WorkerSettings,
+    ) -> Result<Arc<Shared>, PoolError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
+                init_failure: None,
+                starting: (0..size).map(|_| None).collect(),
                 queue: VecDeque::new(),
                 workers: (0..size).map(|_| None).collect(),
                 spawn_error: None,
@@ -280,6 +329,7 @@ impl Shared {
             threads: Mutex::new(Vec::new()),
             frame_limit,
             interruptible: Mutex::new(None),
+            settings,
         });
         for index in 0..size {
             let thread_shared = Arc::clone(&shared);
@@ -290,8 +340,15 @@ impl Shared {
             lock(&shared.threads).push(thread);
         }
         let (state, _) = wait_until(&shared.changed, lock(&shared.state), None, |state| {
-            state.gave_up > 0 || state.workers.iter().all(Option::is_some)
+            state.gave_up > 0
+                || state.init_failure.is_some()
+                || state.workers.iter().all(Option::is_some)
         });
+        if let Some((initializer, error)) = state.init_failure.clone() {
+            drop(state);
+            shared.shut_down(Duration::ZERO);
+            return Err(PoolError::Initializer { initializer, error });
+        }
         if state.gave_up > 0 {
             let message = state
                 .spawn_error
@@ -314,9 +371,45 @@ impl Shared {
         self.frame_limit
     }
 
+    /// How the workers start and retire.
+    pub(crate) fn settings(&self) -> &WorkerSettings {
+        &self.settings
+    }
+
+    /// The pool's initializer failed in a worker: close the pool for good, failing every call
+    /// in progress with that failure.
+    fn init_failed(&self, initializer: String, error: crate::error::Failure) {
+        let pending: Vec<Arc<Chunk>> = {
+            let mut state = lock(&self.state);
+            state
+                .init_failure
+                .get_or_insert((initializer.clone(), error.clone()));
+            state.closed = true;
+            let mut pending: Vec<_> = state.queue.drain(..).collect();
+            for pidfd in state.starting.iter().flatten() {
+                let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            }
+            for worker in state.workers.iter_mut().flatten() {
+                worker.kill();
+                pending.extend(worker.in_flight.iter().map(|d| Arc::clone(&d.chunk)));
+                worker.outbox = mpsc::channel().0;
+            }
+            pending
+        };
+        self.changed.notify_all();
+        for chunk in pending {
+            chunk
+                .call
+                .fail(FailureKind::Initializer(initializer.clone(), error.clone()));
+        }
+    }
+
     /// Queues a call's chunks and dispatches them.
     pub(crate) fn submit(&self, chunks: Vec<Chunk>) -> Result<(), PoolError> {
         let mut state = lock(&self.state);
+        if let Some((initializer, error)) = state.init_failure.clone() {
+            return Err(PoolError::Initializer { initializer, error });
+        }
         if state.closed {
             return Err(PoolError::Closed);
         }
@@ -406,6 +499,9 @@ impl Shared {
             let mut state = lock(&self.state);
             state.closed = true;
             let mut pending: Vec<_> = state.queue.drain(..).collect();
+            for pidfd in state.starting.iter().flatten() {
+                let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            }
             for worker in state.workers.iter_mut().flatten() {
                 if grace.is_zero() {
                     worker.kill();
@@ -529,20 +625,36 @@ fn fill(state: &mut State, index: usize) {
     let Some(worker) = workers[index].as_mut() else {
         return;
     };
-    while worker.in_flight.len() < DEPTH {
-        let Some(chunk) = queue.pop_front() else {
+    while worker.in_flight.len() < DEPTH && worker.budget != Some(0) {
+        let Some(mut chunk) = queue.pop_front() else {
             break;
         };
         if chunk.call.is_cancelled() {
             continue;
+        }
+        if let Some(budget) = worker.budget
+            && budget < chunk.count()
+        {
+            // Only what the worker may still run: the rest waits at the front of the queue.
+            queue.push_front(Arc::new(chunk.split(budget..chunk.count())));
+            chunk = Arc::new(chunk.split(0..budget));
         }
         if let Err(chunk) = worker.dispatch(chunk) {
             queue.push_front(chunk);
             return;
         }
     }
+    let budget = worker.budget.unwrap_or(usize::MAX);
+    if budget == 0 {
+        if worker.in_flight.is_empty() {
+            // It ran its share (`max_tasks_per_worker`): hanging up retires it, and its slot
+            // starts a fresh worker.
+            worker.outbox = mpsc::channel().0;
+        }
+        return;
+    }
     if worker.in_flight.is_empty()
-        && let Some(chunk) = steal(workers, index)
+        && let Some(chunk) = steal(workers, index, budget)
     {
         let worker = workers[index].as_mut().expect("checked above");
         if let Err(chunk) = worker.dispatch(chunk) {
@@ -551,8 +663,8 @@ fn fill(state: &mut State, index: usize) {
     }
 }
 
-/// Takes back a chunk some other worker holds but has not started.
-fn steal(workers: &mut [Option<Worker>], thief: usize) -> Option<Arc<Chunk>> {
+/// Takes back a chunk some other worker holds but has not started, of at most `budget` items.
+fn steal(workers: &mut [Option<Worker>], thief: usize, budget: usize) -> Option<Arc<Chunk>> {
     for (index, slot) in workers.iter_mut().enumerate() {
         let Some(holder) = slot.as_mut() else {
             continue;
@@ -561,7 +673,10 @@ fn steal(workers: &mut [Option<Worker>], thief: usize) -> Option<Arc<Chunk>> {
             continue;
         }
         let candidate = holder.in_flight.back().expect("DEPTH > 0");
-        if candidate.reported > 0 || candidate.chunk.call.is_cancelled() {
+        if candidate.reported > 0
+            || candidate.chunk.call.is_cancelled()
+            || candidate.chunk.count() > budget
+        {
             continue;
         }
         if holder.status.revoke(candidate.seq) {
@@ -580,7 +695,11 @@ fn slot_main(shared: &Arc<Shared>, index: usize) {
     while !shared.is_closed() {
         match run_worker(shared, index) {
             Ok(()) => failures = 0,
-            Err(message) => {
+            Err(StartError::Init(initializer, error)) => {
+                shared.init_failed(initializer, error);
+                return;
+            }
+            Err(StartError::Spawn(message)) => {
                 failures += 1;
                 if failures >= 3 {
                     give_up(shared, message);
@@ -611,9 +730,18 @@ fn give_up(shared: &Shared, message: String) {
 }
 
 /// Starts one worker and serves it until it ends. `Err` when it could not be started.
-fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
+fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), StartError> {
     let limit = shared.frame_limit;
-    let start = encode(&WorkerStart::default()).map_err(|e| e.to_string())?;
+    let settings = &shared.settings;
+    let start = WorkerStart {
+        init: settings.init.as_ref().map(|init| WorkerInit {
+            offset: init.offset,
+            data: init.data,
+            name: init.name.to_owned(),
+        }),
+        max_memory: settings.max_memory,
+    };
+    let start = encode(&start).map_err(|e| e.to_string())?;
     let start = crate::launch::start_frame(super::worker::ENTRY_NAME, start, limit)
         .map_err(|e| e.to_string())?;
     let mut launched = crate::launch::launch().map_err(|e| e.to_string())?;
@@ -625,7 +753,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
                 None => "a pool worker exited before it connected".to_owned(),
             };
             let _ = launched.into_reaper().reap(Duration::from_secs(5));
-            return Err(message);
+            return Err(StartError::Spawn(message));
         }
     };
     let (pid, pidfd, status) = (
@@ -649,7 +777,45 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
     if let Err(message) = ready {
         conn.shutdown();
         let _ = reaper.reap(Duration::from_secs(1));
-        return Err(message);
+        return Err(StartError::Spawn(message));
+    }
+    // Its initializer runs now, for as long as it takes; a shutdown kills it meanwhile.
+    lock(&shared.state).starting[index] = Some(Arc::clone(&pidfd));
+    if shared.is_closed() {
+        let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    }
+    let initialized = match conn.read_one() {
+        Ok(Some(Frame {
+            kind: Kind::Initialized,
+            ..
+        })) => Ok(()),
+        Ok(Some(Frame {
+            kind: Kind::InitFailed,
+            payload,
+        })) => Err(
+            match crate::wire::decode::<(String, crate::error::Failure)>(&payload) {
+                Ok((initializer, error)) => StartError::Init(initializer, error),
+                Err(message) => StartError::Spawn(format!(
+                    "a pool worker's initializer failed, and its report is malformed: {message}"
+                )),
+            },
+        ),
+        Ok(Some(Frame { kind, .. })) => Err(StartError::Spawn(format!(
+            "unexpected {kind:?} frame from a pool worker before its first task"
+        ))),
+        Ok(None) | Err(_) => Err(StartError::Spawn(match &settings.init {
+            Some(init) => format!(
+                "a pool worker died while running the initializer `{}`",
+                init.name
+            ),
+            None => "a pool worker hung up before it was ready".into(),
+        })),
+    };
+    lock(&shared.state).starting[index] = None;
+    if let Err(error) = initialized {
+        conn.shutdown();
+        let _ = reaper.reap(Duration::from_secs(1));
+        return Err(error);
     }
 
     let (outbox, inbox) = mpsc::channel::<(Arc<Chunk>, u64)>();
@@ -692,6 +858,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
             next_seq: 1,
             in_flight: VecDeque::new(),
             revoked: None,
+            budget: settings.max_tasks,
         });
         if state.closed {
             // Closed while this worker started: let it go at once.
@@ -712,7 +879,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
     worker_gone(shared, index, exit);
     let _ = writer.join();
     match setup_error {
-        Some(message) => Err(message),
+        Some(message) => Err(StartError::Spawn(message)),
         None => Ok(()),
     }
 }

@@ -49,9 +49,17 @@ pub mod mode {
     /// is the item's result (`processes()`).
     #[derive(Debug, Clone, Copy)]
     pub struct Processes;
+    /// The task's first argument is the worker's state, of type `S`, built by the pool's
+    /// initializer; the item is the second: `f(&mut state, item)` (`with_state()`).
+    #[derive(Debug)]
+    pub struct State<S>(std::marker::PhantomData<fn() -> S>);
+    /// The worker's state first, then the item's tuple unpacked: `f(&mut state, a, b)`
+    /// (`with_state().star()`).
+    #[derive(Debug)]
+    pub struct StarState<S>(std::marker::PhantomData<fn() -> S>);
 }
 
-use mode::{Fallible, Plain, Processes, Star, Value};
+use mode::{Fallible, Plain, Processes, Star, StarState, State, Value};
 
 /// A task a pool can run on items of type `I`, with argument mode `A` and return mode `K`
 /// (see [`mode`]).
@@ -85,6 +93,12 @@ pub trait TaskFn<A, K, I>: sealed::Sealed<A, K, I> + Copy + Send + Sync + 'stati
     /// zero-sized is sent as a function pointer only if its type has exactly this name.
     #[doc(hidden)]
     fn pointer_type() -> &'static str;
+
+    /// The type of worker state the task takes, if it takes one.
+    #[doc(hidden)]
+    fn state_type() -> Option<&'static str> {
+        None
+    }
 }
 
 mod sealed {
@@ -262,6 +276,238 @@ star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10);
 star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11);
 star_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12);
 
+impl<F, S, I, O> sealed::Sealed<State<S>, Value, I> for F
+where
+    F: Fn(&mut S, I) -> O + Copy + Send + Sync + 'static,
+    S: 'static,
+    O: Transferable,
+{
+}
+
+impl<F, S, I, T, E> sealed::Sealed<State<S>, Fallible, I> for F
+where
+    F: Fn(&mut S, I) -> Result<T, E> + Copy + Send + Sync + 'static,
+    S: 'static,
+    T: Transferable,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+}
+
+impl<F, S, I, O> TaskFn<State<S>, Value, I> for F
+where
+    F: Fn(&mut S, I) -> O + Copy + Send + Sync + 'static,
+    S: 'static,
+    O: Transferable,
+{
+    type Output = O;
+
+    fn call_task(self, input: I) -> Result<O, TaskError> {
+        super::worker::with_state(|state: &mut S| self(state, input))
+    }
+
+    fn pointer_type() -> &'static str {
+        std::any::type_name::<fn(&mut S, I) -> O>()
+    }
+
+    fn state_type() -> Option<&'static str> {
+        Some(std::any::type_name::<S>())
+    }
+}
+
+impl<F, S, I, T, E> TaskFn<State<S>, Fallible, I> for F
+where
+    F: Fn(&mut S, I) -> Result<T, E> + Copy + Send + Sync + 'static,
+    S: 'static,
+    T: Transferable,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = T;
+
+    fn call_task(self, input: I) -> Result<T, TaskError> {
+        super::worker::with_state(|state: &mut S| self(state, input))?
+            .into_hook_result()
+            .map_err(TaskError::Failed)
+    }
+
+    fn pointer_type() -> &'static str {
+        std::any::type_name::<fn(&mut S, I) -> Result<T, E>>()
+    }
+
+    fn state_type() -> Option<&'static str> {
+        Some(std::any::type_name::<S>())
+    }
+}
+
+macro_rules! star_state_tasks {
+    ($($arg:ident)+) => {
+        impl<F, S, $($arg,)+ O> sealed::Sealed<StarState<S>, Value, ($($arg,)+)> for F
+        where
+            F: Fn(&mut S, $($arg),+) -> O + Copy + Send + Sync + 'static,
+            S: 'static,
+            O: Transferable,
+        {
+        }
+
+        impl<F, S, $($arg,)+ T, E> sealed::Sealed<StarState<S>, Fallible, ($($arg,)+)> for F
+        where
+            F: Fn(&mut S, $($arg),+) -> Result<T, E> + Copy + Send + Sync + 'static,
+            S: 'static,
+            T: Transferable,
+            E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        {
+        }
+
+        impl<F, S, $($arg,)+ O> TaskFn<StarState<S>, Value, ($($arg,)+)> for F
+        where
+            F: Fn(&mut S, $($arg),+) -> O + Copy + Send + Sync + 'static,
+            S: 'static,
+            O: Transferable,
+        {
+            type Output = O;
+
+            #[allow(non_snake_case)]
+            fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<O, TaskError> {
+                super::worker::with_state(|state: &mut S| self(state, $($arg),+))
+            }
+
+            fn pointer_type() -> &'static str {
+                std::any::type_name::<fn(&mut S, $($arg),+) -> O>()
+            }
+
+            fn state_type() -> Option<&'static str> {
+                Some(std::any::type_name::<S>())
+            }
+        }
+
+        impl<F, S, $($arg,)+ T, E> TaskFn<StarState<S>, Fallible, ($($arg,)+)> for F
+        where
+            F: Fn(&mut S, $($arg),+) -> Result<T, E> + Copy + Send + Sync + 'static,
+            S: 'static,
+            T: Transferable,
+            E: Into<Box<dyn std::error::Error + Send + Sync>>,
+        {
+            type Output = T;
+
+            #[allow(non_snake_case)]
+            fn call_task(self, ($($arg,)+): ($($arg,)+)) -> Result<T, TaskError> {
+                super::worker::with_state(|state: &mut S| self(state, $($arg),+))?
+                    .into_hook_result()
+                    .map_err(TaskError::Failed)
+            }
+
+            fn pointer_type() -> &'static str {
+                std::any::type_name::<fn(&mut S, $($arg),+) -> Result<T, E>>()
+            }
+
+            fn state_type() -> Option<&'static str> {
+                Some(std::any::type_name::<S>())
+            }
+        }
+    };
+}
+
+star_state_tasks!(A1);
+star_state_tasks!(A1 A2);
+star_state_tasks!(A1 A2 A3);
+star_state_tasks!(A1 A2 A3 A4);
+star_state_tasks!(A1 A2 A3 A4 A5);
+star_state_tasks!(A1 A2 A3 A4 A5 A6);
+star_state_tasks!(A1 A2 A3 A4 A5 A6 A7);
+star_state_tasks!(A1 A2 A3 A4 A5 A6 A7 A8);
+star_state_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9);
+star_state_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10);
+star_state_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11);
+star_state_tasks!(A1 A2 A3 A4 A5 A6 A7 A8 A9 A10 A11 A12);
+
+/// Where an initializer's code is, its name, and the type of the state it builds.
+#[derive(Debug, Clone)]
+pub(crate) struct InitCode {
+    pub(crate) offset: i64,
+    pub(crate) data: i64,
+    pub(crate) name: &'static str,
+    pub(crate) state: &'static str,
+}
+
+/// Where an infallible initializer `init` (a `fn` item, a function pointer or a closure that
+/// captures nothing) is.
+pub(crate) fn init_code<F, S>(init: &F) -> Result<InitCode, PoolError>
+where
+    F: Fn() -> S + Copy + Send + Sync + 'static,
+    S: 'static,
+{
+    let trampoline: InitTrampoline = init_trampoline::<F, S>;
+    let code = code_of(
+        init,
+        std::any::type_name::<fn() -> S>(),
+        trampoline as usize,
+    )?;
+    Ok(InitCode {
+        offset: code.offset,
+        data: code.data,
+        name: std::any::type_name::<F>(),
+        state: std::any::type_name::<S>(),
+    })
+}
+
+/// Where a fallible initializer `init` is.
+pub(crate) fn try_init_code<F, S, E>(init: &F) -> Result<InitCode, PoolError>
+where
+    F: Fn() -> Result<S, E> + Copy + Send + Sync + 'static,
+    S: 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let trampoline: InitTrampoline = try_init_trampoline::<F, S, E>;
+    let code = code_of(
+        init,
+        std::any::type_name::<fn() -> Result<S, E>>(),
+        trampoline as usize,
+    )?;
+    Ok(InitCode {
+        offset: code.offset,
+        data: code.data,
+        name: std::any::type_name::<F>(),
+        state: std::any::type_name::<S>(),
+    })
+}
+
+/// The function an initializer's offset points at: builds the worker's state.
+pub(crate) type InitTrampoline = fn(data: i64) -> Result<Box<dyn std::any::Any>, Failure>;
+
+fn init_trampoline<F, S>(data: i64) -> Result<Box<dyn std::any::Any>, Failure>
+where
+    F: Fn() -> S + Copy + Send + Sync + 'static,
+    S: 'static,
+{
+    // SAFETY: as for a task (`trampoline`): `F` is zero-sized, or the function pointer type
+    // `fn() -> S` with `data` the offset of such a function in this executable (`code_of`).
+    let init: F = unsafe { value_at::<F>(data) };
+    crate::engine::call_hook(|| Ok(init())).map(|state| Box::new(state) as Box<dyn std::any::Any>)
+}
+
+fn try_init_trampoline<F, S, E>(data: i64) -> Result<Box<dyn std::any::Any>, Failure>
+where
+    F: Fn() -> Result<S, E> + Copy + Send + Sync + 'static,
+    S: 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    // SAFETY: as in `init_trampoline`.
+    let init: F = unsafe { value_at::<F>(data) };
+    crate::engine::call_hook(|| init().into_hook_result())
+        .map(|state| Box::new(state) as Box<dyn std::any::Any>)
+}
+
+/// Turns an initializer's offset from the authenticated parent back into its trampoline.
+///
+/// # Safety
+///
+/// As for [`trampoline_at`]: `offset` must come from [`init_code`] in a process running this
+/// same executable.
+pub(crate) unsafe fn init_trampoline_at(offset: i64) -> InitTrampoline {
+    let address = address_from_anchor(offset);
+    // SAFETY: by this function's contract, `address` is an `InitTrampoline` of this executable.
+    unsafe { std::mem::transmute::<usize, InitTrampoline>(address) }
+}
+
 /// Runs a process value's whole lifecycle here (in a pool worker), with the same semantics as
 /// a standalone process: lives, timeouts, `__error__`'s value as the result.
 fn run_process_inline<P: Lifecycle>(process: P) -> Result<P::Output, TaskError> {
@@ -324,6 +570,13 @@ where
     T: TaskFn<A, K, I>,
     I: Transferable,
 {
+    let trampoline: Trampoline = trampoline::<T, A, K, I>;
+    code_of(task, T::pointer_type(), trampoline as usize)
+}
+
+/// Where a callable of type `T` (a task or an initializer) is: its trampoline at
+/// `trampoline`, and itself if it is a function pointer of type `pointer_type`.
+fn code_of<T>(value: &T, pointer_type: &str, trampoline: usize) -> Result<TaskCode, PoolError> {
     const {
         assert!(
             size_of::<T>() == 0
@@ -340,28 +593,43 @@ where
     let data = if size_of::<T>() == 0 {
         0
     } else {
-        if std::any::type_name::<T>() != T::pointer_type() {
+        if std::any::type_name::<T>() != pointer_type {
             return Err(PoolError::TaskCapturesData {
                 task: std::any::type_name::<T>(),
             });
         }
         // SAFETY: `T` is a function pointer type (its name is the one of the function pointer
         // type of its signature), which has the size and layout of a `usize`.
-        let address: usize = unsafe { std::mem::transmute_copy::<T, usize>(task) };
+        let address: usize = unsafe { std::mem::transmute_copy::<T, usize>(value) };
         if !crate::identity::in_this_image(address) {
             return Err(outside());
         }
         offset_from_anchor(address)
     };
-    let trampoline: Trampoline = trampoline::<T, A, K, I>;
-    let address = trampoline as usize;
-    if !crate::identity::in_this_image(address) {
+    if !crate::identity::in_this_image(trampoline) {
         return Err(outside());
     }
     Ok(TaskCode {
-        offset: offset_from_anchor(address),
+        offset: offset_from_anchor(trampoline),
         data,
     })
+}
+
+/// The value of a callable sent with `data` (see [`code_of`]).
+///
+/// # Safety
+///
+/// `T` is zero-sized and inhabited (the parent held a value of it), or `T` is a function
+/// pointer type and `data` the offset of a function of that type in this executable.
+unsafe fn value_at<T>(data: i64) -> T {
+    if size_of::<T>() == 0 {
+        // SAFETY: a zero-sized, inhabited type has no bytes to read: reading one from a
+        // dangling, well-aligned pointer is sound.
+        unsafe { std::ptr::NonNull::<T>::dangling().as_ptr().read() }
+    } else {
+        // SAFETY: by this function's contract, `T` is a function pointer type.
+        unsafe { std::mem::transmute_copy::<usize, T>(&address_from_anchor(data)) }
+    }
 }
 
 fn offset_from_anchor(address: usize) -> i64 {
@@ -395,17 +663,11 @@ fn trampoline<T, A, K, I>(
     T: TaskFn<A, K, I>,
     I: Transferable,
 {
-    let task: T = if size_of::<T>() == 0 {
-        // SAFETY: `T` is zero-sized, so a value of it has no bytes to read, and the parent held
-        // a value of `T` when it sent this task, so `T` is inhabited: reading one from a
-        // dangling, well-aligned pointer is sound.
-        unsafe { std::ptr::NonNull::<T>::dangling().as_ptr().read() }
-    } else {
-        // SAFETY: a task that is not zero-sized is sent only when `T` is the function pointer
-        // type of its signature (`task_code`), with `data` the offset of a function of that
-        // type in this same executable (the authenticated parent runs it too).
-        unsafe { std::mem::transmute_copy::<usize, T>(&address_from_anchor(data)) }
-    };
+    // SAFETY: the parent held a value of `T` when it sent this task; a task that is not
+    // zero-sized is sent only when `T` is the function pointer type of its signature
+    // (`task_code`), with `data` the offset of a function of that type in this same executable
+    // (the authenticated parent runs it too).
+    let task: T = unsafe { value_at::<T>(data) };
     let mut start = 0usize;
     for (index, &len) in lengths.iter().enumerate() {
         status.set_current_run(index);

@@ -6,7 +6,7 @@ use linkme::distributed_slice;
 use serde::Serialize;
 
 use super::error::{Payload, TaskError};
-use super::task::trampoline_at;
+use super::task::{init_trampoline_at, trampoline_at};
 use crate::error::{IpcError, ProcessError};
 use crate::exit::code;
 use crate::registry::{ChildSession, PROCESSES, ProcessEntry};
@@ -32,11 +32,14 @@ const KEEP_PAYLOAD: usize = 16 << 20;
 static WORKER_ENTRY: ProcessEntry = ProcessEntry::with_entry(ENTRY_NAME, worker_entry);
 
 fn worker_entry(session: ChildSession) -> i32 {
-    if let Err(message) = decode::<WorkerStart>(&session.body) {
-        return session.setup_failed(ProcessError::ChildSetup {
-            message: format!("malformed pool worker start message: {message}"),
-        });
-    }
+    let start = match decode::<WorkerStart>(&session.body) {
+        Ok(start) => start,
+        Err(message) => {
+            return session.setup_failed(ProcessError::ChildSetup {
+                message: format!("malformed pool worker start message: {message}"),
+            });
+        }
+    };
     let ChildSession { conn, status, .. } = session;
     // Ctrl+C is for the parent: it dies, and its workers follow (below), or it handles it and
     // ends the calls in progress itself. SIGTERM, from the kernel when the parent dies or from
@@ -48,6 +51,26 @@ fn worker_entry(session: ChildSession) -> i32 {
     if status.stop_requested() {
         // A SIGTERM (or SIGINT) came before the line above: act on it as if it came after.
         crate::sys::reraise_default(libc::SIGTERM);
+    }
+
+    // The pool's initializer builds this worker's state before its first task; the parent
+    // sends no task before it hears how that went.
+    if let Some(init) = &start.init {
+        // SAFETY: the offset comes from the authenticated parent, which runs this same
+        // executable and computed it with `init_code`, which refuses code outside this image.
+        let trampoline = unsafe { init_trampoline_at(init.offset) };
+        match trampoline(init.data) {
+            Ok(state) => STATE.with(|slot| *slot.borrow_mut() = Some(state)),
+            Err(failure) => {
+                if let Ok(bytes) = crate::wire::encode(&(&init.name, &failure)) {
+                    let _ = conn.send(Kind::InitFailed, &bytes);
+                }
+                return code::OK;
+            }
+        }
+    }
+    if conn.send(Kind::Initialized, &[]).is_err() {
+        return code::OK;
     }
 
     // The parent's frames, read with the descriptors that come with them: a chunk's buffers
@@ -128,7 +151,40 @@ fn worker_entry(session: ChildSession) -> i32 {
             // cannot disturb later items. The pool starts a fresh worker.
             return code::OK;
         }
+        if let Some(limit) = start.max_memory
+            && crate::sys::resident_bytes().is_some_and(|rss| rss > limit)
+        {
+            // Over its memory limit: retire between chunks. What it holds and has not started
+            // goes back to the pool's queue, and the pool starts a fresh worker.
+            return code::OK;
+        }
     }
+}
+
+thread_local! {
+    /// The worker's state, built by the pool's initializer (tasks run on this thread).
+    static STATE: std::cell::RefCell<Option<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with the worker's state. A task that takes a state of another type than the
+/// initializer built, or runs in a worker without one (through a nested call), fails.
+pub(crate) fn with_state<S: 'static, R>(f: impl FnOnce(&mut S) -> R) -> Result<R, TaskError> {
+    STATE.with(|slot| {
+        let Ok(mut slot) = slot.try_borrow_mut() else {
+            return Err(TaskError::Failed(crate::error::Failure::msg(
+                "the worker's state is in use by the task already",
+            )));
+        };
+        match slot.as_mut().and_then(|state| state.downcast_mut::<S>()) {
+            Some(state) => Ok(f(state)),
+            None => Err(TaskError::Failed(crate::error::Failure::msg(format!(
+                "this worker has no state of type `{}`: build the pool with an initializer \
+                 that returns it (PoolBuilder::initializer)",
+                std::any::type_name::<S>()
+            )))),
+        }
+    })
 }
 
 /// The worker's connection as a byte stream that keeps the descriptors arriving with the bytes.

@@ -10,8 +10,12 @@
 //! child -> parent           Ready    (empty)  or  SetupFailed  String
 //! then, for a process:      Tell (both ways), Stop (parent -> child),
 //!                           Result (timers, value) or Error (timers, ProcessError)
-//! and for a pool worker:    Task      seq u64 | offset i64 | count u32 | count × len u32 | items
-//!                           Results   seq u64 | first u32 | count u32 | count × Result<O, TaskError>
+//! and for a pool worker:    Initialized (empty)  or  InitFailed (initializer name, Failure),
+//!                           once its initializer ran (at once when it has none); then
+//!                           Task      seq u64 | offset i64 | data i64 | count u32 | count × len u32
+//!                                     | items
+//!                           Results   seq u64 | first u32 | count u32 | nanos u64
+//!                                     | count × Result<O, TaskError>
 //!                           Skipped   seq u64
 //! ```
 //!
@@ -61,6 +65,10 @@ pub(crate) enum Kind {
     // pool, worker -> parent
     Results = 31,
     Skipped = 32,
+    /// The worker's initializer ran (or it has none): it takes tasks from now on.
+    Initialized = 33,
+    /// The worker's initializer failed: its name and the failure.
+    InitFailed = 34,
     // share, coordinator -> client
     /// Carries the Share's shared-memory region (SCM_RIGHTS); empty payload.
     ShareRegion = 40,
@@ -92,6 +100,8 @@ impl Kind {
             30 => Kind::Task,
             31 => Kind::Results,
             32 => Kind::Skipped,
+            33 => Kind::Initialized,
+            34 => Kind::InitFailed,
             40 => Kind::ShareRegion,
             41 => Kind::ShareCall,
             42 => Kind::ShareReply,
@@ -174,9 +184,22 @@ pub(crate) struct ProcessStart {
     pub(crate) descriptors: u32,
 }
 
-/// A pool worker's start body (nothing yet: every setting it needs is in the `Start` message).
+/// A pool worker's start body.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub(crate) struct WorkerStart {}
+pub(crate) struct WorkerStart {
+    /// The pool's initializer, if it has one.
+    pub(crate) init: Option<WorkerInit>,
+    /// The worker retires after a chunk that leaves its resident memory above this many bytes.
+    pub(crate) max_memory: Option<u64>,
+}
+
+/// Where a pool's initializer is (offsets from the anchor, as for a task), and its name.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerInit {
+    pub(crate) offset: i64,
+    pub(crate) data: i64,
+    pub(crate) name: String,
+}
 
 /// The fixed part of a `Task` frame.
 const TASK_HEAD: usize = 8 + 8 + 8 + 4;
