@@ -21,7 +21,11 @@
 //! - `share-client <pid>`: an endless [`ShareClient`] calls a `#[shared]` counter in the
 //!   helper's Share, each request with a ballast larger than a ring, so that a fault to it
 //!   often lands in the middle of a request (it made at least one call);
-//! - `worker <pid>`: one line per worker of a `Pool::new(3)` (more workers than CPUs), and again
+//! - `init-error <error>`: a pool whose initializer fails could not be built (the error must
+//!   name the initializer: a typed error, no respawn loop, and its workers gone like the rest);
+//! - `worker <pid>`: one line per worker of a pool of 3 workers (more than CPUs) with an
+//!   initializer whose state every task uses, and which retires each worker after
+//!   [`TASKS_PER_WORKER`] items (so workers are recycled while the faults land), and again
 //!   after the call, so that a replacement worker is reported too;
 //! - `item <index> <worker pid>` / `failed <index> <error>`: each result of
 //!   `pool.timeout(60 s).unordered_imap(task, 0..ITEMS)` as it arrives (`call-error <error>` for
@@ -287,6 +291,8 @@ const SHARE_MARKER_FILE: &str = "share-onfinish";
 const ITEMS: u64 = 200;
 const ITEM_SLEEP: Duration = Duration::from_millis(5);
 const POOL_WORKERS: usize = 3;
+/// Each worker retires after this many items: about five retirements per call.
+const TASKS_PER_WORKER: usize = 40;
 /// The helper prints `ready` once this many results arrived.
 const READY_AFTER: usize = 5;
 
@@ -425,10 +431,24 @@ impl ShareClient {
 
 use skprocess::serde;
 
-/// The pool task: its input and the worker that ran it.
-fn task(index: u64) -> (u64, u32) {
+/// The pool workers' state: the process it was built in.
+struct WorkerPid(u32);
+
+fn worker_state() -> WorkerPid {
+    WorkerPid(std::process::id())
+}
+
+/// An initializer that always fails.
+fn refuses() -> Result<WorkerPid, String> {
+    Err("no database".into())
+}
+
+/// The pool task: its input and the worker that ran it (from the worker's state, which must be
+/// the worker's own).
+fn task(state: &mut WorkerPid, index: u64) -> (u64, u32) {
     std::thread::sleep(ITEM_SLEEP);
-    (index, std::process::id())
+    assert_eq!(state.0, std::process::id(), "another worker's state");
+    (index, state.0)
 }
 
 /// Prints one fact (stdout is line-buffered: each line leaves at once).
@@ -492,12 +512,22 @@ fn fault_helper_role() {
             client.pid().expect("started")
         ));
 
-        let pool = Pool::new(POOL_WORKERS).expect("start the pool");
+        match Pool::builder().workers(2).try_initializer(refuses).build() {
+            Ok(_) => say(format_args!("init-error none")),
+            Err(error) => say(format_args!("init-error {}", ErrorChain(&error))),
+        }
+        let pool = Pool::builder()
+            .workers(POOL_WORKERS)
+            .initializer(worker_state)
+            .max_tasks_per_worker(TASKS_PER_WORKER)
+            .build()
+            .expect("start the pool");
         for pid in pool.pids() {
             say(format_args!("worker {pid}"));
         }
         let mut arrived = 0;
         for result in pool
+            .with_state()
             .timeout(Duration::from_secs(60))
             .unordered_imap(task, 0..ITEMS)
         {
@@ -562,6 +592,8 @@ struct Observed {
     failed: Vec<(u64, String)>,
     /// The workers named in `item` lines.
     item_pids: BTreeSet<i32>,
+    /// The error of the pool whose initializer fails.
+    init_error: Option<String>,
     call_errors: Vec<String>,
     imap_done: bool,
     process_result: Option<String>,
@@ -624,6 +656,10 @@ impl Observed {
                 Some(())
             }
             "share-client" => rest.parse().ok().map(|pid| self.share_client = Some(pid)),
+            "init-error" => {
+                self.init_error = Some(rest.to_owned());
+                Some(())
+            }
             "streams" => {
                 let numbers: Vec<u64> = rest
                     .split_whitespace()
@@ -913,8 +949,18 @@ impl Target {
             Target::Child => seen.process,
             Target::ShareClient => seen.share_client,
             Target::PoolWorker => {
-                let initial = &seen.workers[..seen.workers.len().min(POOL_WORKERS)];
-                (!initial.is_empty()).then(|| initial[rng.below(initial.len() as u64) as usize])
+                // Workers retire as the call goes (and are replaced): one of the workers seen so
+                // far that is alive now, chosen by the RNG.
+                let live: Vec<i32> = seen
+                    .workers
+                    .iter()
+                    .chain(&seen.item_pids)
+                    .copied()
+                    .collect::<BTreeSet<i32>>()
+                    .into_iter()
+                    .filter(|&pid| proc_stat(pid).is_some_and(|s| s.1 == helper.pid && s.0 != 'Z'))
+                    .collect();
+                (!live.is_empty()).then(|| live[rng.below(live.len() as u64) as usize])
             }
         }
     }
@@ -955,8 +1001,20 @@ fn run_cell(target: Target, fault: Fault, expect: Expect, rng: &mut Rng) -> Cell
     // 2. The fault.
     let mut target_pid = None;
     if seen.ready && helper.reaped().is_none() {
-        std::thread::sleep(delay);
+        // Keep reading the helper's facts meanwhile: the workers it names change.
+        let waited = Instant::now();
+        while waited.elapsed() < delay {
+            helper.pump(&mut seen, delay.saturating_sub(waited.elapsed()));
+        }
         target_pid = target.pid(&helper, &seen, rng);
+        // A worker may retire between the choice and the check: choose again (a few times).
+        for _ in 0..5 {
+            let alive = |pid: i32| proc_stat(pid).is_some_and(|s| s.1 == helper.pid && s.0 != 'Z');
+            if target != Target::PoolWorker || target_pid.is_none_or(alive) {
+                break;
+            }
+            target_pid = target.pid(&helper, &seen, rng);
+        }
         match target_pid {
             // Only a live process of the helper's tree (or the helper) is ever signalled.
             Some(pid) if pid == helper.pid || proc_stat(pid).is_some_and(|s| s.1 == helper.pid) => {
@@ -1141,6 +1199,12 @@ fn check_completed(
     }
     if !seen.call_errors.is_empty() {
         problems.push(format!("the pool call failed: {:?}", seen.call_errors));
+    }
+    match &seen.init_error {
+        Some(error) if error.contains("initializer") && error.contains("refuses") => {}
+        other => problems.push(format!(
+            "a failing initializer should fail the pool's build, naming it: {other:?}"
+        )),
     }
     match seen.streams {
         Some([told, 0, piped, 0]) if told > 0 && piped > 0 => {}
