@@ -7,7 +7,7 @@ use super::chunks::run_collect;
 use super::iter::PoolIter;
 use super::mode::{Fallible, Plain, Processes, Star, StarState, State};
 use super::progress::{Progress, ProgressFn};
-use super::task::{TaskCode, task_code};
+use super::task::{TaskCode, assert_can_travel, task_code};
 use super::{Pool, PoolError, TaskFn};
 use crate::asyncs::{BackgroundHandle, ThreadFuture, spawn_blocking};
 use crate::lifecycle::Transferable;
@@ -219,14 +219,8 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
-        let code = code_for(self.pool, &task);
-        run_collect::<T, A, K, I>(
-            self.pool,
-            code,
-            items.into_iter().collect(),
-            &self.options,
-            true,
-        )
+        assert_can_travel!(T);
+        self.collect(task, items, true)
     }
 
     /// Like [`map`](PoolCall::map), results in the order they complete.
@@ -239,13 +233,28 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
+        assert_can_travel!(T);
+        self.collect(task, items, false)
+    }
+
+    /// `map` or `unordered_map`, once the task's type was checked.
+    pub(super) fn collect<T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I>,
+        ordered: bool,
+    ) -> Result<Vec<T::Output>, PoolError>
+    where
+        T: TaskFn<A, K, I>,
+        I: Transferable,
+    {
         let code = code_for(self.pool, &task);
         run_collect::<T, A, K, I>(
             self.pool,
             code,
             items.into_iter().collect(),
             &self.options,
-            false,
+            ordered,
         )
     }
 
@@ -263,8 +272,8 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
-        let code = code_for(self.pool, &task);
-        PoolIter::new::<T, A, K, I>(self.pool, code, items, &self.options, true)
+        assert_can_travel!(T);
+        self.iter(task, items, true)
     }
 
     /// Like [`imap`](PoolCall::imap), results in the order they complete.
@@ -277,8 +286,23 @@ impl<'p, A, K> PoolCall<'p, A, K> {
         T: TaskFn<A, K, I>,
         I: Transferable,
     {
+        assert_can_travel!(T);
+        self.iter(task, items, false)
+    }
+
+    /// `imap` or `unordered_imap`, once the task's type was checked.
+    pub(super) fn iter<'a, T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I> + 'a,
+        ordered: bool,
+    ) -> PoolIter<'a, T::Output>
+    where
+        T: TaskFn<A, K, I>,
+        I: Transferable,
+    {
         let code = code_for(self.pool, &task);
-        PoolIter::new::<T, A, K, I>(self.pool, code, items, &self.options, false)
+        PoolIter::new::<T, A, K, I>(self.pool, code, items, &self.options, ordered)
     }
 }
 
@@ -378,6 +402,7 @@ macro_rules! deferred_call {
                 T: TaskFn<A, K, I>,
                 I: Transferable,
             {
+                assert_can_travel!(T);
                 self.run(task, items, true)
             }
 
@@ -391,6 +416,7 @@ macro_rules! deferred_call {
                 T: TaskFn<A, K, I>,
                 I: Transferable,
             {
+                assert_can_travel!(T);
                 self.run(task, items, false)
             }
 
@@ -404,6 +430,7 @@ macro_rules! deferred_call {
                 T: TaskFn<A, K, I>,
                 I: Transferable,
             {
+                assert_can_travel!(T);
                 self.run(task, items, true)
             }
 
@@ -418,6 +445,7 @@ macro_rules! deferred_call {
                 T: TaskFn<A, K, I>,
                 I: Transferable,
             {
+                assert_can_travel!(T);
                 self.run(task, items, false)
             }
 

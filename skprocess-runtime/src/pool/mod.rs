@@ -159,6 +159,7 @@ impl PoolBuilder {
         F: Fn() -> S + Copy + Send + Sync + 'static,
         S: 'static,
     {
+        task::assert_can_travel!(F);
         self.set_init(task::init_code(&init));
         self
     }
@@ -173,6 +174,7 @@ impl PoolBuilder {
         S: 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
     {
+        task::assert_can_travel!(F);
         self.set_init(task::try_init_code(&init));
         self
     }
@@ -326,7 +328,8 @@ impl Pool {
         T: TaskFn<Plain, Value, I>,
         I: Transferable,
     {
-        self.call().map(task, items)
+        task::assert_can_travel!(T);
+        self.call().collect(task, items, true)
     }
 
     /// Like [`map`](Pool::map), results in the order they complete.
@@ -339,7 +342,8 @@ impl Pool {
         T: TaskFn<Plain, Value, I>,
         I: Transferable,
     {
-        self.call().unordered_map(task, items)
+        task::assert_can_travel!(T);
+        self.call().collect(task, items, false)
     }
 
     /// A lazy iterator of results in input order; see [`PoolCall::imap`].
@@ -352,7 +356,8 @@ impl Pool {
         T: TaskFn<Plain, Value, I>,
         I: Transferable,
     {
-        self.call().imap(task, items)
+        task::assert_can_travel!(T);
+        self.call().iter(task, items, true)
     }
 
     /// A lazy iterator of results in completion order; see [`PoolCall::unordered_imap`].
@@ -365,7 +370,8 @@ impl Pool {
         T: TaskFn<Plain, Value, I>,
         I: Transferable,
     {
-        self.call().unordered_imap(task, items)
+        task::assert_can_travel!(T);
+        self.call().iter(task, items, false)
     }
 
     /// The process ids of the live workers (a worker that died and is being replaced is not

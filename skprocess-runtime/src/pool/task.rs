@@ -574,18 +574,40 @@ where
     code_of(task, T::pointer_type(), trampoline as usize)
 }
 
+/// Whether a callable of type `T` may be a task: zero-sized (a `fn` item or a closure that
+/// captures nothing), or the size of a function pointer with its niche (a function pointer; a
+/// closure that captures one reference or one function pointer has that shape too, and is
+/// refused at run time by [`code_of`]).
+pub(crate) const fn can_travel<T>() -> bool {
+    size_of::<T>() == 0
+        || (size_of::<T>() == size_of::<fn()>() && size_of::<Option<T>>() == size_of::<T>())
+}
+
+/// Refuses, when monomorphized, a task or initializer type that captures data. Used in every
+/// public method that takes one, so that the compiler's note ("the above error was encountered
+/// while instantiating ...") points at the user's call.
+macro_rules! assert_can_travel {
+    ($t:ty) => {
+        const {
+            assert!(
+                $crate::pool::task::can_travel::<$t>(),
+                "pool tasks must be `fn` items, function pointers or closures that capture \
+                 nothing: a task travels to the worker as a code address, so it cannot carry \
+                 data (pass data in the items)"
+            );
+        }
+    };
+}
+pub(crate) use assert_can_travel;
+
 /// Where a callable of type `T` (a task or an initializer) is: its trampoline at
 /// `trampoline`, and itself if it is a function pointer of type `pointer_type`.
 fn code_of<T>(value: &T, pointer_type: &str, trampoline: usize) -> Result<TaskCode, PoolError> {
-    const {
-        assert!(
-            size_of::<T>() == 0
-                || (size_of::<T>() == size_of::<fn()>()
-                    && size_of::<Option<T>>() == size_of::<T>()),
-            "pool tasks must be `fn` items, function pointers or closures that capture nothing: \
-             a task travels to the worker as a code address, so it cannot carry data (pass data \
-             in the items)"
-        );
+    if !can_travel::<T>() {
+        // The public entry points refuse such a type at compile time (`assert_can_travel!`).
+        return Err(PoolError::TaskCapturesData {
+            task: std::any::type_name::<T>(),
+        });
     }
     let outside = || PoolError::TaskOutsideExecutable {
         task: std::any::type_name::<T>(),
