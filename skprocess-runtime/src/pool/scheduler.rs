@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::{PoolError, TaskError};
-use crate::error::{ExitInfo, IpcError, ProcessError};
+use crate::error::{ExitInfo, IpcError, ProcessError, SetupFailure};
 use crate::launch::CONNECT_TIMEOUT;
 use crate::shm::{Phase, StatusPage};
 use crate::sync::{lock, wait_until};
@@ -126,8 +126,8 @@ struct SinkState {
 #[derive(Clone)]
 enum FailureKind {
     Closed,
-    /// No worker can be started (every slot gave up); the message says why.
-    Broken(String),
+    /// No worker can be started (every slot gave up); this says why.
+    Broken(SetupFailure),
     /// Ctrl+C, with [`graceful_ctrl_c`](crate::graceful_ctrl_c) on.
     Interrupted,
 }
@@ -171,10 +171,8 @@ impl CallSink {
         // A closed, broken or interrupted pool ends the call, whatever had arrived.
         match &state.failure {
             Some(FailureKind::Closed) => Next::Failed(PoolError::Closed),
-            Some(FailureKind::Broken(message)) => {
-                Next::Failed(PoolError::Spawn(ProcessError::ChildSetup {
-                    message: message.clone(),
-                }))
+            Some(FailureKind::Broken(failure)) => {
+                Next::Failed(PoolError::Spawn(failure.to_error()))
             }
             Some(FailureKind::Interrupted) => Next::Interrupted,
             None => match state.deliveries.pop_front() {
@@ -240,7 +238,7 @@ struct State {
     queue: VecDeque<Arc<Chunk>>,
     workers: Vec<Option<Worker>>,
     /// Why a worker could not be started, the last time one could not.
-    spawn_error: Option<String>,
+    spawn_error: Option<SetupFailure>,
     /// Slots that gave up after failing to start a worker three times in a row.
     gave_up: usize,
     /// No new calls; shut the workers down once idle.
@@ -286,13 +284,13 @@ impl Shared {
             state.gave_up > 0 || state.workers.iter().all(Option::is_some)
         });
         if state.gave_up > 0 {
-            let message = state
+            let failure = state
                 .spawn_error
                 .clone()
-                .unwrap_or_else(|| "a pool worker could not start".into());
+                .unwrap_or_else(|| "a pool worker could not start".to_owned().into());
             drop(state);
             shared.shut_down(Duration::ZERO);
-            return Err(PoolError::Spawn(ProcessError::ChildSetup { message }));
+            return Err(PoolError::Spawn(failure.to_error()));
         }
         drop(state);
         let interruptible: Arc<dyn crate::signals::Interrupt> =
@@ -314,12 +312,12 @@ impl Shared {
             return Err(PoolError::Closed);
         }
         if state.gave_up == state.workers.len() {
-            return Err(PoolError::Spawn(ProcessError::ChildSetup {
-                message: state
-                    .spawn_error
-                    .clone()
-                    .unwrap_or_else(|| "no pool worker can be started".into()),
-            }));
+            return Err(PoolError::Spawn(state.spawn_error.as_ref().map_or_else(
+                || ProcessError::ChildSetup {
+                    message: "no pool worker can be started".into(),
+                },
+                SetupFailure::to_error,
+            )));
         }
         state.queue.extend(chunks.into_iter().map(Arc::new));
         for index in 0..state.workers.len() {
@@ -567,7 +565,9 @@ fn steal(workers: &mut [Option<Worker>], thief: usize) -> Option<Arc<Chunk>> {
 }
 
 /// The life of one worker slot: start a worker, feed it, and when it dies, put back what it
-/// held and start another; until the pool closes.
+/// held and start another; until the pool closes. A slot gives up after three failed starts
+/// in a row, or at once when a `#[child_init]` hook failed (the next worker would run the
+/// same hook).
 fn slot_main(shared: &Arc<Shared>, index: usize) {
     let mut failures = 0u32;
     while !shared.is_closed() {
@@ -575,7 +575,7 @@ fn slot_main(shared: &Arc<Shared>, index: usize) {
             Ok(()) => failures = 0,
             Err(message) => {
                 failures += 1;
-                if failures >= 3 {
+                if failures >= 3 || message.is_child_init() {
                     give_up(shared, message);
                     return;
                 }
@@ -587,7 +587,7 @@ fn slot_main(shared: &Arc<Shared>, index: usize) {
 
 /// A slot stops trying. The other workers serve the queue; when none is left, every call
 /// waiting on the pool fails with the reason, and later calls fail at once.
-fn give_up(shared: &Shared, message: String) {
+fn give_up(shared: &Shared, message: SetupFailure) {
     let mut state = lock(&shared.state);
     state.spawn_error = Some(message.clone());
     state.gave_up += 1;
@@ -604,7 +604,7 @@ fn give_up(shared: &Shared, message: String) {
 }
 
 /// Starts one worker and serves it until it ends. `Err` when it could not be started.
-fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
+fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), SetupFailure> {
     let limit = shared.frame_limit;
     let start = encode(&WorkerStart::default()).map_err(|e| e.to_string())?;
     let start = crate::launch::start_frame(super::worker::ENTRY_NAME, start, limit)
@@ -618,7 +618,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
                 None => "a pool worker exited before it connected".to_owned(),
             };
             let _ = launched.into_reaper().reap(Duration::from_secs(5));
-            return Err(message);
+            return Err(message.into());
         }
     };
     let (pid, pidfd, status) = (
@@ -635,9 +635,10 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
         Ok(Some(Frame {
             kind: Kind::SetupFailed,
             payload,
-        })) => Err(crate::wire::decode::<String>(&payload)
-            .unwrap_or_else(|_| "a pool worker could not start".into())),
-        Ok(_) | Err(_) => Err("a pool worker hung up before it was ready".into()),
+        })) => Err(SetupFailure::decode(&payload)),
+        Ok(_) | Err(_) => Err("a pool worker hung up before it was ready"
+            .to_owned()
+            .into()),
     };
     if let Err(message) = ready {
         conn.shutdown();
@@ -695,7 +696,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
     }
     shared.changed.notify_all();
 
-    let setup_error = serve(shared, index, &conn);
+    let setup_error = serve(shared, index, pid, &conn);
     conn.shutdown();
     let exit = reaper
         .reap(Duration::from_secs(5))
@@ -711,7 +712,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), String> {
 
 /// Reads a worker's reports until it hangs up. Returns the worker's own setup error, if it
 /// reported one.
-fn serve(shared: &Shared, index: usize, conn: &Conn) -> Option<String> {
+fn serve(shared: &Shared, index: usize, pid: u32, conn: &Conn) -> Option<SetupFailure> {
     let mut frames = conn.frames();
     loop {
         let handled = match frames.next_frame() {
@@ -726,12 +727,18 @@ fn serve(shared: &Shared, index: usize, conn: &Conn) -> Option<String> {
             Ok(Some(Frame {
                 kind: Kind::SetupFailed,
                 payload,
-            })) => {
-                return Some(
-                    crate::wire::decode::<String>(&payload)
-                        .unwrap_or_else(|_| "a pool worker could not start".into()),
-                );
-            }
+            })) => return Some(SetupFailure::decode(&payload)),
+            // Re-emitted at once, before any later frame: a task's records before its results.
+            Ok(Some(Frame {
+                kind: Kind::Log,
+                payload,
+            })) => crate::logs::receive(
+                &payload,
+                crate::logs::Source {
+                    pid,
+                    process: crate::logs::POOL_WORKER,
+                },
+            ),
             Ok(Some(Frame { kind, .. })) => Err(IpcError::Malformed(format!(
                 "unexpected {kind:?} frame from a pool worker"
             ))),

@@ -177,7 +177,7 @@ impl<P: Lifecycle> Skprocess<P> {
                     }
                 })
             })
-            .and_then(|start| ChildHandle::spawn(start, frame_limit, descriptors));
+            .and_then(|start| ChildHandle::spawn(start, frame_limit, descriptors, entry.name()));
         // Nothing was spawned: the value's handovers stay usable.
         let child = spawned.inspect_err(|_| outgoing.unsent())?;
         pending.process = None;
