@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 
 use log::kv::{Key, VisitSource};
@@ -110,6 +111,15 @@ fn announce() {
     log::info!(target: "hooks", "hook ran in {}", std::process::id());
 }
 
+/// Whether a hook's own logger was refused (the forwarder is the child's logger already).
+static OWN_LOGGER_REFUSED: AtomicBool = AtomicBool::new(false);
+
+#[child_init]
+fn try_own_logger() {
+    let refused = env_logger::Builder::new().try_init().is_err();
+    OWN_LOGGER_REFUSED.store(refused, Ordering::Relaxed);
+}
+
 #[skprocess(runs = 2)]
 struct Chatty {
     tag: String,
@@ -124,12 +134,13 @@ impl Chatty {
         log::debug!("{} debug {run}", self.tag);
     }
 
-    fn __result__(&mut self) -> (u32, String, bool) {
+    fn __result__(&mut self) -> (u32, String, bool, bool) {
         // The parent's level, mirrored: debug records are not even formatted here.
         (
             std::process::id(),
             log::max_level().to_string(),
             log::log_enabled!(log::Level::Debug),
+            OWN_LOGGER_REFUSED.load(Ordering::Relaxed),
         )
     }
 }
@@ -137,13 +148,15 @@ impl Chatty {
 #[test]
 fn a_process_forwards_what_is_at_or_above_the_parents_level() {
     logger();
-    let (pid, max_level, debug_enabled) = Skprocess::new(Chatty {
+    let (pid, max_level, debug_enabled, own_logger_refused) = Skprocess::new(Chatty {
         tag: "chatty-process".into(),
     })
     .timeout(LIMIT)
     .run()
     .unwrap();
     assert_eq!((max_level.as_str(), debug_enabled), ("INFO", false));
+    // A hook cannot put another logger in place of the forwarder; records still arrive.
+    assert!(own_logger_refused);
     let lines = lines_with("chatty-process");
     let messages: Vec<&str> = lines.iter().map(|l| l.message.as_str()).collect();
     assert_eq!(
