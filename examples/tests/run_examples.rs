@@ -613,3 +613,60 @@ fn pipe_multiple() {
         "Worker: worker_stopped",
     ]);
 }
+
+// ---- Start hooks and logs from children -----------------------------------------------------
+
+#[test]
+fn child_init() {
+    let out = harness::run("child_init", DEADLINE);
+    out.expect_in_order(&[
+        "hooks: [\"child_init::load_settings\"]",
+        "hello from",
+        "scaled: [10, 20, 30]",
+    ]);
+}
+
+#[cfg(feature = "logs")]
+#[test]
+fn child_logs() {
+    let out = harness::run("child_logs", DEADLINE);
+    out.expect_in_order(&[
+        "[INFO child_logs] starting (process= run= block=)",
+        "run=0 block=)",
+        "run=1 block=)",
+        "[WARN child_logs] https://example.com/data was slow",
+        "[INFO child_logs] fetched 2 times",
+        "[INFO child_logs] checksums [31, 62]",
+    ]);
+    // Both pool records, in either order, before the call returned.
+    for block in [1, 2] {
+        assert_eq!(
+            out.lines_containing(&format!(
+                "checking block (process=pool worker run= block={block})"
+            ))
+            .len(),
+            1,
+            "{out}"
+        );
+    }
+    let process = "process=child_logs::Downloader@examples/examples/child_logs.rs";
+    let fetching = out.lines_containing("fetching https://example.com/data");
+    assert_eq!(fetching.len(), 2, "{out}");
+    assert!(fetching.iter().all(|l| l.contains(process)), "{out}");
+    assert!(out.lines_containing("headers").is_empty(), "{out}");
+}
+
+#[cfg(feature = "logs")]
+#[test]
+fn child_tracing() {
+    let out = harness::run("child_tracing", DEADLINE);
+    out.expect_in_order(&[
+        "INFO skprocess::child: indexing pid=",
+        "INFO child_tracing: indexed files=3",
+        "WARN skprocess::child: odd line pid=",
+    ]);
+    out.expect_line("child.target=\"child_tracing\"");
+    out.expect_line("process=\"pool worker\"");
+    out.expect_line("child.fields=\"line=7\"");
+    assert!(out.lines_containing("every file name").is_empty(), "{out}");
+}

@@ -5,7 +5,9 @@
 //! which re-exports every macro here with its documentation. Generated code names only
 //! `::skprocess::__private`, so users need no other dependency.
 
+mod child_init;
 mod ctxt;
+mod item;
 mod lit;
 mod path;
 mod process;
@@ -498,4 +500,104 @@ pub fn skprocess(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
     shared::expand(args.into(), input.into()).into()
+}
+
+/// Registers a function as a start hook: it runs in every child process and pool worker,
+/// before any user code there.
+///
+/// A child is this same executable, re-executed, and it is caught before `main`: what `main`
+/// sets up (a logger, a configuration in a global, a connection pool) is not there in a child.
+/// A start hook is where that set-up goes for children.
+///
+/// ```
+/// use skprocess::prelude::*;
+/// use std::sync::OnceLock;
+///
+/// static CONFIG: OnceLock<String> = OnceLock::new();
+///
+/// #[child_init]
+/// fn load_config() -> Result<(), std::io::Error> {
+///     // Read a file, the environment, ...; an `Err` stops the child.
+///     let _ = CONFIG.set("mode=fast".to_owned());
+///     Ok(())
+/// }
+///
+/// #[skprocess(runs = 1)]
+/// struct Report {}
+///
+/// #[skprocess]
+/// impl Report {
+///     fn __run__(&mut self) {}
+///
+///     fn __result__(&mut self) -> String {
+///         CONFIG.get().cloned().unwrap_or_default() // set by the hook, in the child
+///     }
+/// }
+///
+/// fn main() -> Result<(), ProcessError> {
+///     load_config().expect("the parent's configuration"); // hooks never run in the parent
+///     assert_eq!(Skprocess::new(Report {}).run()?, "mode=fast");
+///     Ok(())
+/// }
+/// ```
+///
+/// # The function
+///
+/// A plain function, without arguments, returning `()` or `Result<(), E>` where `E` converts
+/// into `Box<dyn Error + Send + Sync>` (`String`, `&str`, `io::Error`, your own error types,
+/// `anyhow::Error`, ...). Any visibility, anywhere (also inside another function). Register each
+/// function once: a function registered twice runs twice.
+///
+/// # When hooks run
+///
+/// Once in each child process and each pool worker, on the thread that then runs its work,
+/// after the child authenticated with its parent and received its start message, and before
+/// anything of the user runs there: before the process value is decoded (its `Deserialize`
+/// may be yours), before `__prerun__` or any other lifecycle method, before a pool worker
+/// takes its first task. With the `log` or `tracing` feature, records the hooks emit are
+/// forwarded to the parent already.
+///
+/// **Not in the parent**: call the same functions from `main` if the parent needs them
+/// ([`child_init_hooks`](https://docs.rs/skprocess-runtime/latest/skprocess/fn.child_init_hooks.html)
+/// lists them).
+///
+/// Hooks run in order of their `order` (lower first, default 0), then of their names (module
+/// path and function name), then of where they were registered.
+///
+/// # When a hook fails
+///
+/// A hook that returns `Err` or panics stops the child: the hooks after it do not run, nor does
+/// any user code, and the parent gets `ProcessError::ChildInit { hook, failure }`, naming the
+/// hook with the original message (and the panic's location). For a process, `wait`, `result`
+/// and `run` report it. For a pool, a worker whose hook failed is not replaced (the next one
+/// would fail the same way): once no worker is left, every call waiting on the pool, and every
+/// later call, fails with `PoolError::Spawn(ProcessError::ChildInit { .. })`.
+///
+/// A hook that never returns keeps its child from starting; the deadlines of `run`, `result`
+/// and pool calls (`.timeout(..)`) still apply.
+///
+/// # Options
+///
+/// - `order = N`: an `i32` literal; lower runs first. `#[child_init(order = -10)]` for a hook
+///   the others rely on.
+/// - `crate = "path"`: where skprocess is, for renamed dependencies.
+///
+/// # Generated items
+///
+/// The function, unchanged, and a hidden registration in an anonymous `const` (nothing is
+/// added to your namespace).
+///
+/// # Equivalent code without the macro
+///
+/// `skprocess::register_child_init!(load_config, order = 0);` registers a function that
+/// cannot carry the attribute (one from another crate, say).
+///
+/// # Compile errors
+///
+/// Reported at the offending tokens, all at once: an item that is not a function, arguments,
+/// generics, `async`, `unsafe fn`, an unknown or repeated option, an `order` that is not an
+/// `i32` literal, and a return type other than `()` or `Result<(), E>` (at the return type).
+#[proc_macro_attribute]
+pub fn child_init(args: TokenStream, input: TokenStream) -> TokenStream {
+    child_init::expand(args.into(), input.into()).into()
 }

@@ -29,6 +29,9 @@ pub(crate) const ONFINISH: Symbol = Symbol("onfinish");
 pub(crate) const RESULT: Symbol = Symbol("result");
 pub(crate) const ERROR: Symbol = Symbol("error");
 
+// #[child_init(..)]
+pub(crate) const ORDER: Symbol = Symbol("order");
+
 // #[shared(skip)] on a method
 pub(crate) const SKIP: Symbol = Symbol("skip");
 

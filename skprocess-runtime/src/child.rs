@@ -182,6 +182,7 @@ fn child_main(marker: &str) -> i32 {
         conn,
         status,
         body: start.body,
+        log_levels: start.log_levels,
     })
 }
 

@@ -361,6 +361,16 @@ pub enum ProcessError {
         /// What failed in the child.
         message: String,
     },
+    /// A [`#[child_init]`](macro@crate::child_init) hook returned an error or panicked in the
+    /// child, before any lifecycle method or pool task ran there. The hooks after it did not
+    /// run; the child reported the failure and exited.
+    #[error("#[child_init] hook `{hook}` failed: {failure}")]
+    ChildInit {
+        /// The hook's name: the module path and the function's name, as registered.
+        hook: String,
+        /// The original message, and the panic location if it panicked.
+        failure: Failure,
+    },
     /// `wait`, `result` or a similar call came before `start`.
     #[error("the process has not been started")]
     NotStarted,
@@ -405,10 +415,13 @@ impl ProcessError {
         }
     }
 
-    /// The failure (message, panic location) of a hook that returned an error or panicked.
+    /// The failure (message, panic location) of a lifecycle method or a
+    /// [`#[child_init]`](macro@crate::child_init) hook that returned an error or panicked.
     pub fn failure(&self) -> Option<&Failure> {
         match self {
-            ProcessError::Section { failure, .. } => Some(failure),
+            ProcessError::Section { failure, .. } | ProcessError::ChildInit { failure, .. } => {
+                Some(failure)
+            }
             _ => None,
         }
     }
@@ -416,6 +429,68 @@ impl ProcessError {
     /// Whether this is a section timeout ([`ProcessError::Timeout`]).
     pub fn is_timeout(&self) -> bool {
         matches!(self, ProcessError::Timeout { .. })
+    }
+}
+
+/// Why a child could not set itself up, as it tells its parent in a `SetupFailed` frame.
+/// Cloneable, unlike [`ProcessError`]: a pool hands one to every call waiting on it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum SetupFailure {
+    /// What failed, in words.
+    Message(String),
+    /// A `#[child_init]` hook returned an error or panicked.
+    ChildInit {
+        /// The hook's registered name.
+        hook: String,
+        /// How it failed.
+        failure: Failure,
+    },
+}
+
+impl SetupFailure {
+    /// What the child reports for `error`: a hook's failure keeps its type, anything else
+    /// travels as its message.
+    pub(crate) fn from_error(error: ProcessError) -> SetupFailure {
+        match error {
+            ProcessError::ChildInit { hook, failure } => SetupFailure::ChildInit { hook, failure },
+            ProcessError::ChildSetup { message } => SetupFailure::Message(message),
+            other => SetupFailure::Message(ErrorChain(&other).to_string()),
+        }
+    }
+
+    /// The error the parent reports.
+    pub(crate) fn to_error(&self) -> ProcessError {
+        match self {
+            SetupFailure::Message(message) => ProcessError::ChildSetup {
+                message: message.clone(),
+            },
+            SetupFailure::ChildInit { hook, failure } => ProcessError::ChildInit {
+                hook: hook.clone(),
+                failure: failure.clone(),
+            },
+        }
+    }
+
+    /// Whether a `#[child_init]` hook failed: the user's own code said no, so starting another
+    /// child would fail the same way.
+    pub(crate) fn is_child_init(&self) -> bool {
+        matches!(self, SetupFailure::ChildInit { .. })
+    }
+
+    /// Reads a `SetupFailed` payload; one that does not decode still says that the child could
+    /// not start.
+    pub(crate) fn decode(payload: &[u8]) -> SetupFailure {
+        crate::wire::decode(payload).unwrap_or_else(|message| {
+            SetupFailure::Message(format!(
+                "the child could not start its work, and its report did not decode: {message}"
+            ))
+        })
+    }
+}
+
+impl From<String> for SetupFailure {
+    fn from(message: String) -> SetupFailure {
+        SetupFailure::Message(message)
     }
 }
 
@@ -558,6 +633,10 @@ impl ProcessError {
                 current_run: *current_run,
             },
             ProcessError::Killed { pid } => ProcessError::Killed { pid: *pid },
+            ProcessError::ChildInit { hook, failure } => ProcessError::ChildInit {
+                hook: hook.clone(),
+                failure: failure.clone(),
+            },
             ProcessError::Spawn(e) => ProcessError::Spawn(io_copy(e)),
             ProcessError::Ipc(e) => ProcessError::Ipc(match e {
                 IpcError::Io(e) => IpcError::Io(io_copy(e)),

@@ -50,6 +50,7 @@ pub(crate) fn start_frame(
         identity: identity.to_vec(),
         frame_limit,
         body,
+        log_levels: crate::logs::LogLevels::now(),
     };
     let mut frame = FrameBuf::new(Kind::Start);
     crate::wire::codec::encode_into(frame.buf(), &message).map_err(|message| {

@@ -54,6 +54,11 @@
 //!   map, list, queue, semaphore and barrier ready-made.
 //! - [`timing`]: [`Sktimer`](timing::Sktimer), [`TimeThis`](timing::TimeThis) and
 //!   [`#[timethis]`](macro@timethis).
+//! - [`#[child_init]`](macro@child_init) and [`register_child_init!`]: start hooks that run in
+//!   every child and pool worker before user code (a logger, a configuration: what `main` sets
+//!   up, since `main` never runs in a child).
+//! - With the `log` and `tracing` features, records a child logs reach the parent's logger or
+//!   subscriber, with the child's pid and process type.
 //!
 //! # How it works
 //!
@@ -71,6 +76,10 @@
 //!
 //! - `auto-init` (default): catch children with a constructor before `main`. Without it, call
 //!   [`init`] as the first line of `main` (and spawning from `cargo test` is not possible).
+//! - `log`: `log` records emitted in children and pool workers reach the parent's logger, at
+//!   the parent's maximum level, with `pid` and `process` key-values.
+//! - `tracing`: `tracing` events emitted in children and pool workers reach the parent's
+//!   subscriber, at the parent's maximum level, with `pid` and `process` fields.
 //!
 //! # Testing
 //!
@@ -100,6 +109,7 @@ pub mod __testing;
 mod asyncs;
 pub mod buffer;
 mod child;
+mod child_init;
 mod config;
 mod engine;
 mod error;
@@ -108,6 +118,7 @@ mod identity;
 mod inbox;
 mod launch;
 mod lifecycle;
+mod logs;
 pub mod pipe;
 pub mod pool;
 mod process;
@@ -123,6 +134,7 @@ mod wire;
 
 pub use crate::asyncs::{BackgroundHandle, ThreadFuture};
 pub use crate::child::init;
+pub use crate::child_init::child_init_hooks;
 pub use crate::config::DEFAULT_FRAME_LIMIT;
 pub use crate::config::{ProcessConfig, TimeoutConfig};
 pub use crate::error::{
@@ -140,6 +152,8 @@ pub use crate::signals::{ctrl_c_pressed, graceful_ctrl_c};
 pub use ::serde;
 
 #[doc(inline)]
+pub use skprocess_macros::child_init;
+#[doc(inline)]
 pub use skprocess_macros::skprocess;
 #[doc(inline)]
 pub use skprocess_macros::timethis;
@@ -154,7 +168,7 @@ pub mod prelude {
         Context, InProcess, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section,
         Skprocess, TellError,
     };
-    pub use skprocess_macros::{skprocess, timethis};
+    pub use skprocess_macros::{child_init, skprocess, timethis};
 }
 
 #[doc(hidden)]
@@ -166,6 +180,7 @@ pub mod __private {
     pub use ::linkme;
     pub use ::serde;
     // processes
+    pub use crate::child_init::{CHILD_INITS, ChildInit, ChildInitReturn};
     pub use crate::error::Failure;
     pub use crate::lifecycle::{
         FallibleReturn, HookReturn, Hooks, Lifecycle, ProcessStruct, Transferable,

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use linkme::distributed_slice;
 
-use crate::error::ProcessError;
+use crate::error::{ProcessError, SetupFailure};
+use crate::logs::LogLevels;
 use crate::shm::StatusPage;
 use crate::wire::{Conn, Kind};
 
@@ -22,6 +23,8 @@ pub(crate) struct ChildSession {
     pub(crate) status: Arc<StatusPage>,
     /// The entry's own start message.
     pub(crate) body: Vec<u8>,
+    /// The parent's log levels when it started this child.
+    pub(crate) log_levels: LogLevels,
 }
 
 impl ChildSession {
@@ -32,7 +35,15 @@ impl ChildSession {
 
     /// [`setup_failed`](ChildSession::setup_failed) before a session exists.
     pub(crate) fn report_setup_failure(conn: &Conn, error: ProcessError) -> i32 {
-        report_setup_failure_with(|kind, bytes| conn.send(kind, bytes), &error)
+        report_setup_failure_with(|kind, bytes| conn.send(kind, bytes), error)
+    }
+
+    /// Prepares this child for user code, once, before the entry runs any: installs the
+    /// forwarding of log records to the parent (with the `log` and `tracing` features), then
+    /// runs the `#[child_init]` hooks in their order. `Err` names the hook that failed.
+    pub(crate) fn before_user_code(&self) -> Result<(), ProcessError> {
+        crate::logs::install(&self.conn, self.log_levels);
+        crate::child_init::run_all()
     }
 }
 
@@ -40,13 +51,9 @@ impl ChildSession {
 /// exit code to leave with.
 pub(crate) fn report_setup_failure_with(
     send: impl FnOnce(Kind, &[u8]) -> Result<(), crate::error::IpcError>,
-    error: &ProcessError,
+    error: ProcessError,
 ) -> i32 {
-    let message = match error {
-        ProcessError::ChildSetup { message } => message.clone(),
-        other => other.to_string(),
-    };
-    if let Ok(bytes) = crate::wire::encode(&message) {
+    if let Ok(bytes) = crate::wire::encode(&SetupFailure::from_error(error)) {
         let _ = send(Kind::SetupFailed, &bytes);
     }
     crate::exit::code::SETUP_FAILED

@@ -182,7 +182,8 @@ pub mod fuzz {
         crate::pool::decode_results_for_fuzzing::<Vec<u64>>(rest, count);
     }
 
-    /// A child's outcome frames: `Result` (timers, then the value), `Error` and `SetupFailed`.
+    /// A child's outcome frames: `Result` (timers, then the value), `Error` and `SetupFailed`,
+    /// and its `Log` frames.
     pub fn outcome(bytes: &[u8]) {
         let mut decoder = Decoder::new(bytes);
         if decoder.next::<ProcessTimers>().is_ok() {
@@ -190,7 +191,8 @@ pub mod fuzz {
         }
         let _ = decode::<(ProcessTimers, ProcessError)>(bytes);
         let _ = decode::<TaskError>(bytes);
-        let _ = decode::<String>(bytes);
+        let _ = decode::<crate::error::SetupFailure>(bytes);
+        let _ = crate::logs::decode_record(bytes);
     }
 
     /// A Share's connection: a request as the coordinator reads and serves it (against a

@@ -115,6 +115,100 @@ fn a_malformed_frame_is_an_error_and_the_child_is_put_down() {
     );
 }
 
+/// A `Log` frame's payload, laid out as the runtime lays out a log record.
+#[derive(skprocess::serde::Serialize)]
+#[serde(crate = "skprocess::serde")]
+struct LogRecord {
+    facade: LogFacade,
+    level: u8,
+    target: String,
+    message: String,
+    module_path: Option<String>,
+    file: Option<String>,
+    line: Option<u32>,
+    fields: Vec<(String, String)>,
+}
+
+#[derive(skprocess::serde::Serialize)]
+#[serde(crate = "skprocess::serde")]
+enum LogFacade {
+    Log,
+}
+
+fn log_frame(level: u8) -> Vec<u8> {
+    let payload = __testing::encode(&LogRecord {
+        facade: LogFacade::Log,
+        level,
+        target: "t".into(),
+        message: "m".into(),
+        module_path: None,
+        file: None,
+        line: None,
+        fields: vec![("k".into(), "v".into())],
+    })
+    .unwrap();
+    frame(23, &payload)
+}
+
+fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+    frame.push(kind);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Sends the given raw bytes to the parent once, then delivers.
+#[skprocess(runs = 1)]
+struct SendsOnce {
+    bytes: Vec<u8>,
+}
+
+#[skprocess]
+impl SendsOnce {
+    fn __run__(&mut self, cx: &mut Context) {
+        __testing::send_raw(cx, &self.bytes).unwrap();
+    }
+
+    fn __result__(&mut self) -> String {
+        "delivered".into()
+    }
+}
+
+#[test]
+fn a_well_formed_log_frame_is_taken_whatever_the_features() {
+    // Without the `log` feature the record has nowhere to go; with it, it is re-emitted (to no
+    // logger here). Either way the process is unaffected.
+    let result = Skprocess::new(SendsOnce {
+        bytes: log_frame(3),
+    })
+    .timeout(LIMIT)
+    .run();
+    assert_eq!(result.unwrap(), "delivered");
+}
+
+#[test]
+fn malformed_log_frames_are_errors_and_the_child_is_put_down() {
+    let cases = [
+        ("garbage", frame(23, &[0xFF; 10])),
+        ("a level past trace", log_frame(9)),
+        ("level zero", log_frame(0)),
+        (
+            "larger than a record can be",
+            frame(23, &vec![0; 64 * 1024 + 1]),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let err = Skprocess::new(SendsGarbage { bytes })
+            .timeout(LIMIT)
+            .run()
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProcessError::Ipc(IpcError::Malformed(m)) if m.contains("log record")),
+            "{what}: {err:?}"
+        );
+    }
+}
+
 /// Listens for a number; reports what `listen` said.
 #[skprocess(runs = 1)]
 struct ListensForNumber {

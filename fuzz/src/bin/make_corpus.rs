@@ -62,13 +62,15 @@ fn enc<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     encode(value).expect("the codec encodes the seed values")
 }
 
-/// `StartMessage { entry: String, identity: bytes, frame_limit: u32, body: bytes }`.
+/// `StartMessage { entry: String, identity: bytes, frame_limit: u32, body: bytes,
+/// log_levels: { log: u8, tracing: u8 } }` (levels `info` and off).
 fn start_message(entry: &str, identity: &[u8], frame_limit: u32, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     bytes_field(&mut out, entry.as_bytes());
     bytes_field(&mut out, identity);
     out.extend_from_slice(&frame_limit.to_le_bytes());
     bytes_field(&mut out, body);
+    out.extend_from_slice(&[3, 0]);
     out
 }
 
@@ -134,6 +136,7 @@ struct StartMirror {
     frame_limit: u32,
     #[serde(deserialize_with = "de_bytes")]
     body: Vec<u8>,
+    log_levels: (u8, u8),
 }
 
 #[derive(Deserialize)]
@@ -550,10 +553,59 @@ fn outcome() -> Seeds {
     for (name, error) in task_errors().into_iter().take(4) {
         seeds.push(seed(&format!("seed-task-error-{name}"), enc(&error)));
     }
+    // `SetupFailed` and `Log` payloads, laid out as the runtime's private types are.
+    #[derive(Serialize, Deserialize)]
+    #[serde(crate = "skprocess::serde")]
+    enum SetupFailure {
+        Message(String),
+        ChildInit { hook: String, failure: Failure },
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(crate = "skprocess::serde")]
+    enum Facade {
+        Log,
+        Tracing,
+    }
+    #[derive(Serialize, Deserialize)]
+    #[serde(crate = "skprocess::serde")]
+    struct LogRecord {
+        facade: Facade,
+        level: u8,
+        target: String,
+        message: String,
+        module_path: Option<String>,
+        file: Option<String>,
+        line: Option<u32>,
+        fields: Vec<(String, String)>,
+    }
     seeds.push(seed(
         "seed-setup-failed",
-        enc("entry `demo::X` is not registered"),
+        enc(&SetupFailure::Message(
+            "entry `demo::X` is not registered".into(),
+        )),
     ));
+    seeds.push(seed(
+        "seed-setup-hook",
+        enc(&SetupFailure::ChildInit {
+            hook: "demo::load_config".into(),
+            failure: Failure::msg("no config file"),
+        }),
+    ));
+    for (facade, name) in [(Facade::Log, "seed-log"), (Facade::Tracing, "seed-tracing")] {
+        seeds.push(seed(
+            name,
+            enc(&LogRecord {
+                facade,
+                level: 3,
+                target: "demo".into(),
+                message: "hello from a child".into(),
+                module_path: Some("demo::worker".into()),
+                file: Some("src/worker.rs".into()),
+                line: Some(12),
+                fields: vec![("item".into(), "3".into())],
+            }),
+        ));
+    }
     for (name, bytes) in &seeds {
         let ok = if name.starts_with("seed-result") {
             decode::<(ProcessTimers, String)>(bytes).is_ok()
@@ -561,8 +613,10 @@ fn outcome() -> Seeds {
             decode::<(ProcessTimers, ProcessError)>(bytes).is_ok()
         } else if name.starts_with("seed-task-error") {
             decode::<TaskError>(bytes).is_ok()
+        } else if name.starts_with("seed-setup") {
+            decode::<SetupFailure>(bytes).is_ok()
         } else {
-            decode::<String>(bytes).is_ok()
+            decode::<LogRecord>(bytes).is_ok()
         };
         assert!(ok, "outcome seed {name} does not decode");
     }

@@ -58,66 +58,18 @@ impl<'a> TimedFn<'a> {
 
 /// Reports an item that is not a function, pointed at its keyword and name.
 fn not_a_function(cx: &Ctxt, item: &Item) {
-    let span: TokenStream = match item {
-        Item::Const(i) => {
-            let (kw, ident) = (&i.const_token, &i.ident);
-            quote!(#kw #ident)
+    if let Item::Verbatim(tokens) = item {
+        // A function without a body (a trait method declaration) lands here.
+        if let Ok(method) = syn::parse2::<syn::TraitItemFn>(tokens.clone()) {
+            cx.error_spanned_by(
+                &method.sig,
+                "#[timethis] needs a function body to time; \
+                 put it on the implementations of this method instead",
+            );
+            return;
         }
-        Item::Enum(i) => {
-            let (kw, ident) = (&i.enum_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::ExternCrate(i) => {
-            let (kw, ident) = (&i.extern_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::ForeignMod(i) => i.abi.to_token_stream(),
-        Item::Impl(i) => i.impl_token.to_token_stream(),
-        Item::Macro(i) => i.mac.path.to_token_stream(),
-        Item::Mod(i) => {
-            let (kw, ident) = (&i.mod_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Static(i) => {
-            let (kw, ident) = (&i.static_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Struct(i) => {
-            let (kw, ident) = (&i.struct_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Trait(i) => {
-            let (kw, ident) = (&i.trait_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::TraitAlias(i) => {
-            let (kw, ident) = (&i.trait_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Type(i) => {
-            let (kw, ident) = (&i.type_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Union(i) => {
-            let (kw, ident) = (&i.union_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Use(i) => i.use_token.to_token_stream(),
-        Item::Verbatim(tokens) => {
-            // A function without a body (a trait method declaration) lands here.
-            if let Ok(method) = syn::parse2::<syn::TraitItemFn>(tokens.clone()) {
-                cx.error_spanned_by(
-                    &method.sig,
-                    "#[timethis] needs a function body to time; \
-                     put it on the implementations of this method instead",
-                );
-                return;
-            }
-            tokens.clone()
-        }
-        other => other.to_token_stream(),
-    };
-    cx.error_spanned_by(span, NOT_A_FUNCTION);
+    }
+    cx.error_spanned_by(crate::item::head(item), NOT_A_FUNCTION);
 }
 
 /// Whether `tokens` contain the `Self` type.

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::error::{PoolError, TaskError};
 use super::task::TaskCode;
-use crate::error::{ExitInfo, IpcError, ProcessError};
+use crate::error::{ExitInfo, IpcError, ProcessError, SetupFailure};
 use crate::launch::CONNECT_TIMEOUT;
 use crate::shm::{Phase, StatusPage};
 use crate::sync::{lock, wait_until};
@@ -135,8 +135,8 @@ enum FailureKind {
     Closed,
     /// The pool's initializer failed in a worker: its name and how.
     Initializer(String, crate::error::Failure),
-    /// No worker can be started (every slot gave up); the message says why.
-    Broken(String),
+    /// No worker can be started (every slot gave up); this says why.
+    Broken(SetupFailure),
     /// Ctrl+C, with [`graceful_ctrl_c`](crate::graceful_ctrl_c) on.
     Interrupted,
 }
@@ -186,10 +186,8 @@ impl CallSink {
                     error: error.clone(),
                 })
             }
-            Some(FailureKind::Broken(message)) => {
-                Next::Failed(PoolError::Spawn(ProcessError::ChildSetup {
-                    message: message.clone(),
-                }))
+            Some(FailureKind::Broken(failure)) => {
+                Next::Failed(PoolError::Spawn(failure.to_error()))
             }
             Some(FailureKind::Interrupted) => Next::Interrupted,
             None => match state.deliveries.pop_front() {
@@ -264,7 +262,7 @@ struct State {
     queue: VecDeque<Arc<Chunk>>,
     workers: Vec<Option<Worker>>,
     /// Why a worker could not be started, the last time one could not.
-    spawn_error: Option<String>,
+    spawn_error: Option<SetupFailure>,
     /// Slots that gave up after failing to start a worker three times in a row.
     gave_up: usize,
     /// No new calls; shut the workers down once idle.
@@ -296,15 +294,21 @@ pub(crate) struct WorkerSettings {
 
 /// Why a worker could not be started.
 enum StartError {
-    /// Starting or connecting it failed; it may work next time.
-    Spawn(String),
+    /// Starting or connecting it failed (or a start hook did).
+    Spawn(SetupFailure),
     /// Its initializer failed.
     Init(String, crate::error::Failure),
 }
 
 impl From<String> for StartError {
     fn from(message: String) -> StartError {
-        StartError::Spawn(message)
+        StartError::Spawn(message.into())
+    }
+}
+
+impl From<SetupFailure> for StartError {
+    fn from(failure: SetupFailure) -> StartError {
+        StartError::Spawn(failure)
     }
 }
 
@@ -350,13 +354,13 @@ impl Shared {
             return Err(PoolError::Initializer { initializer, error });
         }
         if state.gave_up > 0 {
-            let message = state
+            let failure = state
                 .spawn_error
                 .clone()
-                .unwrap_or_else(|| "a pool worker could not start".into());
+                .unwrap_or_else(|| "a pool worker could not start".to_owned().into());
             drop(state);
             shared.shut_down(Duration::ZERO);
-            return Err(PoolError::Spawn(ProcessError::ChildSetup { message }));
+            return Err(PoolError::Spawn(failure.to_error()));
         }
         drop(state);
         let interruptible: Arc<dyn crate::signals::Interrupt> =
@@ -414,12 +418,12 @@ impl Shared {
             return Err(PoolError::Closed);
         }
         if state.gave_up == state.workers.len() {
-            return Err(PoolError::Spawn(ProcessError::ChildSetup {
-                message: state
-                    .spawn_error
-                    .clone()
-                    .unwrap_or_else(|| "no pool worker can be started".into()),
-            }));
+            return Err(PoolError::Spawn(state.spawn_error.as_ref().map_or_else(
+                || ProcessError::ChildSetup {
+                    message: "no pool worker can be started".into(),
+                },
+                SetupFailure::to_error,
+            )));
         }
         state.queue.extend(chunks.into_iter().map(Arc::new));
         for index in 0..state.workers.len() {
@@ -689,7 +693,9 @@ fn steal(workers: &mut [Option<Worker>], thief: usize, budget: usize) -> Option<
 }
 
 /// The life of one worker slot: start a worker, feed it, and when it dies, put back what it
-/// held and start another; until the pool closes.
+/// held and start another; until the pool closes. A slot gives up after three failed starts
+/// in a row, or at once when a `#[child_init]` hook failed (the next worker would run the
+/// same hook).
 fn slot_main(shared: &Arc<Shared>, index: usize) {
     let mut failures = 0u32;
     while !shared.is_closed() {
@@ -701,7 +707,7 @@ fn slot_main(shared: &Arc<Shared>, index: usize) {
             }
             Err(StartError::Spawn(message)) => {
                 failures += 1;
-                if failures >= 3 {
+                if failures >= 3 || message.is_child_init() {
                     give_up(shared, message);
                     return;
                 }
@@ -713,7 +719,7 @@ fn slot_main(shared: &Arc<Shared>, index: usize) {
 
 /// A slot stops trying. The other workers serve the queue; when none is left, every call
 /// waiting on the pool fails with the reason, and later calls fail at once.
-fn give_up(shared: &Shared, message: String) {
+fn give_up(shared: &Shared, message: SetupFailure) {
     let mut state = lock(&shared.state);
     state.spawn_error = Some(message.clone());
     state.gave_up += 1;
@@ -753,7 +759,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), StartError> {
                 None => "a pool worker exited before it connected".to_owned(),
             };
             let _ = launched.into_reaper().reap(Duration::from_secs(5));
-            return Err(StartError::Spawn(message));
+            return Err(StartError::Spawn(message.into()));
         }
     };
     let (pid, pidfd, status) = (
@@ -770,9 +776,10 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), StartError> {
         Ok(Some(Frame {
             kind: Kind::SetupFailed,
             payload,
-        })) => Err(crate::wire::decode::<String>(&payload)
-            .unwrap_or_else(|_| "a pool worker could not start".into())),
-        Ok(_) | Err(_) => Err("a pool worker hung up before it was ready".into()),
+        })) => Err(SetupFailure::decode(&payload)),
+        Ok(_) | Err(_) => Err("a pool worker hung up before it was ready"
+            .to_owned()
+            .into()),
     };
     if let Err(message) = ready {
         conn.shutdown();
@@ -784,33 +791,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), StartError> {
     if shared.is_closed() {
         let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
     }
-    let initialized = match conn.read_one() {
-        Ok(Some(Frame {
-            kind: Kind::Initialized,
-            ..
-        })) => Ok(()),
-        Ok(Some(Frame {
-            kind: Kind::InitFailed,
-            payload,
-        })) => Err(
-            match crate::wire::decode::<(String, crate::error::Failure)>(&payload) {
-                Ok((initializer, error)) => StartError::Init(initializer, error),
-                Err(message) => StartError::Spawn(format!(
-                    "a pool worker's initializer failed, and its report is malformed: {message}"
-                )),
-            },
-        ),
-        Ok(Some(Frame { kind, .. })) => Err(StartError::Spawn(format!(
-            "unexpected {kind:?} frame from a pool worker before its first task"
-        ))),
-        Ok(None) | Err(_) => Err(StartError::Spawn(match &settings.init {
-            Some(init) => format!(
-                "a pool worker died while running the initializer `{}`",
-                init.name
-            ),
-            None => "a pool worker hung up before it was ready".into(),
-        })),
-    };
+    let initialized = wait_initialized(&conn, pid, settings);
     lock(&shared.state).starting[index] = None;
     if let Err(error) = initialized {
         conn.shutdown();
@@ -870,7 +851,7 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), StartError> {
     }
     shared.changed.notify_all();
 
-    let setup_error = serve(shared, index, &conn);
+    let setup_error = serve(shared, index, pid, &conn);
     conn.shutdown();
     let exit = reaper
         .reap(Duration::from_secs(5))
@@ -884,9 +865,67 @@ fn run_worker(shared: &Arc<Shared>, index: usize) -> Result<(), StartError> {
     }
 }
 
+/// Waits for a new worker's word that its start hooks and initializer ran (re-emitting what
+/// they logged meanwhile), however long they take; the worker's death ends the wait.
+fn wait_initialized(conn: &Conn, pid: u32, settings: &WorkerSettings) -> Result<(), StartError> {
+    loop {
+        // Unbuffered: the frames after `Initialized` are for `serve`.
+        let frame = match conn.read_one() {
+            Ok(Some(frame)) => frame,
+            Ok(None) | Err(_) => {
+                return Err(StartError::Spawn(
+                    match &settings.init {
+                        Some(init) => format!(
+                            "a pool worker died while running the initializer `{}`",
+                            init.name
+                        ),
+                        None => "a pool worker hung up before it was ready".to_owned(),
+                    }
+                    .into(),
+                ));
+            }
+        };
+        match frame.kind {
+            Kind::Initialized => return Ok(()),
+            Kind::InitFailed => {
+                return Err(
+                    match crate::wire::decode::<(String, crate::error::Failure)>(&frame.payload) {
+                        Ok((initializer, error)) => StartError::Init(initializer, error),
+                        Err(message) => format!(
+                            "a pool worker's initializer failed, and its report is malformed: \
+                             {message}"
+                        )
+                        .into(),
+                    },
+                );
+            }
+            Kind::SetupFailed => {
+                return Err(StartError::Spawn(SetupFailure::decode(&frame.payload)));
+            }
+            Kind::Log => {
+                let source = crate::logs::Source {
+                    pid,
+                    process: crate::logs::POOL_WORKER,
+                };
+                if let Err(error) = crate::logs::receive(&frame.payload, source) {
+                    return Err(
+                        format!("a pool worker sent a malformed log record: {error}").into(),
+                    );
+                }
+            }
+            kind => {
+                return Err(format!(
+                    "unexpected {kind:?} frame from a pool worker before its first task"
+                )
+                .into());
+            }
+        }
+    }
+}
+
 /// Reads a worker's reports until it hangs up. Returns the worker's own setup error, if it
 /// reported one.
-fn serve(shared: &Shared, index: usize, conn: &Conn) -> Option<String> {
+fn serve(shared: &Shared, index: usize, pid: u32, conn: &Conn) -> Option<SetupFailure> {
     let mut frames = conn.frames();
     loop {
         let handled = match frames.next_frame() {
@@ -901,12 +940,18 @@ fn serve(shared: &Shared, index: usize, conn: &Conn) -> Option<String> {
             Ok(Some(Frame {
                 kind: Kind::SetupFailed,
                 payload,
-            })) => {
-                return Some(
-                    crate::wire::decode::<String>(&payload)
-                        .unwrap_or_else(|_| "a pool worker could not start".into()),
-                );
-            }
+            })) => return Some(SetupFailure::decode(&payload)),
+            // Re-emitted at once, before any later frame: a task's records before its results.
+            Ok(Some(Frame {
+                kind: Kind::Log,
+                payload,
+            })) => crate::logs::receive(
+                &payload,
+                crate::logs::Source {
+                    pid,
+                    process: crate::logs::POOL_WORKER,
+                },
+            ),
             Ok(Some(Frame { kind, .. })) => Err(IpcError::Malformed(format!(
                 "unexpected {kind:?} frame from a pool worker"
             ))),

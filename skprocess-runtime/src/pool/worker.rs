@@ -1,6 +1,7 @@
 //! The worker side of a pool: a child that runs tasks until its parent hangs up.
 
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 
 use linkme::distributed_slice;
 use serde::Serialize;
@@ -40,7 +41,8 @@ fn worker_entry(session: ChildSession) -> i32 {
             });
         }
     };
-    let ChildSession { conn, status, .. } = session;
+    let ChildSession { conn, status, .. } = &session;
+    let (conn, status) = (Arc::clone(conn), Arc::clone(status));
     // Ctrl+C is for the parent: it dies, and its workers follow (below), or it handles it and
     // ends the calls in progress itself. SIGTERM, from the kernel when the parent dies or from
     // anyone else, ends the worker at once with its default action (the session installed a
@@ -51,6 +53,11 @@ fn worker_entry(session: ChildSession) -> i32 {
     if status.stop_requested() {
         // A SIGTERM (or SIGINT) came before the line above: act on it as if it came after.
         crate::sys::reraise_default(libc::SIGTERM);
+    }
+    // Before the first task. A hook that fails ends this worker; the pool reports the failure
+    // to its calls instead of starting another worker that would fail the same way.
+    if let Err(error) = session.before_user_code() {
+        return session.setup_failed(error);
     }
 
     // The pool's initializer builds this worker's state before its first task; the parent

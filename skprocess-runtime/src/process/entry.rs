@@ -39,6 +39,14 @@ pub(crate) fn run_process<T: Lifecycle>(session: ChildSession) -> i32 {
             });
         }
     };
+    // Everything the parent sends before the child's own frames has been read: from here on a
+    // reader thread watches for a stop request or the parent's end, also while the start hooks
+    // run (one that hangs must not outlive the parent).
+    spawn_reader(Arc::clone(&session.conn), Arc::clone(&session.status));
+    // User code starts here: the state's `Deserialize` may be the user's too.
+    if let Err(error) = session.before_user_code() {
+        return session.setup_failed(error);
+    }
     let state: T = match decode_state(&start.state, fds) {
         Ok(state) => state,
         Err(error) => return session.setup_failed(error),
@@ -46,7 +54,6 @@ pub(crate) fn run_process<T: Lifecycle>(session: ChildSession) -> i32 {
     let ChildSession { conn, status, .. } = session;
     let inbox = Mailbox::pending();
     inbox.open(Endpoint::Ring(channel));
-    spawn_reader(Arc::clone(&conn), Arc::clone(&status));
     let link = Arc::new(ChildLink::new(Some(Arc::clone(&conn)), inbox, status));
     let (outcome, timers) = Engine::new(state, start.config, link).run();
     send_outcome(|kind, bytes| conn.send(kind, bytes), outcome, timers);

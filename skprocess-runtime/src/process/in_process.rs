@@ -485,7 +485,7 @@ fn engine_main<P: Lifecycle>(
                 send_outcome(send, outcome, timers);
                 code::OK
             }
-            Err(error) => report_setup_failure_with(send, &error),
+            Err(error) => report_setup_failure_with(send, error),
         }
     }))
     .unwrap_or(code::RUNTIME_PANIC);

@@ -76,6 +76,7 @@ impl ChildHandle {
         start: Vec<u8>,
         frame_limit: u32,
         descriptors: Vec<OwnedFd>,
+        process: &'static str,
     ) -> Result<ChildHandle, ProcessError> {
         let launched = crate::launch::launch()?;
         let pid = launched.pid;
@@ -92,7 +93,7 @@ impl ChildHandle {
         let thread_io = Arc::clone(&io);
         let thread = std::thread::Builder::new()
             .name(format!("skprocess-io-{pid}"))
-            .spawn(move || io_main(&thread_io, launched, &start, &descriptors));
+            .spawn(move || io_main(&thread_io, launched, &start, &descriptors, process));
         let thread = match thread {
             Ok(thread) => thread,
             Err(e) => {
@@ -235,7 +236,17 @@ impl IoShared {
 
 /// The I/O thread of one child: connects, sends the start frame and any queued messages, reads
 /// the child's frames until it hangs up, then reaps it.
-fn io_main(io: &Arc<IoShared>, mut launched: Launched, start: &[u8], descriptors: &[OwnedFd]) {
+fn io_main(
+    io: &Arc<IoShared>,
+    mut launched: Launched,
+    start: &[u8],
+    descriptors: &[OwnedFd],
+    process: &'static str,
+) {
+    let source = crate::logs::Source {
+        pid: launched.pid,
+        process,
+    };
     match launched.connect(start, io.frame_limit) {
         Ok(conn) => {
             // The buffers of the process value follow the channel's set-up.
@@ -251,7 +262,7 @@ fn io_main(io: &Arc<IoShared>, mut launched: Launched, start: &[u8], descriptors
                     let channel = Arc::new(channel);
                     io.inbox.open(Endpoint::Ring(Arc::clone(&channel)));
                     start_flush(io, &channel);
-                    read_frames(io, &conn);
+                    read_frames(io, &conn, source);
                 }
                 Err(e) => io.deliver(Delivered::Error(ProcessError::Ipc(e)), None),
             }
@@ -342,7 +353,10 @@ pub(crate) fn tell_error(err: RingError) -> TellError {
     }
 }
 
-fn read_frames(io: &IoShared, conn: &Conn) {
+/// Reads the child's frames until it hangs up. Log records are re-emitted here, in the order
+/// they come, so a record the child logged before its result is emitted before the result is
+/// delivered.
+fn read_frames(io: &IoShared, conn: &Conn, source: crate::logs::Source<'_>) {
     let mut frames = conn.frames();
     loop {
         let frame = match frames.next_frame() {
@@ -367,6 +381,19 @@ fn read_frames(io: &IoShared, conn: &Conn) {
             } => {
                 let (delivered, timers) = Delivered::from_frame(kind, &payload);
                 io.deliver(delivered, timers);
+            }
+            Frame {
+                kind: Kind::Log,
+                payload,
+            } => {
+                if let Err(error) = crate::logs::receive(&payload, source) {
+                    // Malformed: the child is broken, as with any other bad frame.
+                    if !io.killed.load(Ordering::Acquire) {
+                        io.deliver(Delivered::Error(ProcessError::Ipc(error)), None);
+                        io.signal(libc::SIGKILL);
+                    }
+                    return;
+                }
             }
             Frame { kind, .. } => {
                 io.deliver(
@@ -411,9 +438,8 @@ impl Delivered {
                 ),
             },
             _ => {
-                let message = decode::<String>(payload)
-                    .unwrap_or_else(|_| "the child could not start its work".into());
-                (Delivered::Error(ProcessError::ChildSetup { message }), None)
+                let failure = crate::error::SetupFailure::decode(payload);
+                (Delivered::Error(failure.to_error()), None)
             }
         }
     }

@@ -140,7 +140,7 @@ impl<P: Lifecycle> Skprocess<P> {
             outgoing,
         } = encode_start(self.shared.entry, process, &pending.config)?;
         // Nothing was spawned: the value's handovers stay usable.
-        let child = ChildHandle::spawn(start, frame_limit, descriptors)
+        let child = ChildHandle::spawn(start, frame_limit, descriptors, self.shared.entry.name())
             .inspect_err(|_| outgoing.unsent())?;
         pending.process = None;
         let _ = self.shared.child.set(child);

@@ -6,8 +6,9 @@
 //!
 //! handshake (see auth.rs)   Hello, Auth, Welcome          (frames of at most 256 bytes)
 //! parent -> child           Status   (empty; carries the status page's memfd, SCM_RIGHTS)
-//!                           Start    StartMessage { entry, identity, frame_limit, body }
-//! child -> parent           Ready    (empty)  or  SetupFailed  String
+//!                           Start    StartMessage { entry, identity, frame_limit, body,
+//!                                                   log_levels }
+//! child -> parent           Ready    (empty)  or  SetupFailed  SetupFailure
 //! then, for a process:      Tell (both ways), Stop (parent -> child),
 //!                           Result (timers, value) or Error (timers, ProcessError)
 //! and for a pool worker:    Initialized (empty)  or  InitFailed (initializer name, Failure),
@@ -17,6 +18,8 @@
 //!                           Results   seq u64 | first u32 | count u32 | nanos u64
 //!                                     | count × Result<O, TaskError>
 //!                           Skipped   seq u64
+//! from either, any time     Log      LogRecord (at most LOG_FRAME_MAX bytes), child -> parent
+//! after Ready:
 //! ```
 //!
 //! `seq` numbers the chunks sent to one worker, 1, 2, 3, ... in the order it takes them; the
@@ -60,6 +63,8 @@ pub(crate) enum Kind {
     Result = 20,
     Error = 21,
     SetupFailed = 22,
+    /// A log record or tracing event from the child (see [`crate::logs`]).
+    Log = 23,
     // pool, parent -> worker
     Task = 30,
     // pool, worker -> parent
@@ -97,6 +102,7 @@ impl Kind {
             20 => Kind::Result,
             21 => Kind::Error,
             22 => Kind::SetupFailed,
+            23 => Kind::Log,
             30 => Kind::Task,
             31 => Kind::Results,
             32 => Kind::Skipped,
@@ -161,8 +167,8 @@ impl Marker {
 }
 
 /// The `Start` message: which registered entry to run, the parent's executable identity (the
-/// child refuses to run if its own differs), the frame limit for the rest of the session, and
-/// the entry's own message.
+/// child refuses to run if its own differs), the frame limit for the rest of the session, the
+/// entry's own message, and the parent's log levels at spawn time (what the child forwards).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct StartMessage {
     pub(crate) entry: String,
@@ -171,6 +177,7 @@ pub(crate) struct StartMessage {
     pub(crate) frame_limit: u32,
     #[serde(with = "super::codec::bytes")]
     pub(crate) body: Vec<u8>,
+    pub(crate) log_levels: crate::logs::LogLevels,
 }
 
 /// A process entry's start body: its configuration and its encoded state.

@@ -1,0 +1,6 @@
+use skprocess::child_init;
+
+#[child_init]
+struct Settings;
+
+fn main() {}

@@ -1,0 +1,7 @@
+fn setup() -> Option<()> {
+    None
+}
+
+skprocess::register_child_init!(setup);
+
+fn main() {}
