@@ -538,3 +538,55 @@ fn result_timeout_on_processes_and_background_handles_leaves_them_running() {
     }
     clean(&[&gate]);
 }
+
+/// Sleeps `ms` milliseconds and returns them.
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+/// Cancels tasks at every stage (queued, held by a worker, running, finished) while a map runs
+/// on the same pool: a cancel that succeeds makes the result `Cancelled`, one that does not
+/// leaves the task's value, and the map gets every result exactly. Rounds:
+/// `SKPROCESS_SUBMIT_ROUNDS` (default 10).
+#[test]
+fn cancels_at_any_moment_never_disturb_other_calls() {
+    let rounds: u64 = std::env::var("SKPROCESS_SUBMIT_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let pool = pool();
+    for round in 0..rounds {
+        let map = pool.timeout(LIMIT).background().map(square, 0..500u64);
+        let handles: Vec<_> = (0..6u64)
+            .map(|i| pool.timeout(LIMIT).submit(nap, (i * 7 + round) % 20))
+            .collect();
+        std::thread::sleep(Duration::from_millis(round % 15));
+        for (i, handle) in handles.into_iter().enumerate() {
+            let cancelled = i % 2 == 0 && handle.cancel();
+            match handle.result() {
+                Err(PoolError::Cancelled) => assert!(cancelled, "round {round}, task {i}"),
+                Ok(ms) => {
+                    assert!(!cancelled, "round {round}, task {i}");
+                    assert_eq!(ms, (i as u64 * 7 + round) % 20);
+                }
+                other => panic!("round {round}, task {i}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            map.result().unwrap(),
+            (0..500u64).map(square).collect::<Vec<_>>(),
+            "round {round}"
+        );
+    }
+    // Killed workers were replaced: the pool still serves with both.
+    let deadline = Instant::now() + LIMIT;
+    while pool.pids().len() < 2 {
+        assert!(Instant::now() < deadline, "a worker was never replaced");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        pool.timeout(LIMIT).map(square, 0..4u64).unwrap(),
+        [0, 1, 4, 9]
+    );
+}
