@@ -55,7 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let unwanted = pool.submit(nap, 60_000);
     std::thread::sleep(Duration::from_millis(100));
     println!("cancelled: {}", unwanted.cancel());
-    println!("its result: {:?}", unwanted.result().map_err(|e| e.to_string()));
+    println!(
+        "its result: {:?}",
+        unwanted.result().map_err(|e| e.to_string())
+    );
 
     // A handle is a future too, for any executor.
     let value = futures::executor::block_on(async { pool.submit(nap, 5).await })?;
