@@ -23,6 +23,7 @@
 //! | `InProcess` tell/listen round trip, small message | two `std::sync::mpsc` channels between two threads | — |
 //! | `Pool(2).map(len)` over 400 `Vec<u8>` of 1 MiB, bytes per second | the same bytes in 1 MiB writes on a Unix socket to a child that discards them | ≥ 0.5× |
 //! | `Pool(2).map(len)` over 10,000 `Vec<u8>` of 16 KiB | a sequential loop; the same bytes in 16 KiB writes | — |
+//! | `Pool(2).submit(x * x).result()`, one task at a time, warm pool; 1,000 through `as_completed` | `pool.map(x * x, [x])`, one item | — |
 //!
 //! Python's figure for the last two (`multiprocessing.Pool(2).map(len, items)` on the same
 //! bytes): `python3 bench/python/bulk_data.py`.
@@ -1157,6 +1158,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "x",
             );
         }
+    }
+    if want(12) {
+        // 12. A single task: submit -> result of a trivial task on a warm Pool(2), against a
+        //     map of one item on the same pool (the same trip through the queue and a worker,
+        //     without a handle), and a burst of 1,000 submits collected with as_completed.
+        let pool = Pool::new(2)?;
+        let _ = pool.map(square, 0..1_000u64)?; // warm
+        let rounds = if quick { 20 } else { 2_000 };
+        let (mut submits, mut maps) = (Vec::new(), Vec::new());
+        for x in 0..rounds {
+            // Alternate, so that both see the same load.
+            let (t, value) = time(|| pool.submit(square, x).result());
+            assert_eq!(value?, x * x);
+            submits.push(t);
+            let (t, value) = time(|| pool.map(square, [x]));
+            assert_eq!(value?, [x * x]);
+            maps.push(t);
+        }
+        let (submit, map) = (median(submits), median(maps));
+        let n = if quick { 100 } else { 1_000 };
+        let (burst, count) = time(|| {
+            let handles: Vec<_> = (0..n).map(|x| pool.submit(square, x)).collect();
+            skprocess::pool::as_completed(handles)
+                .filter(|(_, handle)| handle.is_finished())
+                .count()
+        });
+        assert_eq!(count as u64, n);
+        println!(
+            "\nPool(2) submit -> result of a trivial task: {:.1} us; map of one item: {:.1} us; ratio {:.2}x; {n} submits through as_completed: {:.2} ms ({:.1} us per task)",
+            submit * 1e6,
+            map * 1e6,
+            submit / map,
+            burst * 1e3,
+            burst / n as f64 * 1e6,
+        );
+        report.figure("pool_submit_roundtrip", submit * 1e6, "us");
+        report.figure("pool_submit_vs_map1_ratio", submit / map, "x");
+        report.figure("pool_submit_burst_per_task", burst / n as f64 * 1e6, "us");
     }
     if want(9) {
         // 9. InProcess: start -> result of a trivial process against the same in a child, and

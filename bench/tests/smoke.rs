@@ -39,6 +39,9 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "in_process_tell_listen_ratio",
         "bulk_1mib_ratio",
         "bulk_pool_16kib_total",
+        "pool_submit_roundtrip",
+        "pool_submit_vs_map1_ratio",
+        "pool_submit_burst_per_task",
     ] {
         assert!(
             stdout

@@ -375,6 +375,22 @@ fn pool_background() {
 }
 
 #[test]
+fn pool_submit() {
+    let out = harness::run("pool_submit", DEADLINE);
+    out.expect_in_order(&[
+        "2 + 3 = 5",
+        "task 1 done: 10 ms",
+        "task 0 done: 600 ms",
+        "not yet",
+        "slow task: 300 ms",
+        "the stuck task timed out",
+        "cancelled: true",
+        "its result: Err(\"the task was cancelled\")",
+        "awaited: 5 ms",
+    ]);
+}
+
+#[test]
 fn pool_async() {
     let out = harness::run("pool_async", DEADLINE);
     out.expect_in_order(&[

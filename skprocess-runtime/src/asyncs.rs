@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use crate::sync::lock;
@@ -98,13 +98,33 @@ impl<T> Future for ThreadFuture<T> {
     }
 }
 
-/// A value computed on a background thread: `result()` blocks until it is ready.
+/// A value computed on a background thread: `result()` blocks until it is ready,
+/// `result_timeout(d)` waits at most `d` and leaves the work running.
 ///
 /// Returned by the `background()` modifiers. Dropping it detaches the work (it still runs to
 /// completion).
 #[must_use = "call `.result()` to get the value"]
 pub struct BackgroundHandle<T> {
     thread: std::thread::JoinHandle<T>,
+    done: Arc<Done>,
+}
+
+/// Set when the background work has returned (or panicked), so that a bounded wait is
+/// possible: a thread's join has no timeout.
+#[derive(Default)]
+struct Done {
+    finished: Mutex<bool>,
+    changed: Condvar,
+}
+
+/// Sets [`Done`] when dropped: on the work's return, and on its panic (by unwinding).
+struct DoneGuard(Arc<Done>);
+
+impl Drop for DoneGuard {
+    fn drop(&mut self) {
+        *lock(&self.0.finished) = true;
+        self.0.changed.notify_all();
+    }
 }
 
 impl<T> std::fmt::Debug for BackgroundHandle<T> {
@@ -117,11 +137,16 @@ impl<T> std::fmt::Debug for BackgroundHandle<T> {
 
 impl<T: Send + 'static> BackgroundHandle<T> {
     pub(crate) fn spawn(name: &str, work: impl FnOnce() -> T + Send + 'static) -> Self {
+        let done = Arc::new(Done::default());
+        let guard = DoneGuard(Arc::clone(&done));
         let thread = std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(work)
+            .spawn(move || {
+                let _guard = guard;
+                work()
+            })
             .expect("cannot start a background thread");
-        BackgroundHandle { thread }
+        BackgroundHandle { thread, done }
     }
 
     /// Blocks until the value is ready and returns it.
@@ -133,6 +158,32 @@ impl<T: Send + 'static> BackgroundHandle<T> {
         match self.thread.join() {
             Ok(value) => value,
             Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Waits at most `timeout` for the value: `Ok` holds it, as [`result`](Self::result)
+    /// gives it; `Err` gives the handle back when it is not ready yet. The wait has no side
+    /// effect: the work (a process, a pool call) keeps running, and the handle can wait
+    /// again. (A `.timeout(d)` modifier is different: it is a deadline that stops the work.)
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of the background work, as `result` does.
+    pub fn result_timeout(self, timeout: std::time::Duration) -> Result<T, BackgroundHandle<T>> {
+        let deadline = crate::sync::deadline_in(timeout);
+        let (finished, _) = crate::sync::wait_until(
+            &self.done.changed,
+            lock(&self.done.finished),
+            deadline,
+            |finished| *finished,
+        );
+        if *finished {
+            drop(finished);
+            // The thread is past the work: the join is immediate.
+            Ok(self.result())
+        } else {
+            drop(finished);
+            Err(self)
         }
     }
 

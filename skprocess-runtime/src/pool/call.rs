@@ -7,6 +7,7 @@ use super::chunks::run_collect;
 use super::iter::PoolIter;
 use super::mode::{Fallible, Plain, Processes, Star, StarState, State};
 use super::progress::{Progress, ProgressFn};
+use super::submit::{TaskHandle, submit};
 use super::task::{TaskCode, assert_can_travel, task_code};
 use super::{Pool, PoolError, TaskFn};
 use crate::asyncs::{BackgroundHandle, ThreadFuture, spawn_blocking};
@@ -303,6 +304,35 @@ impl<'p, A, K> PoolCall<'p, A, K> {
     {
         let code = code_for(self.pool, &task);
         PoolIter::new::<T, A, K, I>(self.pool, code, items, &self.options, ordered)
+    }
+
+    /// Submits one task on one item and returns its [`TaskHandle`] at once, without waiting:
+    /// `pool.star().submit(add, (1, 2))`. The task goes on the queue every call shares, so it
+    /// runs on the next free worker. With [`timeout`](Self::timeout), the deadline is the
+    /// task's own, from now: when it passes before the task finished, the worker running it
+    /// is killed and replaced (whether or not anyone waits on the handle), and the result is
+    /// [`PoolError::Timeout`]. A chunk size and a progress callback do not apply to a single
+    /// task (use [`as_completed`](super::as_completed) to follow many).
+    ///
+    /// Errors (a task that cannot be sent, an item that cannot be encoded, a closed pool) are
+    /// in the handle: its [`result`](TaskHandle::result) returns them.
+    pub fn submit<T, I>(&self, task: T, item: I) -> TaskHandle<T::Output>
+    where
+        T: TaskFn<A, K, I>,
+        I: Transferable,
+    {
+        assert_can_travel!(T);
+        self.submit_checked(task, item)
+    }
+
+    /// `submit`, once the task's type was checked.
+    pub(super) fn submit_checked<T, I>(&self, task: T, item: I) -> TaskHandle<T::Output>
+    where
+        T: TaskFn<A, K, I>,
+        I: Transferable,
+    {
+        let code = code_for(self.pool, &task);
+        submit::<T, A, K, I>(self.pool, code, item, &self.options)
     }
 }
 

@@ -160,6 +160,10 @@ pub enum PoolError {
     /// The pool was closed or terminated.
     #[error("the pool is closed")]
     Closed,
+    /// The task was cancelled ([`TaskHandle::cancel`](crate::pool::TaskHandle::cancel))
+    /// before it finished.
+    #[error("the task was cancelled")]
+    Cancelled,
 }
 
 impl PoolError {

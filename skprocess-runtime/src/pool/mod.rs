@@ -50,6 +50,7 @@ mod error;
 mod iter;
 mod progress;
 mod scheduler;
+mod submit;
 mod task;
 mod worker;
 
@@ -60,6 +61,7 @@ pub use self::call::{AsyncCall, BackgroundCall, PoolCall};
 pub use self::error::{Payload, PoolError, TaskError};
 pub use self::iter::PoolIter;
 pub use self::progress::Progress;
+pub use self::submit::{AsCompleted, TaskFuture, TaskHandle, as_completed};
 pub use self::task::{TaskFn, mode};
 
 use self::call::CallOptions;
@@ -390,6 +392,17 @@ impl Pool {
     /// Kills the workers now. Calls in progress fail with [`PoolError::Closed`].
     pub fn terminate(&self) {
         self.inner.shared.shut_down(Duration::ZERO);
+    }
+
+    /// Submits `task(item)` and returns its [`TaskHandle`] at once (see
+    /// [`PoolCall::submit`]): `pool.submit(square, 7).result()?`.
+    pub fn submit<T, I>(&self, task: T, item: I) -> TaskHandle<T::Output>
+    where
+        T: TaskFn<Plain, Value, I>,
+        I: Transferable,
+    {
+        task::assert_can_travel!(T);
+        self.call().submit_checked(task, item)
     }
 }
 

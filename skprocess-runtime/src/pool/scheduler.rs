@@ -25,6 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::error::{PoolError, TaskError};
+use super::submit::Bell;
 use super::task::TaskCode;
 use crate::error::{ExitInfo, IpcError, ProcessError, SetupFailure};
 use crate::launch::CONNECT_TIMEOUT;
@@ -122,6 +123,9 @@ pub(crate) struct CallSink {
     cancelled: AtomicBool,
     /// Cancelled by a deadline or an interrupt: workers running its items are killed.
     kill_running: AtomicBool,
+    /// Rung after every delivery and failure, for waiters that watch several calls at once
+    /// (submitted tasks, `as_completed`, futures). `None` for the other calls: nothing to ring.
+    bell: Option<Arc<Bell>>,
 }
 
 #[derive(Default)]
@@ -151,17 +155,31 @@ pub(crate) enum Next {
 }
 
 impl CallSink {
+    /// A sink that rings `bell` after each delivery and failure.
+    pub(crate) fn with_bell(bell: Arc<Bell>) -> CallSink {
+        CallSink {
+            bell: Some(bell),
+            ..CallSink::default()
+        }
+    }
+
     fn deliver(&self, delivery: Delivery) {
         if self.is_cancelled() {
             return;
         }
         lock(&self.state).deliveries.push_back(delivery);
         self.ready.notify_all();
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
     }
 
     fn fail(&self, failure: FailureKind) {
         lock(&self.state).failure.get_or_insert(failure);
         self.ready.notify_all();
+        if let Some(bell) = &self.bell {
+            bell.ring();
+        }
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -629,7 +647,14 @@ fn fill(state: &mut State, index: usize) {
     let Some(worker) = workers[index].as_mut() else {
         return;
     };
-    while worker.in_flight.len() < DEPTH && worker.budget != Some(0) {
+    // While a chunk taken back from it is pending, a busy worker gets nothing more to hold:
+    // nothing could take a second chunk back from it until it acknowledges the first (one
+    // revocation at a time), so that chunk would wait behind its running one while another
+    // worker may be idle.
+    while worker.in_flight.len() < DEPTH
+        && worker.budget != Some(0)
+        && (worker.revoked.is_none() || worker.in_flight.is_empty())
+    {
         let Some(mut chunk) = queue.pop_front() else {
             break;
         };

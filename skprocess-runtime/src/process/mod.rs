@@ -224,6 +224,26 @@ impl<P: Lifecycle> Skprocess<P> {
         child.take_outcome::<P::Output>()
     }
 
+    /// Waits at most `timeout` for the process's outcome: `Some` holds it, as
+    /// [`result`](Skprocess::result) gives it (and takes it); `None` when it has not been
+    /// delivered yet. The wait never affects the process: it keeps running, and `result`
+    /// or `result_timeout` can wait again. (`timeout(d).result()` is different: a deadline
+    /// that stops the process.)
+    ///
+    /// "Not yet" is `None` rather than an error, because the process's own errors include
+    /// timeouts of its own ([`ProcessError::Timeout`], [`ProcessError::ResultTimeout`] as
+    /// handed on by `__error__`).
+    pub fn result_timeout(&self, timeout: Duration) -> Option<Result<P::Output, ProcessError>> {
+        let child = match self.child() {
+            Ok(child) => child,
+            Err(error) => return Some(Err(error)),
+        };
+        if !child.io.wait_outcome(deadline_in(timeout)) {
+            return None;
+        }
+        Some(child.take_outcome::<P::Output>())
+    }
+
     /// Asks the process to stop: it finishes its current section, skips the rest of the
     /// iteration, then runs `__onfinish__` and `__result__`. Returns at once. A no-op before
     /// `start` and after the end.
