@@ -217,6 +217,21 @@ fn slow_square(x: u64) -> u64 {
     x * x
 }
 
+/// A pool worker's state: a table built once per worker (think of a model or a connection).
+struct Table {
+    weights: Vec<u64>,
+}
+
+fn load_table() -> Table {
+    Table {
+        weights: (0..256).map(|i| i % 7).collect(),
+    }
+}
+
+fn score(table: &mut Table, x: u64) -> u64 {
+    table.weights[(x % 256) as usize]
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== a process: 100 iterations in a child");
     let started = Instant::now();
@@ -307,6 +322,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         timers.run.max().unwrap_or(0.0) * 1e6
     );
     println!("full iterations: {}", counter.process_timer().num_times());
+
+    println!("\n== a pool for real work: worker state from an initializer, a progress bar");
+    let pool = skprocess::pool::Pool::builder()
+        .workers(2)
+        .initializer(load_table)
+        .build()?;
+    let started = Instant::now();
+    // The bar draws on stderr when it is a terminal (and stays quiet when it is not).
+    let scores = pool
+        .with_state()
+        .progress_bar()
+        .imap(score, 0..200_000u64)
+        .collect::<Result<Vec<u64>, _>>()?;
+    println!(
+        "{} items scored against each worker's own table in {:.0} ms; total {}",
+        scores.len(),
+        started.elapsed().as_secs_f64() * 1e3,
+        scores.iter().sum::<u64>()
+    );
+    drop(pool);
 
     // ANCHOR: ctrl_c
     println!("\n== Ctrl+C: children stop gracefully, results still arrive");

@@ -200,11 +200,13 @@ fn demo() {
         "3 lines, 22 words counted by the workers; most common: \"the\" (5 times)",
         "__run__: 100 samples",
         "full iterations: 100",
+        "200000 items scored against each worker's own table in",
         "the pool call returned: pool call interrupted (",
         "the ticker's result arrived: 60 or more ticks (Ctrl+C pressed: true)",
     ]);
     // printed by the child, whenever it runs relative to the parent's lines
     out.expect_line("[ticker] __onfinish__ after");
+    out.expect_line("; total 595311");
 }
 
 // ---- Examples of the book (not ports of the seed) -------------------------------------------
@@ -670,6 +672,29 @@ fn child_logs() {
     assert_eq!(fetching.len(), 2, "{out}");
     assert!(fetching.iter().all(|l| l.contains(process)), "{out}");
     assert!(out.lines_containing("headers").is_empty(), "{out}");
+}
+
+#[cfg(feature = "logs")]
+#[test]
+fn pool_workloads() {
+    let out = harness::run("pool_workloads", DEADLINE);
+    out.expect_in_order(&[
+        "progress: 0 of 1000 items",
+        "progress: 1000 of 1000 items, 0 failed",
+        "1000 lookups, 500 hits",
+    ]);
+    // Each worker's initializer logged once, from its own process, through the parent's logger.
+    let ready = out.lines_containing("cache loaded with 500 entries");
+    assert_eq!(ready.len(), 2, "{out}");
+    assert!(
+        ready.iter().all(|l| l.contains("process=pool worker")),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines_containing("a worker's first lookup").len(),
+        2,
+        "{out}"
+    );
 }
 
 #[cfg(feature = "logs")]
