@@ -143,8 +143,8 @@ fn a_pool_whose_hook_fails_fails_its_calls_and_stops_starting_workers() {
         assert_eq!(hook, "child_init_failure::read_settings");
         assert_eq!(failure.message(), "the settings file is missing");
     };
-    // The workers connect before they run the hooks, so the pool may or may not be built
-    // before the first one fails.
+    // `build` waits until each worker ran its hooks (and initializer), so the pool is not
+    // built; the other arm is kept in case the first failure comes after the build one day.
     match Pool::new(3) {
         Err(error) => expect_hook_error(error),
         Ok(pool) => {
@@ -159,9 +159,12 @@ fn a_pool_whose_hook_fails_fails_its_calls_and_stops_starting_workers() {
             assert!(pool.pids().is_empty(), "{:?}", pool.pids());
         }
     }
-    // One start per worker, and no more later: a slot whose hook failed is not restarted.
+    // At most one start per worker, and no more later: a slot whose hook failed is not
+    // restarted (a worker still starting when the build fails is killed, maybe before its
+    // hooks ran).
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(scenario.runs(), 3);
+    let runs = scenario.runs();
+    assert!((1..=3).contains(&runs), "{runs} starts for 3 workers");
 }
 
 #[test]

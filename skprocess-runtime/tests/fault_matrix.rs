@@ -30,6 +30,8 @@
 //! - `item <index> <worker pid>` / `failed <index> <error>`: each result of
 //!   `pool.timeout(60 s).unordered_imap(task, 0..ITEMS)` as it arrives (`call-error <error>` for
 //!   an error that names no item); `ready` once [`READY_AFTER`] results arrived;
+//! - `cancel <returned> <result>`: at `ready`, a long single task is submitted and cancelled
+//!   at once (it must report `true cancelled`, and the call must lose nothing);
 //! - `imap-done`, then (once the test said `go` on stdin, see below) `process.stop()` and
 //!   `process-result Ok(n)` / `process-result Err(<error chain>)` from
 //!   `process.timeout(30 s).result()`; then the same for the Share client (`share-result`),
@@ -438,6 +440,12 @@ fn worker_state() -> WorkerPid {
     WorkerPid(std::process::id())
 }
 
+/// A task that takes longer than the whole call (it is cancelled).
+fn lingers(_: &mut WorkerPid, x: u64) -> u64 {
+    std::thread::sleep(Duration::from_secs(5));
+    x
+}
+
 /// An initializer that always fails.
 fn refuses() -> Result<WorkerPid, String> {
     Err("no database".into())
@@ -541,6 +549,16 @@ fn fault_helper_role() {
             arrived += 1;
             if arrived == READY_AFTER {
                 say(format_args!("ready"));
+                // A single task cancelled while the call runs: queued, it is dropped; running,
+                // its worker is killed and replaced. Either way the call loses nothing.
+                let doomed = pool.with_state().submit(lingers, 0);
+                let cancelled = doomed.cancel();
+                let outcome = match doomed.result() {
+                    Ok(_) => "ok".to_owned(),
+                    Err(PoolError::Cancelled) => "cancelled".to_owned(),
+                    Err(error) => format!("other {}", ErrorChain(&error)),
+                };
+                say(format_args!("cancel {cancelled} {outcome}"));
             }
         }
         for pid in pool.pids() {
@@ -594,6 +612,8 @@ struct Observed {
     item_pids: BTreeSet<i32>,
     /// The error of the pool whose initializer fails.
     init_error: Option<String>,
+    /// What `cancel()` on a single task returned, and its result.
+    cancel: Option<String>,
     call_errors: Vec<String>,
     imap_done: bool,
     process_result: Option<String>,
@@ -658,6 +678,10 @@ impl Observed {
             "share-client" => rest.parse().ok().map(|pid| self.share_client = Some(pid)),
             "init-error" => {
                 self.init_error = Some(rest.to_owned());
+                Some(())
+            }
+            "cancel" => {
+                self.cancel = Some(rest.to_owned());
                 Some(())
             }
             "streams" => {
@@ -949,16 +973,15 @@ impl Target {
             Target::Child => seen.process,
             Target::ShareClient => seen.share_client,
             Target::PoolWorker => {
-                // Workers retire as the call goes (and are replaced): one of the workers seen so
-                // far that is alive now, chosen by the RNG.
-                let live: Vec<i32> = seen
-                    .workers
-                    .iter()
-                    .chain(&seen.item_pids)
-                    .copied()
-                    .collect::<BTreeSet<i32>>()
+                // Workers retire as the call goes (and are replaced, by workers the helper may
+                // not have named yet): one of the helper's live children that is neither its
+                // process nor its Share client, chosen by the RNG.
+                let live: Vec<i32> = children_of(helper.pid)
                     .into_iter()
-                    .filter(|&pid| proc_stat(pid).is_some_and(|s| s.1 == helper.pid && s.0 != 'Z'))
+                    .filter(|&(pid, state)| {
+                        state != 'Z' && Some(pid) != seen.process && Some(pid) != seen.share_client
+                    })
+                    .map(|(pid, _)| pid)
                     .collect();
                 (!live.is_empty()).then(|| live[rng.below(live.len() as u64) as usize])
             }
@@ -1199,6 +1222,13 @@ fn check_completed(
     }
     if !seen.call_errors.is_empty() {
         problems.push(format!("the pool call failed: {:?}", seen.call_errors));
+    }
+    // (`Some` unless the fault landed before `ready`, which it never does.)
+    if seen.cancel.as_deref() != Some("true cancelled") {
+        problems.push(format!(
+            "a single task cancelled during the call should end Cancelled: {:?}",
+            seen.cancel
+        ));
     }
     match &seen.init_error {
         Some(error) if error.contains("initializer") && error.contains("refuses") => {}
