@@ -12,8 +12,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)
-step() { printf '\n==> [%ss] %s\n' "$(($(date +%s) - started))" "$*"; }
+step() {
+  printf '\n==> [%ss] %s\n' "$(($(date +%s) - started))" "$*"
+  # Disk use is printed at every step: CI machines' disks can be small.
+  printf '    (target: %s; free: %s)\n' "$(du -sh target 2>/dev/null | cut -f1 || echo none)" \
+    "$(df -h --output=avail . | tail -1 | tr -d ' ')"
+}
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+# Every build here is built once: incremental caches would only take disk.
+export CARGO_INCREMENTAL=0
+
+# Removes the test and example executables of a finished `cargo test` step: the next feature set
+# builds its own (a different hash), and keeping both sets outgrew a CI machine's disk.
+drop_test_binaries() {
+  find target/debug/deps target/debug/examples -maxdepth 1 -type f -perm -u+x ! -name '*.so' \
+    -delete 2>/dev/null || true
+}
 
 step "toolchain"
 rustc --version
@@ -31,6 +45,7 @@ done
 for features in "" "--all-features"; do
   step "cargo test --workspace $features (unit, integration, doc, ui tests, examples, stress, fault matrix)"
   cargo test --workspace $features
+  drop_test_binaries
 done
 
 step "loom: the shared-memory ring's wake-up protocol under every interleaving (bounded)"
