@@ -5,6 +5,7 @@
 //! which re-exports every macro here with its documentation. Generated code names only
 //! `::skprocess::__private`, so users need no other dependency.
 
+mod autoreconnect;
 mod child_init;
 mod ctxt;
 mod item;
@@ -600,4 +601,60 @@ pub fn shared(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn child_init(args: TokenStream, input: TokenStream) -> TokenStream {
     child_init::expand(args.into(), input.into()).into()
+}
+
+/// Opens a process struct's connection fields again in the process that runs its lifecycle,
+/// with the credentials given here.
+///
+/// Connection fields are the connection types of `skprocess::reconnect` (`Postgres`, `Redis`,
+/// `Sqlite`, or `Conn<P>` for your own `P: Connector`). They cross processes as their
+/// parameters, never their secrets. In the child (or pool worker, or `InProcess` run), before
+/// the first lifecycle method, every such field of the struct is opened, with:
+///
+/// 1. the credential given for that field by name, else
+/// 2. the `"*"` credential given for its type, else
+/// 3. the environment variable the connection names (`Conn::secret_from_env`), else
+/// 4. no secret.
+///
+/// A field that cannot be opened ends the process with `ProcessError::Connect`, naming the
+/// field, before any lifecycle method ran (`__error__` sees it).
+///
+/// ```ignore
+/// use skprocess::prelude::*;
+/// use skprocess::autoreconnect;
+/// use skprocess::reconnect::{Postgres, Redis};
+///
+/// #[skprocess]
+/// #[autoreconnect(
+///     start_threads = false,
+///     Postgres = { "*": "default_pass", analytics_db: env("ANALYTICS_PASSWORD") },
+///     Redis = { "*": "redis_secret" },
+/// )]
+/// struct MultiDbWorker {
+///     main_db: Postgres,      // "default_pass"
+///     analytics_db: Postgres, // $ANALYTICS_PASSWORD, read in the child when it connects
+///     cache: Redis,           // "redis_secret"
+/// }
+/// ```
+///
+/// (The example needs the `postgres` and `redis` features; `examples/autoreconnect_multi.rs`
+/// runs it against real servers.)
+///
+/// # Syntax
+///
+/// - `Type = { key: secret, ... }`: `Type` is the connection type as written in the fields
+///   (a path; a type that is not a connection type is an error at it). A key is `"*"` (every
+///   field of that type without its own entry) or a field's name (it must exist and hold that
+///   type). A secret is a string literal, or `env("VAR")`: read from the environment when the
+///   connection opens, so no secret needs to be in the source.
+/// - `start_threads = false` is accepted, as the Python original writes it; threads never
+///   cross processes here, so `true` is an error.
+///
+/// The attribute goes with `#[skprocess]` on the struct, above or below it. Fields are opened
+/// in declaration order. Connections elsewhere (inside collections, pool items, function
+/// arguments) open lazily on first use instead, with the secret from their environment
+/// variable.
+#[proc_macro_attribute]
+pub fn autoreconnect(args: TokenStream, input: TokenStream) -> TokenStream {
+    autoreconnect::expand(args.into(), input.into()).into()
 }

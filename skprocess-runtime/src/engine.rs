@@ -164,6 +164,13 @@ impl<T: Lifecycle> Engine<T> {
         let started = Instant::now();
         let join_at = self.config.join_in.and_then(|d| started.checked_add(d));
         self.link.status.set_phase(Phase::Running);
+        let connected = match self.state.as_mut() {
+            Some(state) => state.connect_fields(),
+            None => Ok(()),
+        };
+        if let Err(error) = connected {
+            return self.handle_error(ProcessError::Connect(Box::new(error)));
+        }
         loop {
             match self.iterate(join_at) {
                 Ok(()) => break,

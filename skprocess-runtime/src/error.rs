@@ -371,6 +371,12 @@ pub enum ProcessError {
         /// The original message, and the panic location if it panicked.
         failure: Failure,
     },
+    /// A connection field of a process struct with
+    /// [`#[autoreconnect]`](macro@crate::autoreconnect) could not be opened in the process
+    /// that runs the lifecycle, before its first lifecycle method. No lifecycle method ran
+    /// (`__error__` is called with this error). The error names the field.
+    #[error("{0}")]
+    Connect(Box<crate::reconnect::ConnectError>),
     /// `wait`, `result` or a similar call came before `start`.
     #[error("the process has not been started")]
     NotStarted,
@@ -637,6 +643,7 @@ impl ProcessError {
                 hook: hook.clone(),
                 failure: failure.clone(),
             },
+            ProcessError::Connect(e) => ProcessError::Connect(e.clone()),
             ProcessError::Spawn(e) => ProcessError::Spawn(io_copy(e)),
             ProcessError::Ipc(e) => ProcessError::Ipc(match e {
                 IpcError::Io(e) => IpcError::Io(io_copy(e)),

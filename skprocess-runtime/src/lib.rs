@@ -122,6 +122,7 @@ mod logs;
 pub mod pipe;
 pub mod pool;
 mod process;
+pub mod reconnect;
 mod registry;
 mod ring;
 pub mod share;
@@ -152,6 +153,8 @@ pub use crate::signals::{ctrl_c_pressed, graceful_ctrl_c};
 pub use ::serde;
 
 #[doc(inline)]
+pub use skprocess_macros::autoreconnect;
+#[doc(inline)]
 pub use skprocess_macros::child_init;
 #[doc(inline)]
 pub use skprocess_macros::skprocess;
@@ -168,7 +171,7 @@ pub mod prelude {
         Context, InProcess, ListenError, ProcessConfig, ProcessError, ProcessTimers, Section,
         Skprocess, TellError,
     };
-    pub use skprocess_macros::{child_init, skprocess, timethis};
+    pub use skprocess_macros::{autoreconnect, child_init, skprocess, timethis};
 }
 
 #[doc(hidden)]
@@ -184,6 +187,10 @@ pub mod __private {
     pub use crate::error::Failure;
     pub use crate::lifecycle::{
         FallibleReturn, HookReturn, Hooks, Lifecycle, ProcessStruct, Transferable,
+    };
+    pub use crate::reconnect::{
+        ConnectError, ConnectionField, Credential, Probe, ProbeConnection, ProbeOther,
+        SecretSource, assert_connection,
     };
     pub use crate::registry::{PROCESSES, ProcessEntry, Registered};
     pub use crate::{Context, ProcessConfig, ProcessError};

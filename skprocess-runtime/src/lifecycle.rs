@@ -114,6 +114,13 @@ pub trait Lifecycle: Serialize + DeserializeOwned + Send + 'static {
     /// Produces the result.
     fn result(&mut self, cx: &mut Context) -> Result<Self::Output, Failure>;
 
+    /// Opens the connection fields, in the process that runs the lifecycle, before the first
+    /// lifecycle method (what [`#[autoreconnect]`](macro@crate::autoreconnect) generates). The
+    /// default opens nothing.
+    fn connect_fields(&mut self) -> Result<(), crate::reconnect::ConnectError> {
+        Ok(())
+    }
+
     /// Handles a failure: `Ok(value)` makes `value` the result; `Err(error)` delivers an error.
     fn error(
         &mut self,
@@ -427,4 +434,9 @@ pub trait ProcessStruct {
     const NAME: Option<&'static str>;
 
     fn apply_attributes(config: &mut ProcessConfig);
+
+    /// Opens the fields that `#[autoreconnect(...)]` covers; the default opens nothing.
+    fn connect_fields(&mut self) -> Result<(), crate::reconnect::ConnectError> {
+        Ok(())
+    }
 }

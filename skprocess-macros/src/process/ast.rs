@@ -14,6 +14,8 @@ pub(crate) struct ProcessStruct<'a> {
     /// The struct already derives `Serialize` / `Deserialize` itself.
     pub(crate) derives_serialize: bool,
     pub(crate) derives_deserialize: bool,
+    /// Its `#[autoreconnect(..)]` attribute, taken off the struct.
+    pub(crate) autoreconnect: Option<crate::autoreconnect::AutoReconnect>,
 }
 
 impl<'a> ProcessStruct<'a> {
@@ -24,6 +26,7 @@ impl<'a> ProcessStruct<'a> {
             attrs,
             derives_serialize: derived.iter().any(|d| d == "Serialize"),
             derives_deserialize: derived.iter().any(|d| d == "Deserialize"),
+            autoreconnect: None,
         }
     }
 }

@@ -69,6 +69,11 @@ pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
         None => quote!(#private::None),
     };
 
+    let connect_fields = model
+        .autoreconnect
+        .as_ref()
+        .map(|ar| crate::autoreconnect::connect_fields_tokens(&private, original, ar));
+
     quote! {
         #serde_attrs
         #original
@@ -83,6 +88,8 @@ pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
                 fn apply_attributes(#config_param) {
                     #(#settings)*
                 }
+
+                #connect_fields
             }
         };
     }
@@ -194,6 +201,9 @@ pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
     let apply_attributes = quote_spanned! {self_ty.span()=>
         <Self as #private::ProcessStruct>::apply_attributes(__sk_config);
     };
+    let connect_fields = quote_spanned! {self_ty.span()=>
+        <Self as #private::ProcessStruct>::connect_fields(self)
+    };
     let registration = registration(&private, original);
 
     let output_span = model
@@ -215,6 +225,10 @@ pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
             fn configure(&self, __sk_config: &mut #private::ProcessConfig) {
                 #apply_attributes
                 #configure
+            }
+
+            fn connect_fields(&mut self) -> #private::Result<(), #private::ConnectError> {
+                #connect_fields
             }
 
             #prerun_fn

@@ -29,8 +29,9 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                     out.extend(expand::fallback_impl_tokens(&original, krate));
                     out
                 }
-                Ok(Item::Struct(original)) => {
+                Ok(Item::Struct(mut original)) => {
                     let krate = attr::StructAttrs::from_args(&Ctxt::quiet(), args).krate;
+                    crate::autoreconnect::take_from(&Ctxt::quiet(), &mut original);
                     expand::fallback_struct_tokens(&original, krate)
                 }
                 _ => input,
@@ -47,7 +48,13 @@ fn try_expand(args: TokenStream, input: TokenStream) -> syn::Result<TokenStream>
     let out = match &item {
         Item::Struct(original) => {
             let attrs = attr::StructAttrs::from_args(&cx, args);
-            let model = ast::ProcessStruct::from_syn(original, attrs);
+            let mut original = original.clone();
+            let autoreconnect = crate::autoreconnect::take_from(&cx, &mut original);
+            if let Some(autoreconnect) = &autoreconnect {
+                crate::autoreconnect::check(&cx, &original, autoreconnect);
+            }
+            let mut model = ast::ProcessStruct::from_syn(&original, attrs);
+            model.autoreconnect = autoreconnect;
             check::check_struct(&cx, &model);
             cx.check()?;
             expand::struct_tokens(&model)

@@ -1,0 +1,664 @@
+//! Connections that cross processes as their parameters and are opened again on the other side.
+//!
+//! A live database connection is a socket and a session: it cannot travel to another process.
+//! What can travel is how to open it. A [`Conn<C>`] holds the parameters `C` (host, port, user,
+//! database... never a password) and, in the process that opened it, the live connection. When
+//! a `Conn` crosses to a child (as a field of a process, a pool item, part of a `star()` tuple
+//! or an argument of a pool's initializer) only the parameters travel; on the other side the
+//! connection is opened again:
+//!
+//! - eagerly, before the first lifecycle method, for the fields of a process struct marked
+//!   [`#[autoreconnect(...)]`](macro@crate::autoreconnect), with the credentials the attribute
+//!   gives (a literal, or `env("VAR")` read in the child when it connects);
+//! - lazily, on first use, everywhere else, with the secret named by
+//!   [`Conn::secret_from_env`] if any.
+//!
+//! The ready-made connection types are [`Postgres`] (feature `postgres`), [`Redis`] (feature
+//! `redis`) and [`Sqlite`] (feature `rusqlite`). Any other kind of connection is a
+//! [`Connector`] implementation away.
+//!
+//! A `Conn` dereferences to the driver's own client, so it is used like one. A connection lost
+//! during the run is rebuilt on demand: [`Conn::reconnect`], or [`Conn::call`] (reconnects
+//! before sending when the connection is known to be gone) and [`Conn::idempotent`] (also
+//! runs the operation once more after a connection lost mid-request, for operations that are
+//! safe to repeat). Nothing is ever sent twice silently.
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "rusqlite")]
+mod sqlite;
+
+use std::any::TypeId;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PgHost, PgParams, Postgres};
+#[cfg(feature = "redis")]
+pub use self::redis::{Redis, RedisAddr, RedisParams};
+#[cfg(feature = "rusqlite")]
+pub use self::sqlite::{Sqlite, SqliteParams};
+
+/// A password or token. Never encoded, never printed: `Debug` shows `Secret(***)`, and it has
+/// no `Serialize` implementation, so it cannot end up in the bytes sent to another process.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself, to hand to a driver.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret::new(s)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Secret {
+        Secret(s)
+    }
+}
+
+/// One kind of connection: its parameters (the implementing type, which crosses processes) and
+/// how to open a live connection from them.
+///
+/// The parameters must not hold secrets: everything in them is encoded and sent. The secret
+/// comes as the argument of [`open`](Connector::open).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use skprocess::reconnect::{Conn, ConnectError, Connector, Secret};
+///
+/// /// A line-based service at `addr`.
+/// #[derive(Clone, Debug, Serialize, Deserialize)]
+/// struct LineService {
+///     addr: String,
+/// }
+///
+/// impl Connector for LineService {
+///     type Live = std::net::TcpStream;
+///     type Error = std::io::Error;
+///     const KIND: &'static str = "line-service";
+///
+///     fn target(&self) -> String {
+///         self.addr.clone()
+///     }
+///
+///     fn open(&self, _secret: Option<&Secret>) -> Result<Self::Live, ConnectError> {
+///         std::net::TcpStream::connect(&self.addr).map_err(ConnectError::from_io)
+///     }
+///
+///     fn is_lost(error: &std::io::Error) -> bool {
+///         error.kind() != std::io::ErrorKind::InvalidInput
+///     }
+/// }
+///
+/// /// The type to use in fields and in `#[autoreconnect(LineConn = {...})]`.
+/// type LineConn = Conn<LineService>;
+///
+/// let conn = LineConn::new(LineService { addr: "127.0.0.1:1".into() });
+/// assert!(!conn.is_open());
+/// ```
+pub trait Connector: Serialize + DeserializeOwned + Send + 'static {
+    /// The live connection (the driver's client).
+    type Live: Send;
+    /// The driver's error type, returned by operations on the live connection.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// A short name of this kind of connection, for messages: `"postgres"`, `"redis"`...
+    const KIND: &'static str;
+
+    /// Where it connects, for messages: host, port, database, user. No secret.
+    fn target(&self) -> String;
+
+    /// Opens a live connection, with `secret` when one was given.
+    fn open(&self, secret: Option<&Secret>) -> Result<Self::Live, ConnectError>;
+
+    /// Whether the live connection is known to be unusable (closed by the server, broken),
+    /// without talking to the server. The default says it never is.
+    fn is_closed(live: &Self::Live) -> bool {
+        let _ = live;
+        false
+    }
+
+    /// Whether an operation's error means that the connection was lost (as opposed to an
+    /// error the server reported on a healthy connection).
+    fn is_lost(error: &Self::Error) -> bool;
+}
+
+/// Why a connection could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ConnectFailure {
+    /// The server refused the credentials (a wrong password or user).
+    Auth,
+    /// The server wanted a secret and none was given: none in `#[autoreconnect(...)]` for this
+    /// field or type, and no [`Conn::secret_from_env`].
+    NoSecret,
+    /// The credentials name an environment variable that is not set (or not UTF-8) in the
+    /// process that connects.
+    MissingEnv {
+        /// The variable.
+        var: String,
+    },
+    /// The server could not be reached (refused, unreachable, timed out).
+    Unreachable,
+    /// Any other failure (bad parameters, an error reported by the server).
+    Other,
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectFailure::Auth => f.write_str("the server refused the credentials"),
+            ConnectFailure::NoSecret => f.write_str(
+                "the server wants a password and none was given (give one in \
+                 #[autoreconnect(...)], or name an environment variable with secret_from_env)",
+            ),
+            ConnectFailure::MissingEnv { var } => {
+                write!(
+                    f,
+                    "the environment variable `{var}` holding the secret is not set"
+                )
+            }
+            ConnectFailure::Unreachable => f.write_str("the server could not be reached"),
+            ConnectFailure::Other => f.write_str("the connection failed"),
+        }
+    }
+}
+
+/// A connection could not be opened: which one, where to, why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct ConnectError {
+    kind: String,
+    field: Option<String>,
+    target: String,
+    failure: ConnectFailure,
+    message: String,
+}
+
+impl ConnectError {
+    /// A failure of `failure`'s kind, with the driver's message. [`Conn`] adds the connection's
+    /// kind, target and field.
+    pub fn new(failure: ConnectFailure, message: impl Into<String>) -> ConnectError {
+        ConnectError {
+            kind: String::new(),
+            field: None,
+            target: String::new(),
+            failure,
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error while connecting: [`ConnectFailure::Unreachable`] for refused, reset,
+    /// unreachable and timed-out connections, [`ConnectFailure::Other`] otherwise.
+    pub fn from_io(error: std::io::Error) -> ConnectError {
+        use std::io::ErrorKind::*;
+        let failure = match error.kind() {
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotConnected
+            | AddrNotAvailable | TimedOut | HostUnreachable | NetworkUnreachable => {
+                ConnectFailure::Unreachable
+            }
+            _ => ConnectFailure::Other,
+        };
+        ConnectError::new(failure, error.to_string())
+    }
+
+    /// The kind of connection (`"postgres"`, `"redis"`...).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The process struct's field being connected, when the connection was opened by
+    /// `#[autoreconnect]`.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// Where it was connecting to (no secret).
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Why it failed.
+    pub fn failure(&self) -> &ConnectFailure {
+        &self.failure
+    }
+
+    /// The driver's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn about<C: Connector>(mut self, params: &C, field: Option<&str>) -> ConnectError {
+        C::KIND.clone_into(&mut self.kind);
+        self.target = params.target();
+        if let Some(field) = field {
+            self.field = Some(field.to_owned());
+        }
+        self
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cannot connect ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}` ")?;
+        }
+        write!(f, "({} {}): {}", self.kind, self.target, self.failure)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// How an operation through [`Conn::call`] or [`Conn::idempotent`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError<E> {
+    /// The connection had to be (re)opened before the operation was sent, and could not be.
+    /// Nothing was sent.
+    #[error(transparent)]
+    Connect(ConnectError),
+    /// The connection was lost during the operation: the request may or may not have reached
+    /// the server. The next call opens a new connection first. ([`Conn::idempotent`] returns
+    /// this only when the second attempt lost its connection too.)
+    #[error("connection lost during the operation (it may or may not have run): {0}")]
+    Lost(E),
+    /// The operation failed on a healthy connection (the server's answer, a bad query...).
+    #[error(transparent)]
+    Failed(E),
+}
+
+impl<E> CallError<E> {
+    /// Whether the connection was lost mid-operation.
+    pub fn is_lost(&self) -> bool {
+        matches!(self, CallError::Lost(_))
+    }
+}
+
+/// A connection that crosses processes as its parameters.
+///
+/// In the process that opened it, it holds the live connection (the driver's client, reached
+/// through `Deref`/`DerefMut` or [`open`](Conn::open)). Encoded, it is only its parameters and
+/// the name of the environment variable holding its secret, if any: never the secret, never
+/// the socket. Decoded, it is not connected; it opens on first use (or before the first
+/// lifecycle method, in a process struct with [`#[autoreconnect]`](macro@crate::autoreconnect)).
+///
+/// Using it through `Deref` when it cannot connect panics with the [`ConnectError`]'s message
+/// (in a lifecycle method, that is a failure of the section, like any panic there). Use
+/// [`open`](Conn::open), [`call`](Conn::call) or [`idempotent`](Conn::idempotent) for a typed
+/// error instead.
+///
+/// `Clone` copies the parameters and the secret, not the live connection: the clone opens its
+/// own.
+pub struct Conn<C: Connector> {
+    params: C,
+    secret: Option<Secret>,
+    secret_env: Option<String>,
+    live: OnceLock<C::Live>,
+}
+
+impl<C: Connector> Conn<C> {
+    /// A connection to open later, with `params`.
+    pub fn new(params: C) -> Conn<C> {
+        Conn {
+            params,
+            secret: None,
+            secret_env: None,
+            live: OnceLock::new(),
+        }
+    }
+
+    /// Sets the secret to connect with, in this process only (it never crosses).
+    pub fn with_secret(mut self, secret: impl Into<Secret>) -> Conn<C> {
+        self.secret = Some(secret.into());
+        self
+    }
+
+    /// Names an environment variable holding the secret, read by whichever process connects
+    /// (when no secret was set there). The name crosses processes; the value never does.
+    pub fn secret_from_env(mut self, var: impl Into<String>) -> Conn<C> {
+        self.secret_env = Some(var.into());
+        self
+    }
+
+    /// Sets or replaces the secret for the next connection, in this process only.
+    pub fn set_secret(&mut self, secret: Option<Secret>) {
+        self.secret = secret;
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &C {
+        &self.params
+    }
+
+    /// Whether a live connection is held and not known to be closed.
+    pub fn is_open(&self) -> bool {
+        self.live.get().is_some_and(|live| !C::is_closed(live))
+    }
+
+    /// The live connection, opened first if there is none or it is known to be closed.
+    pub fn open(&mut self) -> Result<&mut C::Live, ConnectError> {
+        self.open_as(None)
+    }
+
+    /// Drops the live connection (if any) and opens a new one.
+    pub fn reconnect(&mut self) -> Result<&mut C::Live, ConnectError> {
+        self.close();
+        self.open()
+    }
+
+    /// Drops the live connection, if any. The next use opens a new one.
+    pub fn close(&mut self) {
+        self.live.take();
+    }
+
+    /// Runs `op` on the live connection. If the connection is known to be gone before `op`
+    /// runs, it is opened again first (nothing was sent yet, so this is always safe). If it is
+    /// lost during `op`, the error is [`CallError::Lost`] and `op` is **not** run again (it may
+    /// have reached the server); the next call reconnects first.
+    pub fn call<T>(
+        &mut self,
+        op: impl FnOnce(&mut C::Live) -> Result<T, C::Error>,
+    ) -> Result<T, CallError<C::Error>> {
+        let live = self.open().map_err(CallError::Connect)?;
+        match op(live) {
+            Ok(value) => Ok(value),
+            Err(error) if C::is_lost(&error) => {
+                self.close();
+                Err(CallError::Lost(error))
+            }
+            Err(error) => Err(CallError::Failed(error)),
+        }
+    }
+
+    /// [`call`](Conn::call) for an operation that is safe to run twice (a read, an upsert, a
+    /// `SET`): when the connection is lost during `op`, reconnects and runs it once more.
+    pub fn idempotent<T>(
+        &mut self,
+        mut op: impl FnMut(&mut C::Live) -> Result<T, C::Error>,
+    ) -> Result<T, CallError<C::Error>> {
+        match self.call(&mut op) {
+            Err(CallError::Lost(_)) => self.call(op),
+            other => other,
+        }
+    }
+
+    /// Opens if needed; `field` names the struct field in errors.
+    fn open_as(&mut self, field: Option<&str>) -> Result<&mut C::Live, ConnectError> {
+        if self.live.get().is_some_and(C::is_closed) {
+            self.live.take();
+        }
+        if self.live.get().is_none() {
+            let live = self.connect_now(field)?;
+            let _ = self.live.set(live);
+        }
+        Ok(self.live.get_mut().expect("set just above"))
+    }
+
+    fn connect_now(&self, field: Option<&str>) -> Result<C::Live, ConnectError> {
+        let env_secret;
+        let secret = match (&self.secret, &self.secret_env) {
+            (Some(secret), _) => Some(secret),
+            (None, Some(var)) => {
+                env_secret = read_env_secret(var).map_err(|e| e.about(&self.params, field))?;
+                Some(&env_secret)
+            }
+            (None, None) => None,
+        };
+        self.params
+            .open(secret)
+            .map_err(|e| e.about(&self.params, field))
+    }
+
+    fn live_or_panic(&self) -> &C::Live {
+        if let Some(live) = self.live.get() {
+            return live;
+        }
+        match self.connect_now(None) {
+            Ok(live) => self.live.get_or_init(|| live),
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
+fn read_env_secret(var: &str) -> Result<Secret, ConnectError> {
+    std::env::var(var).map(Secret).map_err(|_| {
+        ConnectError::new(
+            ConnectFailure::MissingEnv {
+                var: var.to_owned(),
+            },
+            String::new(),
+        )
+    })
+}
+
+impl<C: Connector> Deref for Conn<C> {
+    type Target = C::Live;
+
+    /// The live connection, opened first if needed; panics if it cannot be opened.
+    fn deref(&self) -> &C::Live {
+        self.live_or_panic()
+    }
+}
+
+impl<C: Connector> DerefMut for Conn<C> {
+    /// The live connection, opened first if needed; panics if it cannot be opened.
+    fn deref_mut(&mut self) -> &mut C::Live {
+        match self.open() {
+            Ok(live) => live,
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+
+impl<C: Connector + Clone> Clone for Conn<C> {
+    fn clone(&self) -> Conn<C> {
+        Conn {
+            params: self.params.clone(),
+            secret: self.secret.clone(),
+            secret_env: self.secret_env.clone(),
+            live: OnceLock::new(),
+        }
+    }
+}
+
+impl<C: Connector + fmt::Debug> fmt::Debug for Conn<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("kind", &C::KIND)
+            .field("params", &self.params)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("secret_env", &self.secret_env)
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+/// What crosses: the parameters and the secret's variable name.
+#[derive(Serialize)]
+#[serde(rename = "Conn")]
+struct WireRef<'a, C> {
+    params: &'a C,
+    secret_env: &'a Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Conn")]
+struct WireOwned<C> {
+    params: C,
+    secret_env: Option<String>,
+}
+
+impl<C: Connector> Serialize for Conn<C> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireRef {
+            params: &self.params,
+            secret_env: &self.secret_env,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, C: Connector> Deserialize<'de> for Conn<C> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireOwned::<C>::deserialize(deserializer)?;
+        Ok(Conn {
+            params: wire.params,
+            secret: None,
+            secret_env: wire.secret_env,
+            live: OnceLock::new(),
+        })
+    }
+}
+
+// ---- what `#[autoreconnect]` expands to ----
+
+/// Where a credential in `#[autoreconnect(...)]` comes from.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub enum SecretSource {
+    /// Written in the attribute.
+    Literal(&'static str),
+    /// `env("VAR")`: read when connecting.
+    Env(&'static str),
+}
+
+/// One credential of `#[autoreconnect(...)]`: for connections of the type whose id `ty`
+/// returns, in `field` (`None`: `"*"`, every field of that type without its own).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Credential {
+    ty: fn() -> TypeId,
+    field: Option<&'static str>,
+    source: SecretSource,
+}
+
+impl Credential {
+    #[doc(hidden)]
+    pub const fn new(
+        ty: fn() -> TypeId,
+        field: Option<&'static str>,
+        source: SecretSource,
+    ) -> Credential {
+        Credential { ty, field, source }
+    }
+}
+
+/// A field type that `#[autoreconnect]` can open: every [`Conn`].
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a connection type that #[autoreconnect] can rebuild",
+    label = "not a connection type",
+    note = "connection types are `Postgres`, `Redis` and `Sqlite` from `skprocess::reconnect` (features `postgres`, `redis`, `rusqlite`), or `Conn<P>` for your own `P: Connector`"
+)]
+pub trait ConnectionField: 'static {
+    /// Opens the field with the credentials that apply to it.
+    fn connect_field(
+        &mut self,
+        field: &'static str,
+        credentials: &[Credential],
+    ) -> Result<(), ConnectError>;
+}
+
+impl<C: Connector> ConnectionField for Conn<C> {
+    fn connect_field(
+        &mut self,
+        field: &'static str,
+        credentials: &[Credential],
+    ) -> Result<(), ConnectError> {
+        let ty = TypeId::of::<Self>();
+        let mine = |c: &&Credential| (c.ty)() == ty;
+        let chosen = credentials
+            .iter()
+            .filter(mine)
+            .find(|c| c.field == Some(field))
+            .or_else(|| credentials.iter().filter(mine).find(|c| c.field.is_none()));
+        if let Some(credential) = chosen {
+            let secret = match credential.source {
+                SecretSource::Literal(secret) => Secret::new(secret),
+                SecretSource::Env(var) => {
+                    read_env_secret(var).map_err(|e| e.about(&self.params, Some(field)))?
+                }
+            };
+            self.secret = Some(secret);
+        }
+        self.live.take();
+        self.open_as(Some(field)).map(drop)
+    }
+}
+
+/// Checks, where the attribute names a type, that it is a connection type.
+#[doc(hidden)]
+pub const fn assert_connection<T: ConnectionField>() {}
+
+/// Finds out, by autoref, whether a field's type is a connection type: `(&Probe::of(&x)).get()`
+/// is `Some(opener)` for a [`ConnectionField`] and `None` for anything else.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Probe<T>(std::marker::PhantomData<T>);
+
+impl<T> Probe<T> {
+    #[doc(hidden)]
+    pub fn of(_: &T) -> Probe<T> {
+        Probe(std::marker::PhantomData)
+    }
+}
+
+/// The opener of a field: its `connect_field`.
+#[doc(hidden)]
+pub type FieldOpener<T> = fn(&mut T, &'static str, &[Credential]) -> Result<(), ConnectError>;
+
+/// Chosen for connection types (needs no autoref).
+#[doc(hidden)]
+pub trait ProbeConnection {
+    /// The field's type.
+    type Field;
+    /// `Some(opener)`.
+    fn get(&self) -> Option<FieldOpener<Self::Field>>;
+}
+
+impl<T: ConnectionField> ProbeConnection for Probe<T> {
+    type Field = T;
+    fn get(&self) -> Option<FieldOpener<T>> {
+        Some(T::connect_field)
+    }
+}
+
+/// Chosen for every other type (one autoref further).
+#[doc(hidden)]
+pub trait ProbeOther {
+    /// The field's type.
+    type Field;
+    /// `None`.
+    fn get(&self) -> Option<FieldOpener<Self::Field>>;
+}
+
+impl<T> ProbeOther for &Probe<T> {
+    type Field = T;
+    fn get(&self) -> Option<FieldOpener<T>> {
+        None
+    }
+}

@@ -1,0 +1,159 @@
+//! Redis through the sync [`redis`](::redis) connection.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ::redis::{
+    ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
+
+/// A Redis connection that crosses processes as its parameters: dereferences to a
+/// [`redis::Connection`](::redis::Connection), so `redis::Commands` methods and
+/// `query(&mut *conn)` work on it.
+///
+/// ```no_run
+/// use redis::Commands;
+/// use skprocess::reconnect::Redis;
+///
+/// let mut cache = Redis::connect("redis://:s3cret@127.0.0.1:6379/0")?;
+/// let _: () = cache.set("greeting", "hello")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Connections are plain TCP or Unix sockets (no TLS); connecting times out after 10 seconds.
+pub type Redis = Conn<RedisParams>;
+
+/// Where a Redis server is, without the password.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedisParams {
+    /// The server's address.
+    pub addr: RedisAddr,
+    /// The database number.
+    pub db: i64,
+    /// The ACL user, if not the default one.
+    pub username: Option<String>,
+}
+
+/// A Redis server's address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RedisAddr {
+    /// Host and port.
+    Tcp(String, u16),
+    /// A Unix socket.
+    Unix(PathBuf),
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RedisParams {
+    /// The parameters of a [`redis::ConnectionInfo`](::redis::ConnectionInfo), and its
+    /// password if it has one (kept apart). TLS addresses are refused.
+    pub fn from_info(info: &ConnectionInfo) -> Result<(RedisParams, Option<Secret>), ConnectError> {
+        let addr = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => RedisAddr::Tcp(host.clone(), *port),
+            ConnectionAddr::Unix(path) => RedisAddr::Unix(path.clone()),
+            other => {
+                return Err(ConnectError::new(
+                    ConnectFailure::Other,
+                    format!("TLS connections are not supported ({other})"),
+                ));
+            }
+        };
+        let settings = info.redis_settings();
+        Ok((
+            RedisParams {
+                addr,
+                db: settings.db(),
+                username: settings.username().map(str::to_owned),
+            },
+            settings.password().map(Secret::new),
+        ))
+    }
+
+    fn to_info(&self, secret: Option<&Secret>) -> ConnectionInfo {
+        let addr = match &self.addr {
+            RedisAddr::Tcp(host, port) => ConnectionAddr::Tcp(host.clone(), *port),
+            RedisAddr::Unix(path) => ConnectionAddr::Unix(path.clone()),
+        };
+        let mut settings = RedisConnectionInfo::default().set_db(self.db);
+        if let Some(user) = &self.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(secret) = secret {
+            settings = settings.set_password(secret.expose());
+        }
+        addr.into_connection_info()
+            .expect("an address is always a valid connection info")
+            .set_redis_settings(settings)
+    }
+}
+
+impl Connector for RedisParams {
+    type Live = ::redis::Connection;
+    type Error = RedisError;
+    const KIND: &'static str = "redis";
+
+    fn target(&self) -> String {
+        let mut out = match &self.addr {
+            RedisAddr::Tcp(host, port) => format!("{host}:{port}"),
+            RedisAddr::Unix(path) => path.display().to_string(),
+        };
+        out.push_str(&format!("/{}", self.db));
+        if let Some(user) = &self.username {
+            out.push_str(" as ");
+            out.push_str(user);
+        }
+        out
+    }
+
+    fn open(&self, secret: Option<&Secret>) -> Result<::redis::Connection, ConnectError> {
+        let fail = |error: RedisError| {
+            let failure = match error.kind() {
+                ErrorKind::AuthenticationFailed if secret.is_none() => ConnectFailure::NoSecret,
+                ErrorKind::AuthenticationFailed => ConnectFailure::Auth,
+                _ if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() => {
+                    ConnectFailure::Unreachable
+                }
+                _ => ConnectFailure::Other,
+            };
+            ConnectError::new(failure, error.to_string())
+        };
+        ::redis::Client::open(self.to_info(secret))
+            .map_err(fail)?
+            .get_connection_with_timeout(CONNECT_TIMEOUT)
+            .map_err(fail)
+    }
+
+    fn is_closed(live: &::redis::Connection) -> bool {
+        !::redis::ConnectionLike::is_open(live)
+    }
+
+    fn is_lost(error: &RedisError) -> bool {
+        error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
+    }
+}
+
+impl Conn<RedisParams> {
+    /// Connects now, to a `redis://[user][:password@]host[:port][/db]` (or `redis+unix://`)
+    /// URL. The password stays in this process.
+    pub fn connect(url: &str) -> Result<Redis, ConnectError> {
+        let mut conn = Self::lazy(url)?;
+        conn.open()?;
+        Ok(conn)
+    }
+
+    /// Like [`connect`](Conn::<RedisParams>::connect), without connecting: the connection opens
+    /// on first use.
+    pub fn lazy(url: &str) -> Result<Redis, ConnectError> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| ConnectError::new(ConnectFailure::Other, e.to_string()))?;
+        let (params, secret) = RedisParams::from_info(&info)?;
+        let mut conn = Conn::new(params);
+        conn.secret = secret;
+        Ok(conn)
+    }
+}
