@@ -26,6 +26,9 @@ use crate::ctxt::Ctxt;
 /// The parsed attribute.
 pub(crate) struct AutoReconnect {
     pub(crate) types: Vec<TypeCredentials>,
+    /// The attribute's path as written (`autoreconnect`, `skprocess::autoreconnect`): named
+    /// again in the expansion so that the user's import of it counts as used.
+    pub(crate) path: syn::Path,
 }
 
 /// `Type = { ... }`: the credentials for the fields of one connection type.
@@ -83,7 +86,9 @@ pub(crate) fn take_from(cx: &Ctxt, item: &mut ItemStruct) -> Option<AutoReconnec
             cx.error_spanned_by(attr, "duplicate `#[autoreconnect]` attribute");
             continue;
         }
-        found = Some(parse_args(cx, args));
+        let mut parsed = parse_args(cx, args);
+        parsed.path = attr.path().clone();
+        found = Some(parsed);
     }
     item.attrs = kept;
     found
@@ -151,7 +156,10 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> AutoReconnect {
     if let Err(err) = parser.parse2(args) {
         cx.syn_error(err);
     }
-    AutoReconnect { types }
+    AutoReconnect {
+        types,
+        path: syn::parse_quote!(autoreconnect),
+    }
 }
 
 /// The inside of `{ "*": "pw", field: env("VAR") }`.
@@ -346,10 +354,13 @@ pub(crate) fn connect_fields_tokens(
             }
         }
     });
+    let path = &model.path;
     quote! {
         fn connect_fields(&mut self) -> #private::Result<(), #private::ConnectError> {
             #[allow(unused_imports)]
             use #private::{ProbeConnection as _, ProbeOther as _};
+            #[allow(unused_imports)]
+            use #path as _;
             #(#checks)*
             const __SK_CREDENTIALS: &[#private::Credential] = &[#(#credentials),*];
             #(#opens)*

@@ -172,17 +172,46 @@ fn credentials_from_the_attribute_reach_each_field_in_the_child() {
     assert_eq!(plain, 7);
 }
 
+/// The same without a field read from the environment (an in-process run reads this
+/// process's environment, which a test must not change while other tests run).
+#[skprocess(runs = 1)]
+#[autoreconnect(EchoConn = { "*": "star", bee: "bee-secret" })]
+struct Local {
+    ay: EchoConn,
+    bee: EchoConn,
+    other: OtherConn,
+    open_before_prerun: bool,
+}
+
+#[skprocess]
+impl Local {
+    fn __prerun__(&mut self) {
+        self.open_before_prerun = self.ay.is_open() && self.bee.is_open() && self.other.is_open();
+    }
+
+    fn __run__(&mut self) {}
+
+    fn __result__(&mut self) -> (Vec<String>, bool) {
+        let seen = vec![
+            (*self.ay).clone(),
+            (*self.bee).clone(),
+            (*self.other).clone(),
+        ];
+        (seen, self.open_before_prerun)
+    }
+}
+
 #[test]
 fn an_in_process_run_opens_the_fields_the_same_way() {
-    // SAFETY: no other thread of this test binary reads this variable concurrently with the
-    // write; the in-process run reads it after.
-    unsafe { std::env::set_var(ENV_VAR, "from-the-environment") };
-    let (seen, open_before_prerun, _) =
-        within(LIMIT, || InProcess::new(worker()).run()).expect("the worker runs");
-    assert_eq!(
-        seen,
-        ["star", "bee-secret", "from-the-environment", "<none>"]
-    );
+    let local = Local {
+        ay: echo("a"),
+        bee: echo("b"),
+        other: other("d"),
+        open_before_prerun: false,
+    };
+    let (seen, open_before_prerun) =
+        within(LIMIT, || InProcess::new(local).run()).expect("the process runs");
+    assert_eq!(seen, ["star", "bee-secret", "<none>"]);
     assert!(open_before_prerun);
 }
 

@@ -24,11 +24,24 @@
 //! safe to repeat). Nothing is ever sent twice silently.
 
 #[cfg(feature = "postgres")]
-mod postgres;
+mod pg;
 #[cfg(feature = "redis")]
-mod redis;
+mod redis_conn;
 #[cfg(feature = "rusqlite")]
-mod sqlite;
+mod sqlite_conn;
+
+/// The [`postgres`](https://docs.rs/postgres) driver crate, re-exported so that programs use
+/// the same version as [`Postgres`] without depending on it themselves.
+#[cfg(feature = "postgres")]
+pub use ::postgres;
+/// The [`redis`](https://docs.rs/redis) driver crate (for `redis::Commands` and friends),
+/// re-exported so that programs use the same version as [`Redis`].
+#[cfg(feature = "redis")]
+pub use ::redis;
+/// The [`rusqlite`](https://docs.rs/rusqlite) driver crate, re-exported so that programs use the
+/// same version as [`Sqlite`].
+#[cfg(feature = "rusqlite")]
+pub use ::rusqlite;
 
 use std::any::TypeId;
 use std::fmt;
@@ -39,11 +52,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PgHost, PgParams, Postgres};
+pub use self::pg::{PgHost, PgParams, Postgres};
 #[cfg(feature = "redis")]
-pub use self::redis::{Redis, RedisAddr, RedisParams};
+pub use self::redis_conn::{Redis, RedisAddr, RedisParams};
 #[cfg(feature = "rusqlite")]
-pub use self::sqlite::{Sqlite, SqliteParams};
+pub use self::sqlite_conn::{Sqlite, SqliteParams};
 
 /// A password or token. Never encoded, never printed: `Debug` shows `Secret(***)`, and it has
 /// no `Serialize` implementation, so it cannot end up in the bytes sent to another process.

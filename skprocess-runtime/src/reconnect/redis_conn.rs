@@ -111,9 +111,11 @@ impl Connector for RedisParams {
 
     fn open(&self, secret: Option<&Secret>) -> Result<::redis::Connection, ConnectError> {
         let fail = |error: RedisError| {
+            let auth = error.kind() == ErrorKind::AuthenticationFailed
+                || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"));
             let failure = match error.kind() {
-                ErrorKind::AuthenticationFailed if secret.is_none() => ConnectFailure::NoSecret,
-                ErrorKind::AuthenticationFailed => ConnectFailure::Auth,
+                _ if auth && secret.is_none() => ConnectFailure::NoSecret,
+                _ if auth => ConnectFailure::Auth,
                 _ if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() => {
                     ConnectFailure::Unreachable
                 }
@@ -121,10 +123,16 @@ impl Connector for RedisParams {
             };
             ConnectError::new(failure, error.to_string())
         };
-        ::redis::Client::open(self.to_info(secret))
+        let mut live = ::redis::Client::open(self.to_info(secret))
             .map_err(fail)?
             .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(fail)
+            .map_err(fail)?;
+        // Without a password, a server that wants one still accepts the connection and refuses
+        // each command: one PING finds that out now, not at the first use.
+        ::redis::cmd("PING")
+            .query::<String>(&mut live)
+            .map_err(fail)?;
+        Ok(live)
     }
 
     fn is_closed(live: &::redis::Connection) -> bool {

@@ -190,7 +190,7 @@ fn classify(error: &::postgres::Error, had_secret: bool) -> ConnectFailure {
     }
     // The client refuses before sending anything when the server asks for a password it was
     // not given ("invalid configuration: password missing").
-    if !had_secret && error.to_string().contains("password missing") {
+    if !had_secret && error_chain(error).contains("password missing") {
         return ConnectFailure::NoSecret;
     }
     ConnectFailure::Other
