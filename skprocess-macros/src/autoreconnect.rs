@@ -311,9 +311,13 @@ pub(crate) fn connect_fields_tokens(
 ) -> TokenStream {
     let mut credentials = Vec::new();
     let mut checks = Vec::new();
-    for creds in &model.types {
-        let ty = &creds.ty;
-        checks.push(quote_spanned! {ty.span()=>
+    for (index, creds) in model.types.iter().enumerate() {
+        // Named once through an alias, so that a type that does not resolve is one error.
+        let written = &creds.ty;
+        let ty = syn::Ident::new(&format!("__SkConnection{index}"), written.span());
+        checks.push(quote_spanned! {written.span()=>
+            #[allow(non_camel_case_types)]
+            type #ty = #written;
             const _: () = #private::assert_connection::<#ty>();
         });
         for entry in &creds.entries {
@@ -366,6 +370,18 @@ pub(crate) fn connect_fields_tokens(
             #(#opens)*
             #private::Ok(())
         }
+    }
+}
+
+/// Names the attribute's path, so that the user's import of it counts as used (for a struct
+/// whose expansion failed, which has no `connect_fields`).
+pub(crate) fn use_path(model: &AutoReconnect) -> TokenStream {
+    let path = &model.path;
+    quote! {
+        const _: () = {
+            #[allow(unused_imports)]
+            use #path as _;
+        };
     }
 }
 

@@ -186,7 +186,8 @@ pub mod __private {
     pub use crate::child_init::{CHILD_INITS, ChildInit, ChildInitReturn};
     pub use crate::error::Failure;
     pub use crate::lifecycle::{
-        FallibleReturn, HookReturn, Hooks, Lifecycle, ProcessStruct, Transferable,
+        CrossField, CrossShared, FallibleReturn, HookReturn, Hooks, Lifecycle, ProcessStruct,
+        Transferable,
     };
     pub use crate::reconnect::{
         ConnectError, ConnectionField, Credential, Probe, ProbeConnection, ProbeOther,

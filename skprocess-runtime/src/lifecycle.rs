@@ -440,3 +440,50 @@ pub trait ProcessStruct {
         Ok(())
     }
 }
+
+/// What `#[skprocess]` routes each field of a process struct through when it derives the
+/// struct's serde implementations: the field's own `Serialize`/`Deserialize`, unchanged (the
+/// same bytes), but a field type that has none is reported once, at the field, with what to do
+/// instead of pages of serde's trait errors.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the field's type `{Self}` cannot cross processes",
+    label = "this field is sent to the child process, and `{Self}` cannot be encoded",
+    note = "a live resource (a file, a socket, a thread, a database driver's client) exists only in the process that opened it; instead: mark the field `#[serde(skip)]` and open the resource in `__prerun__`; for a database connection, use a connection type of `skprocess::reconnect` with `#[autoreconnect]`; for state shared between processes, use a `Share`",
+    note = "any `#[serde(...)]` attribute of your own on the field turns this check off"
+)]
+pub trait CrossField: Sized {
+    /// The field's own `Serialize`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    /// The field's own `Deserialize`.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> CrossField for T {
+    #[inline]
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Serialize::serialize(self, serializer)
+    }
+
+    #[inline]
+    fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
+
+/// The same for a field whose type is an `Rc` or an `Arc`: shared ownership within one
+/// process, which a copy in another process would silently break. Implemented for no type.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the field's type `{Self}` shares its value within this process only; it cannot cross processes",
+    label = "this field is sent to the child process, which would get a copy that nothing else shares",
+    note = "to share state between processes, put it in a `Share` (`skprocess::share`): every process then calls methods on the same object",
+    note = "for a copy in the child, hold the value itself (not an `Rc`/`Arc`); any `#[serde(...)]` attribute of your own on the field turns this check off"
+)]
+pub trait CrossShared: Sized {
+    /// Never called: no type implements this trait.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+    /// Never called: no type implements this trait.
+    fn deserialize<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error>;
+}

@@ -417,3 +417,38 @@ fn a_connection_that_cannot_open_panics_on_deref_with_the_reason_and_errs_on_ope
         "{message}"
     );
 }
+
+/// Locks and atomics pass the field check and cross as copies of their values.
+#[skprocess(runs = 1)]
+struct Copies {
+    counter: std::sync::Mutex<u64>,
+    hits: std::sync::atomic::AtomicU64,
+}
+
+#[skprocess]
+impl Copies {
+    fn __run__(&mut self) {
+        *self.counter.get_mut().expect("not poisoned") += 1;
+        self.hits.fetch_add(10, Ordering::SeqCst);
+    }
+
+    fn __result__(&mut self) -> (u64, u64) {
+        (
+            *self.counter.get_mut().expect("not poisoned"),
+            self.hits.load(Ordering::SeqCst),
+        )
+    }
+}
+
+#[test]
+fn locks_and_atomics_cross_as_copies_of_their_values() {
+    let copies = Copies {
+        counter: std::sync::Mutex::new(41),
+        hits: std::sync::atomic::AtomicU64::new(5),
+    };
+    let (counter, hits) = Skprocess::new(copies)
+        .timeout(LIMIT)
+        .run()
+        .expect("runs");
+    assert_eq!((counter, hits), (42, 15));
+}

@@ -33,6 +33,29 @@ pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
         }
     };
 
+    // Each field through `CrossField`: one error at a field that cannot cross, not serde's.
+    let checked;
+    let mut shared_pointer = false;
+    let original = if derives.len() == 2 && original.generics.params.is_empty() {
+        checked = with_cross_checks(original, &private);
+        shared_pointer = checked.1;
+        &checked.0
+    } else {
+        original
+    };
+    // An `Rc` field is already one error at the field (`CrossShared`, implemented for no type,
+    // so this program never builds). Claiming `Send` here keeps rustc from adding three more
+    // ("`Rc` cannot be sent between threads") at the struct and its impl block. Sound only
+    // because the build is certain to fail.
+    let no_send_cascade = shared_pointer.then(|| {
+        quote! {
+            #[doc(hidden)]
+            // SAFETY: never compiled into a program: `CrossShared` has no implementations, so
+            // the `Rc`/`Arc` field's check above always fails the build.
+            unsafe impl #impl_generics ::core::marker::Send for #ident #ty_generics #where_clause {}
+        }
+    });
+
     let attrs = &model.attrs;
     let mut settings = Vec::new();
     if let Some(runs) = attrs.runs {
@@ -77,6 +100,7 @@ pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
     quote! {
         #serde_attrs
         #original
+        #no_send_cascade
 
         #[doc(hidden)]
         const _: () = {
@@ -93,6 +117,59 @@ pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
             }
         };
     }
+}
+
+/// The struct with `#[serde(serialize_with, deserialize_with)]` on every field that has no
+/// `#[serde]` attribute of its own, through `CrossField` (or `CrossShared` for an `Rc`/`Arc`),
+/// spanned at the field's type. The functions are the field type's own serde implementations,
+/// so the bytes are the same; a type without them is one error at the field, saying what to do.
+/// (rustc reports the serialize and deserialize obligations once: same span, same message.)
+///
+/// Also returns whether some field is an `Rc` or an `Arc` (an error for certain).
+fn with_cross_checks(original: &syn::ItemStruct, private: &TokenStream) -> (syn::ItemStruct, bool) {
+    let mut item = original.clone();
+    let mut shared_pointer = false;
+    let private_text = quote!(#private).to_string().replace(' ', "");
+    for field in item.fields.iter_mut() {
+        if field.attrs.iter().any(|a| a.path().is_ident("serde")) {
+            continue;
+        }
+        let ty = &field.ty;
+        let trait_name = if is_shared_pointer(ty) {
+            shared_pointer = true;
+            "CrossShared"
+        } else {
+            "CrossField"
+        };
+        let ty_text = quote!(#ty).to_string();
+        // The type's name (`File` in `std::fs::File`): where the error points.
+        let span = match ty {
+            syn::Type::Path(p) if p.qself.is_none() => p
+                .path
+                .segments
+                .last()
+                .map_or_else(|| ty.span(), |s| s.ident.span()),
+            _ => ty.span(),
+        };
+        let ser = syn::LitStr::new(
+            &format!("<{ty_text} as {private_text}::{trait_name}>::serialize"),
+            span,
+        );
+        let de = syn::LitStr::new(
+            &format!("<{ty_text} as {private_text}::{trait_name}>::deserialize"),
+            span,
+        );
+        field
+            .attrs
+            .push(syn::parse_quote!(#[serde(serialize_with = #ser, deserialize_with = #de)]));
+    }
+    (item, shared_pointer)
+}
+
+/// Whether a field's type is written as an `Rc` or an `Arc` (any path ending so).
+fn is_shared_pointer(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Rc" || s.ident == "Arc"))
 }
 
 /// What a struct whose attributes had errors still gets: the serde derives and a configuration

@@ -31,8 +31,12 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
                 }
                 Ok(Item::Struct(mut original)) => {
                     let krate = attr::StructAttrs::from_args(&Ctxt::quiet(), args).krate;
-                    crate::autoreconnect::take_from(&Ctxt::quiet(), &mut original);
-                    expand::fallback_struct_tokens(&original, krate)
+                    let taken = crate::autoreconnect::take_from(&Ctxt::quiet(), &mut original);
+                    let mut out = expand::fallback_struct_tokens(&original, krate);
+                    if let Some(taken) = &taken {
+                        out.extend(crate::autoreconnect::use_path(taken));
+                    }
+                    out
                 }
                 _ => input,
             };
