@@ -2,7 +2,8 @@
 # Runs every check of the project, on a fresh machine too: formatting, lints, all tests (unit,
 # integration, doc, ui, every example with its output check, the scheduler stress test, the
 # fault matrix), with the default features and with all features, the ring's algorithm under
-# loom, the book, the API docs, and a short run of every fuzz target. Installs what it needs (mdbook, cargo-fuzz) when missing.
+# loom, the book, the API docs, and a short run of every fuzz target. Installs what it needs (mdbook,
+# cargo-fuzz, and Debian's postgresql and redis-server for the autoreconnect tests) when missing.
 # Benchmarks are not run here (`cargo run --release -p skprocess-bench`).
 #
 # Knobs: SKPROCESS_STRESS_ROUNDS (scheduler stress rounds, default 500),
@@ -41,6 +42,11 @@ for features in "" "--all-features"; do
   step "cargo clippy --workspace --all-targets $features -- -D warnings"
   cargo clippy --workspace --all-targets $features -- -D warnings
 done
+
+step "database servers for the autoreconnect tests: Debian's postgresql and redis-server (installed when missing)"
+# The tests start their own servers on loopback (scripts/servers.sh up); this only installs them,
+# once, so that the time it takes shows here.
+bash scripts/servers.sh install
 
 for features in "" "--all-features"; do
   step "cargo test --workspace $features (unit, integration, doc, ui tests, examples, stress, fault matrix)"

@@ -711,3 +711,150 @@ fn child_tracing() {
     out.expect_line("child.fields=\"line=7\"");
     assert!(out.lines_containing("every file name").is_empty(), "{out}");
 }
+
+// ---- autoreconnect against real servers (examples 35, 36; `--features db`) -------------------
+
+// The runtime's fixture: starts PostgreSQL and Redis once for this test binary (scripts/servers.sh)
+// and stops them when it exits.
+#[cfg(feature = "db")]
+#[allow(
+    dead_code,
+    reason = "the connection strings and `restart` are for the runtime's own tests"
+)]
+#[path = "../../skprocess-runtime/tests/common/servers.rs"]
+mod servers;
+
+#[cfg(feature = "db")]
+#[test]
+fn autoreconnect_basic() {
+    let out = harness::run_with("autoreconnect_basic", DEADLINE, &servers::servers().vars());
+    out.expect_in_order(&[
+        "connected as sk_main (backend pid ",
+        "query 1: SELECT name FROM users ORDER BY id LIMIT 10 -> 3 rows [alice, bob, carol]",
+        "  fetched in child process ",
+        "query 2: SELECT item FROM orders ORDER BY id LIMIT 10 -> 4 rows [book, lamp, tea, pen]",
+        "  fetched in child process ",
+        "The connection was rebuilt in each child",
+    ]);
+    let parent = out.lines_containing("parent process ");
+    assert_eq!(parent.len(), 1, "{out}");
+    let parent_pid = number_after(parent[0], "parent process ");
+    let parent_backend = number_after(parent[0], "(backend pid ");
+    let fetched = out.lines_containing("fetched in child process ");
+    assert_eq!(fetched.len(), 2, "{out}");
+    for line in fetched {
+        assert_ne!(number_after(line, "child process "), parent_pid, "{out}");
+        assert_eq!(number_after(line, "parent's is "), parent_backend, "{out}");
+        assert_ne!(
+            number_after(line, "(backend pid "),
+            parent_backend,
+            "the child has a connection of its own\n{out}"
+        );
+    }
+}
+
+#[cfg(feature = "db")]
+#[test]
+fn autoreconnect_multi() {
+    let out = harness::run_with("autoreconnect_multi", DEADLINE, &servers::servers().vars());
+    let parent_line = |what: &str| {
+        let lines = out.lines_containing(what);
+        assert_eq!(lines.len(), 1, "{what}\n{out}");
+        lines[0]
+    };
+    let main = parent_line("main_db connected as sk_main (backend pid ");
+    let analytics = parent_line("analytics_db connected as sk_analytics (backend pid ");
+    let parent_pid = number_after(main, "parent process ");
+    let child_line = out.lines_containing("child process ");
+    assert_eq!(child_line.len(), 1, "{out}");
+    let child_pid = number_after(child_line[0], "child process ");
+    assert_ne!(child_pid, parent_pid, "{out}");
+    out.expect_in_order(&[
+        "main_db: connected in child as sk_main (backend pid ",
+        "analytics_db: connected in child as sk_analytics (backend pid ",
+        &format!("cache: redis SET/GET in child -> 'written by child {child_pid}'"),
+        &format!("reads the child's note back -> 'hello from child {child_pid}'"),
+        "Result: done",
+    ]);
+    out.expect_line(&format!(
+        "); wrote and read back 'hello from child {child_pid}'"
+    ));
+    out.expect_line("); page_views total -> 42");
+    // Each child connection is its own, not the parent's.
+    for (parent, field) in [(main, "main_db: "), (analytics, "analytics_db: ")] {
+        let child = parent_line(field);
+        let parent_backend = number_after(parent, "(backend pid ");
+        assert_eq!(number_after(child, "parent's is "), parent_backend, "{out}");
+        assert_ne!(
+            number_after(child, "(backend pid "),
+            parent_backend,
+            "{out}"
+        );
+    }
+}
+
+/// Without the servers' variables, the examples say which to set and exit with status 2.
+#[cfg(feature = "db")]
+#[test]
+fn autoreconnect_without_servers_names_the_missing_variables() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    let vars = [
+        "SKPROCESS_PG_HOST",
+        "SKPROCESS_PG_PORT",
+        "SKPROCESS_PG_USER",
+        "SKPROCESS_PG_DB",
+        "SKPROCESS_PG_PASSWORD",
+        "SKPROCESS_PG_ANALYTICS_USER",
+        "SKPROCESS_PG_ANALYTICS_DB",
+        "SKPROCESS_PG_ANALYTICS_PASSWORD",
+        "SKPROCESS_REDIS_HOST",
+        "SKPROCESS_REDIS_PORT",
+        "SKPROCESS_REDIS_PASSWORD",
+    ];
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/
+    let exe = std::env::current_exe().expect("current_exe");
+    let examples = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .join("examples");
+    for (name, needed) in [("autoreconnect_basic", 5), ("autoreconnect_multi", 11)] {
+        let mut command = Command::new(examples.join(name));
+        for var in vars {
+            command.env_remove(var);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let started = Instant::now();
+        while child.try_wait().expect("try_wait").is_none() {
+            if started.elapsed() > DEADLINE {
+                let _ = child.kill();
+                panic!("{name} did not exit within {DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(out.stdout.is_empty(), "{name} printed to stdout");
+        let missing = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("missing: "))
+            .unwrap_or_else(|| panic!("{name} named no missing variable: {stderr}"));
+        assert_eq!(
+            missing.split(", ").collect::<Vec<_>>(),
+            vars[..needed],
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("bash scripts/servers.sh up DIR"),
+            "{stderr}"
+        );
+    }
+}
