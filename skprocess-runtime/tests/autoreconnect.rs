@@ -446,9 +446,6 @@ fn locks_and_atomics_cross_as_copies_of_their_values() {
         counter: std::sync::Mutex::new(41),
         hits: std::sync::atomic::AtomicU64::new(5),
     };
-    let (counter, hits) = Skprocess::new(copies)
-        .timeout(LIMIT)
-        .run()
-        .expect("runs");
+    let (counter, hits) = Skprocess::new(copies).timeout(LIMIT).run().expect("runs");
     assert_eq!((counter, hits), (42, 15));
 }

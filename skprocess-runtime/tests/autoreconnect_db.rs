@@ -431,3 +431,53 @@ fn postgres_in_pool_items_opens_lazily_with_the_secret_named_by_the_parent() {
         .expect("the items run");
     assert_eq!(users, ["sk_main"; 4]);
 }
+
+/// A pool worker's state: one connection per worker, opened in the worker, kept across items.
+fn open_state() -> Postgres {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set for workers"));
+    Postgres::lazy(&format!(
+        "host={} port={} user={} dbname={}",
+        var("SKPROCESS_PG_HOST"),
+        var("SKPROCESS_PG_PORT"),
+        var("SKPROCESS_PG_USER"),
+        var("SKPROCESS_PG_DB"),
+    ))
+    .expect("parses")
+    .secret_from_env("SKPROCESS_PG_PASSWORD")
+}
+
+fn backend_of(db: &mut Postgres, _item: u32) -> (u32, i32) {
+    let backend: i32 = db
+        .idempotent(|c| c.query_one("SELECT pg_backend_pid()", &[]))
+        .expect("query")
+        .get(0);
+    (std::process::id(), backend)
+}
+
+#[test]
+fn a_connection_in_a_pool_worker_state_is_opened_once_per_worker() {
+    child_env();
+    let pool = Pool::builder()
+        .workers(2)
+        .initializer(open_state)
+        .build()
+        .expect("a pool");
+    let seen: Vec<(u32, i32)> = pool
+        .timeout(LIMIT)
+        .with_state()
+        .chunk_size(1)
+        .map(backend_of, 0..40)
+        .expect("the items run");
+    let mut per_worker = std::collections::BTreeMap::<u32, std::collections::BTreeSet<i32>>::new();
+    for (worker, backend) in seen {
+        per_worker.entry(worker).or_default().insert(backend);
+    }
+    assert!(!per_worker.is_empty());
+    for (worker, backends) in &per_worker {
+        assert_eq!(
+            backends.len(),
+            1,
+            "worker {worker} kept one connection: {per_worker:?}"
+        );
+    }
+}

@@ -76,96 +76,103 @@ fn worker_entry(session: ChildSession) -> i32 {
             }
         }
     }
-    if conn.send(Kind::Initialized, &[]).is_err() {
-        return code::OK;
-    }
-
-    // The parent's frames, read with the descriptors that come with them: a chunk's buffers
-    // arrive as `BufferFd` frames just before its `Task` frame.
-    let mut frames = std::io::BufReader::with_capacity(
-        64 * 1024,
-        FdReader {
-            conn: &conn,
-            fds: Vec::new(),
-        },
-    );
-    let mut buffers: Vec<std::os::fd::OwnedFd> = Vec::new();
-    // One buffer for every frame: a large chunk's memory is reused by the next one.
-    let mut buffer = Vec::new();
-    loop {
-        if buffer.len() > KEEP_PAYLOAD {
-            buffer = Vec::new();
+    let code = (|| {
+        if conn.send(Kind::Initialized, &[]).is_err() {
+            return code::OK;
         }
-        let read = crate::wire::frame::read_frame_reusing(&mut frames, conn.limit(), &mut buffer);
-        let payload = match read {
-            Ok(Some((Kind::Task, len))) => &buffer[..len],
-            Ok(Some((Kind::BufferFd, _))) => {
-                // Descriptors arrive in the order their frames were sent.
-                let reader = frames.get_mut();
-                if reader.fds.is_empty() {
-                    return ChildSession::report_setup_failure(
-                        &conn,
-                        ProcessError::Ipc(IpcError::Malformed(
-                            "a BufferFd frame came without its descriptor".into(),
-                        )),
-                    );
+
+        // The parent's frames, read with the descriptors that come with them: a chunk's buffers
+        // arrive as `BufferFd` frames just before its `Task` frame.
+        let mut frames = std::io::BufReader::with_capacity(
+            64 * 1024,
+            FdReader {
+                conn: &conn,
+                fds: Vec::new(),
+            },
+        );
+        let mut buffers: Vec<std::os::fd::OwnedFd> = Vec::new();
+        // One buffer for every frame: a large chunk's memory is reused by the next one.
+        let mut buffer = Vec::new();
+        loop {
+            if buffer.len() > KEEP_PAYLOAD {
+                buffer = Vec::new();
+            }
+            let read =
+                crate::wire::frame::read_frame_reusing(&mut frames, conn.limit(), &mut buffer);
+            let payload = match read {
+                Ok(Some((Kind::Task, len))) => &buffer[..len],
+                Ok(Some((Kind::BufferFd, _))) => {
+                    // Descriptors arrive in the order their frames were sent.
+                    let reader = frames.get_mut();
+                    if reader.fds.is_empty() {
+                        return ChildSession::report_setup_failure(
+                            &conn,
+                            ProcessError::Ipc(IpcError::Malformed(
+                                "a BufferFd frame came without its descriptor".into(),
+                            )),
+                        );
+                    }
+                    buffers.push(reader.fds.remove(0));
+                    continue;
                 }
-                buffers.push(reader.fds.remove(0));
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
+            };
+            // The descriptors sent for this chunk, whether it runs or is skipped.
+            let chunk_buffers = std::mem::take(&mut buffers);
+            let task = match TaskFrame::decode(payload) {
+                Ok(task) => task,
+                Err(error) => {
+                    return ChildSession::report_setup_failure(&conn, ProcessError::Ipc(error));
+                }
+            };
+            status.set_current_run(0);
+            if !status.claim(task.seq) {
+                // The parent took this chunk back before it started (to give it to an idle worker,
+                // or because its call was cancelled): say so, and run nothing.
+                if conn
+                    .send(Kind::Skipped, &skipped_payload(task.seq))
+                    .is_err()
+                {
+                    return code::OK;
+                }
                 continue;
             }
-            Ok(Some(_)) => continue,
-            Ok(None) | Err(_) => return code::OK, // the pool closed (or is gone)
-        };
-        // The descriptors sent for this chunk, whether it runs or is skipped.
-        let chunk_buffers = std::mem::take(&mut buffers);
-        let task = match TaskFrame::decode(payload) {
-            Ok(task) => task,
-            Err(error) => {
-                return ChildSession::report_setup_failure(&conn, ProcessError::Ipc(error));
-            }
-        };
-        status.set_current_run(0);
-        if !status.claim(task.seq) {
-            // The parent took this chunk back before it started (to give it to an idle worker,
-            // or because its call was cancelled): say so, and run nothing.
-            if conn
-                .send(Kind::Skipped, &skipped_payload(task.seq))
-                .is_err()
-            {
+            status.set_phase(Phase::Running);
+            // SAFETY: the offset comes from the authenticated parent, which runs this same
+            // executable (checked before `Ready`) and computed it with `task_offset`, which
+            // refuses code outside this image.
+            let trampoline = unsafe { trampoline_at(task.offset) };
+            let data = task.data;
+            let mut results = ResultWriter::new(&conn, task.seq);
+            // The chunk's buffers, by the indices its items were encoded with.
+            crate::buffer::providing(chunk_buffers, || {
+                trampoline(task.items, &task.lengths, data, &mut results, &status);
+            });
+            // Past the last item: a death from here on is not the fault of any item.
+            status.set_current_run(task.lengths.len());
+            if results.finish().is_err() {
                 return code::OK;
             }
-            continue;
+            status.set_phase(Phase::Done);
+            if crate::engine::abandoned_a_thread() {
+                // A timed-out section's thread is still running in this process: retire, so that it
+                // cannot disturb later items. The pool starts a fresh worker.
+                return code::OK;
+            }
+            if let Some(limit) = start.max_memory
+                && crate::sys::resident_bytes().is_some_and(|rss| rss > limit)
+            {
+                // Over its memory limit: retire between chunks. What it holds and has not started
+                // goes back to the pool's queue, and the pool starts a fresh worker.
+                return code::OK;
+            }
         }
-        status.set_phase(Phase::Running);
-        // SAFETY: the offset comes from the authenticated parent, which runs this same
-        // executable (checked before `Ready`) and computed it with `task_offset`, which
-        // refuses code outside this image.
-        let trampoline = unsafe { trampoline_at(task.offset) };
-        let data = task.data;
-        let mut results = ResultWriter::new(&conn, task.seq);
-        // The chunk's buffers, by the indices its items were encoded with.
-        crate::buffer::providing(chunk_buffers, || {
-            trampoline(task.items, &task.lengths, data, &mut results, &status);
-        });
-        // Past the last item: a death from here on is not the fault of any item.
-        status.set_current_run(task.lengths.len());
-        if results.finish().is_err() {
-            return code::OK;
-        }
-        status.set_phase(Phase::Done);
-        if crate::engine::abandoned_a_thread() {
-            // A timed-out section's thread is still running in this process: retire, so that it
-            // cannot disturb later items. The pool starts a fresh worker.
-            return code::OK;
-        }
-        if let Some(limit) = start.max_memory
-            && crate::sys::resident_bytes().is_some_and(|rss| rss > limit)
-        {
-            // Over its memory limit: retire between chunks. What it holds and has not started
-            // goes back to the pool's queue, and the pool starts a fresh worker.
-            return code::OK;
-        }
-    }
+    })();
+    // The state goes first, while this thread's other thread-locals still exist: a driver's
+    // client in it may need them to drop (postgres's sync client enters its tokio runtime).
+    drop(STATE.with(|slot| slot.borrow_mut().take()));
+    code
 }
 
 thread_local! {
