@@ -96,6 +96,7 @@ pub(crate) fn take_from(cx: &Ctxt, item: &mut ItemStruct) -> Option<AutoReconnec
 
 fn parse_args(cx: &Ctxt, args: TokenStream) -> AutoReconnect {
     let mut types: Vec<TypeCredentials> = Vec::new();
+    let mut start_threads_seen = false;
     let parser = |input: ParseStream<'_>| {
         while !input.is_empty() {
             if input.peek(LitStr) {
@@ -116,6 +117,9 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> AutoReconnect {
             input.parse::<Token![=]>()?;
             if path.is_ident("start_threads") {
                 let value: syn::LitBool = input.parse()?;
+                if std::mem::replace(&mut start_threads_seen, true) {
+                    cx.error_spanned_by(&path, "duplicate `start_threads`");
+                }
                 if value.value {
                     cx.error_spanned_by(
                         &value,
@@ -173,8 +177,8 @@ fn parse_map(cx: &Ctxt, input: ParseStream<'_>) -> syn::Result<Vec<Entry>> {
                 (None, "*".to_owned(), key.span())
             } else {
                 match syn::parse_str::<syn::Ident>(&key.value()) {
-                    Ok(ident) => {
-                        let ident = syn::Ident::new(&ident.to_string(), key.span());
+                    Ok(mut ident) => {
+                        ident.set_span(key.span());
                         let text = ident.to_string();
                         (Some(ident), text, key.span())
                     }
@@ -337,7 +341,7 @@ pub(crate) fn connect_fields_tokens(
                 Source::Env(var) => quote!(#private::SecretSource::Env(#var)),
             };
             credentials.push(quote! {
-                #private::Credential::new(::core::any::TypeId::of::<#ty>, #field, #source)
+                #private::Credential::new(#private::TypeId::of::<#ty>, #field, #source)
             });
         }
     }

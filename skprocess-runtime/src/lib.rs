@@ -195,6 +195,7 @@ pub mod __private {
     };
     pub use crate::registry::{PROCESSES, ProcessEntry, Registered};
     pub use crate::{Context, ProcessConfig, ProcessError};
+    pub use ::core::any::TypeId;
     pub use ::core::time::Duration;
     // shares: what `#[shared]` expands to
     pub use crate::share::{

@@ -450,6 +450,7 @@ pub trait ProcessStruct {
     message = "the field's type `{Self}` cannot cross processes",
     label = "this field is sent to the child process, and `{Self}` cannot be encoded",
     note = "a live resource (a file, a socket, a thread, a database driver's client) exists only in the process that opened it; instead: mark the field `#[serde(skip)]` and open the resource in `__prerun__`; for a database connection, use a connection type of `skprocess::reconnect` with `#[autoreconnect]`; for state shared between processes, use a `Share`",
+    note = "a type of your own crosses once it derives `Serialize` and `Deserialize` (add `#[serde(crate = \"skprocess::serde\")]` to use skprocess's serde)",
     note = "any `#[serde(...)]` attribute of your own on the field turns this check off"
 )]
 pub trait CrossField: Sized {
@@ -479,7 +480,8 @@ impl<T: Serialize + DeserializeOwned> CrossField for T {
     message = "the field's type `{Self}` shares its value within this process only; it cannot cross processes",
     label = "this field is sent to the child process, which would get a copy that nothing else shares",
     note = "to share state between processes, put it in a `Share` (`skprocess::share`): every process then calls methods on the same object",
-    note = "for a copy in the child, hold the value itself (not an `Rc`/`Arc`); any `#[serde(...)]` attribute of your own on the field turns this check off"
+    note = "for a copy in the child, hold the value itself (not an `Rc`/`Arc`); any `#[serde(...)]` attribute of your own on the field turns this check off",
+    note = "a type of your own named `Rc` or `Arc` passes when written with its path (`geometry::Arc`)"
 )]
 pub trait CrossShared: Sized {
     /// Never called: no type implements this trait.

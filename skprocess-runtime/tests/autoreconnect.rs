@@ -5,7 +5,9 @@
 //!
 //! The same against real PostgreSQL, Redis and SQLite: `tests/autoreconnect_db.rs`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use skprocess::prelude::*;
 use skprocess::reconnect::{CallError, Conn, ConnectError, ConnectFailure, Connector, Secret};
@@ -24,8 +26,13 @@ struct Echo {
     refuse: bool,
 }
 
-/// How many times any `Echo` was opened in this process.
-static OPENS: AtomicUsize = AtomicUsize::new(0);
+/// How many times each `Echo` (by name) was opened in this process. By name: tests run
+/// concurrently in this process and open connections of their own.
+static OPENS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+fn opens(name: &str) -> usize {
+    OPENS.lock().unwrap().get(name).copied().unwrap_or(0)
+}
 
 /// The driver error of `Echo`: lost or not.
 #[derive(Debug)]
@@ -51,7 +58,7 @@ impl Connector for Echo {
     }
 
     fn open(&self, secret: Option<&Secret>) -> Result<String, ConnectError> {
-        OPENS.fetch_add(1, Ordering::SeqCst);
+        *OPENS.lock().unwrap().entry(self.name.clone()).or_default() += 1;
         if self.refuse {
             return Err(ConnectError::new(ConnectFailure::Auth, "wrong password"));
         }
@@ -326,7 +333,6 @@ fn a_refused_connection_names_its_field_and_reaches_error() {
 #[test]
 fn call_reconnects_only_before_sending_and_idempotent_repeats_once() {
     let mut conn = echo("calls").with_secret("s");
-    let opens_at_start = OPENS.load(Ordering::SeqCst);
     let mut sent = 0;
 
     // Lost mid-operation: `call` does not run it again, and says so.
@@ -341,7 +347,11 @@ fn call_reconnects_only_before_sending_and_idempotent_repeats_once() {
     // The next call opens a new connection before sending.
     let value = conn.call(|live| -> Result<String, EchoError> { Ok(live.clone()) });
     assert_eq!(value.expect("reconnected"), "s");
-    assert_eq!(OPENS.load(Ordering::SeqCst) - opens_at_start, 2);
+    assert_eq!(
+        opens("calls"),
+        2,
+        "opened once, then once more after the loss"
+    );
 
     // A server's error on a healthy connection: not retried, connection kept.
     let mut failed = 0;

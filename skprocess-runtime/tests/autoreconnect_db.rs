@@ -481,3 +481,72 @@ fn a_connection_in_a_pool_worker_state_is_opened_once_per_worker() {
         );
     }
 }
+
+/// A server that takes connections and never answers: connecting gives up at its deadline
+/// (the drivers' own timeouts cover only the socket's connect).
+#[test]
+fn a_server_that_never_answers_is_a_typed_error_not_a_hang() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accept and hold every connection, never writing a byte.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+
+    let started = std::time::Instant::now();
+    let mut db = Postgres::lazy(&format!(
+        "host=127.0.0.1 port={port} user=u dbname=d connect_timeout=1"
+    ))
+    .expect("parses");
+    let error = db.open().err().expect("no session");
+    assert_eq!(error.failure(), &ConnectFailure::Unreachable, "{error}");
+    assert!(started.elapsed() < LIMIT, "took {:?}", started.elapsed());
+
+    let started = std::time::Instant::now();
+    let mut cache = Redis::lazy(&format!("redis://127.0.0.1:{port}/0")).expect("parses");
+    let error = cache.open().err().expect("no session");
+    assert_eq!(error.failure(), &ConnectFailure::Unreachable, "{error}");
+    assert!(started.elapsed() < LIMIT, "took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_configuration_that_requires_tls_is_never_downgraded_and_every_setting_crosses() {
+    let s = servers();
+    let mut db = Postgres::lazy(&format!(
+        "{} password={} sslmode=require",
+        s.pg_main(),
+        s.var("SKPROCESS_PG_PASSWORD")
+    ))
+    .expect("parses");
+    let error = db.open().err().expect("no TLS here, so no connection");
+    assert!(error.message().contains("TLS"), "{error}");
+
+    let db = Postgres::lazy(
+        "host=db1,db2 hostaddr=10.0.0.1,10.0.0.2 port=5433 user=u dbname=d \
+         target_session_attrs=read-write load_balance_hosts=random channel_binding=require \
+         keepalives_idle=30 tcp_user_timeout=5 connect_timeout=3",
+    )
+    .expect("parses");
+    let back: Postgres =
+        __testing::decode(&__testing::encode(&db).expect("encodes")).expect("decodes");
+    assert_eq!(back.params(), db.params());
+    let params = back.params();
+    assert_eq!(params.hostaddrs.len(), 2);
+    assert_eq!(
+        params.target_session_attrs,
+        skprocess::reconnect::PgSessionAttrs::ReadWrite
+    );
+    assert!(params.load_balance_hosts);
+    assert_eq!(
+        params.channel_binding,
+        skprocess::reconnect::PgChannelBinding::Require
+    );
+    assert_eq!(params.keepalives_idle, std::time::Duration::from_secs(30));
+    assert_eq!(
+        params.tcp_user_timeout,
+        Some(std::time::Duration::from_secs(5))
+    );
+}

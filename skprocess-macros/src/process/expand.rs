@@ -43,15 +43,22 @@ pub(crate) fn struct_tokens(model: &ProcessStruct<'_>) -> TokenStream {
     } else {
         original
     };
-    // An `Rc` field is already one error at the field (`CrossShared`, implemented for no type,
-    // so this program never builds). Claiming `Send` here keeps rustc from adding three more
-    // ("`Rc` cannot be sent between threads") at the struct and its impl block. Sound only
-    // because the build is certain to fail.
-    let no_send_cascade = shared_pointer.then(|| {
+    // An `Rc` field is already one error at the field (`CrossShared`, implemented for no type),
+    // and rustc would add three more ("`Rc` cannot be sent between threads") at the struct and
+    // its impl block. Claiming `Send` keeps them out. This is sound only because the build is
+    // certain to fail: serde's derive names the field's `serialize_with` path whenever the
+    // struct has no container attribute of its own (`into`, `from` and the like make serde
+    // skip the fields) and the field none either (checked in `with_cross_checks`).
+    let container_attrs = original
+        .attrs
+        .iter()
+        .any(|a| a.path().is_ident("serde") || a.path().is_ident("cfg_attr"));
+    let no_send_cascade = (shared_pointer && !container_attrs).then(|| {
         quote! {
             #[doc(hidden)]
-            // SAFETY: never compiled into a program: `CrossShared` has no implementations, so
-            // the `Rc`/`Arc` field's check above always fails the build.
+            // SAFETY: never part of a program that builds: the `Rc`/`Arc` field's
+            // `<_ as CrossShared>::serialize` is named by serde's derive, and `CrossShared` has
+            // no implementations.
             unsafe impl #impl_generics ::core::marker::Send for #ident #ty_generics #where_clause {}
         }
     });
@@ -131,17 +138,28 @@ fn with_cross_checks(original: &syn::ItemStruct, private: &TokenStream) -> (syn:
     let mut shared_pointer = false;
     let private_text = quote!(#private).to_string().replace(' ', "");
     for field in item.fields.iter_mut() {
-        if field.attrs.iter().any(|a| a.path().is_ident("serde")) {
+        // The field's own serde attributes (maybe behind a `cfg_attr`, not expanded yet) say
+        // how it crosses; leave it to them.
+        if field
+            .attrs
+            .iter()
+            .any(|a| a.path().is_ident("serde") || a.path().is_ident("cfg_attr"))
+        {
             continue;
         }
         let ty = &field.ty;
+        let ty_text = quote!(#ty).to_string();
+        // A type that means something else inside serde's generated code (`Self`), or that a
+        // string cannot name (`$crate` from a `macro_rules!`): left to serde's own errors.
+        if ty_text.contains("$crate") || mentions_self(quote!(#ty)) {
+            continue;
+        }
         let trait_name = if is_shared_pointer(ty) {
             shared_pointer = true;
             "CrossShared"
         } else {
             "CrossField"
         };
-        let ty_text = quote!(#ty).to_string();
         // The type's name (`File` in `std::fs::File`): where the error points.
         let span = match ty {
             syn::Type::Path(p) if p.qself.is_none() => p
@@ -166,10 +184,36 @@ fn with_cross_checks(original: &syn::ItemStruct, private: &TokenStream) -> (syn:
     (item, shared_pointer)
 }
 
-/// Whether a field's type is written as an `Rc` or an `Arc` (any path ending so).
+/// Whether a field's type is written as the standard `Rc` or `Arc`: `Rc<..>`/`Arc<..>` as
+/// imported, or through `std::rc`, `std::sync`, `alloc::rc`, `alloc::sync`. A type of your own
+/// named `Arc` is written with its path (`geometry::Arc`) to pass as an ordinary field.
 fn is_shared_pointer(ty: &syn::Type) -> bool {
-    matches!(ty, syn::Type::Path(p) if p.qself.is_none()
-        && p.path.segments.last().is_some_and(|s| s.ident == "Rc" || s.ident == "Arc"))
+    let syn::Type::Path(p) = ty else {
+        return false;
+    };
+    if p.qself.is_some() {
+        return false;
+    }
+    let names: Vec<String> = p
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    matches!(
+        names.as_slice(),
+        ["Rc" | "Arc"] | ["std" | "alloc", "rc", "Rc"] | ["std" | "alloc", "sync", "Arc"]
+    )
+}
+
+/// Whether the tokens name `Self` anywhere (inside generic arguments too).
+fn mentions_self(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(ident) => ident == "Self",
+        proc_macro2::TokenTree::Group(group) => mentions_self(group.stream()),
+        _ => false,
+    })
 }
 
 /// What a struct whose attributes had errors still gets: the serde derives and a configuration
@@ -275,12 +319,17 @@ pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
         }
     });
 
-    let apply_attributes = quote_spanned! {self_ty.span()=>
-        <Self as #private::ProcessStruct>::apply_attributes(__sk_config);
+    // The paths carry the type's span (a missing `#[skprocess]` on the struct is reported
+    // there); the arguments keep the call site's, so that a type named by a `macro_rules!`
+    // still sees this function's parameters.
+    let apply_attributes_fn = quote_spanned! {self_ty.span()=>
+        <Self as #private::ProcessStruct>::apply_attributes
     };
-    let connect_fields = quote_spanned! {self_ty.span()=>
-        <Self as #private::ProcessStruct>::connect_fields(self)
+    let apply_attributes = quote!(#apply_attributes_fn(__sk_config););
+    let connect_fields_fn = quote_spanned! {self_ty.span()=>
+        <Self as #private::ProcessStruct>::connect_fields
     };
+    let connect_fields = quote!(#connect_fields_fn(self));
     let registration = registration(&private, original);
 
     let output_span = model

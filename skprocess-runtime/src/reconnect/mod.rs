@@ -13,8 +13,8 @@
 //! - lazily, on first use, everywhere else, with the secret named by
 //!   [`Conn::secret_from_env`] if any.
 //!
-//! The ready-made connection types are [`Postgres`] (feature `postgres`), [`Redis`] (feature
-//! `redis`) and [`Sqlite`] (feature `rusqlite`). Any other kind of connection is a
+//! The ready-made connection types are `Postgres` (feature `postgres`), `Redis` (feature
+//! `redis`) and `Sqlite` (feature `rusqlite`). Any other kind of connection is a
 //! [`Connector`] implementation away.
 //!
 //! A `Conn` dereferences to the driver's own client, so it is used like one. A connection lost
@@ -52,7 +52,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "postgres")]
-pub use self::pg::{PgHost, PgParams, Postgres};
+pub use self::pg::{PgChannelBinding, PgHost, PgParams, PgSessionAttrs, PgSslMode, Postgres};
 #[cfg(feature = "redis")]
 pub use self::redis_conn::{Redis, RedisAddr, RedisParams};
 #[cfg(feature = "rusqlite")]
@@ -457,6 +457,44 @@ impl<C: Connector> Conn<C> {
     }
 }
 
+/// Runs `connect` on a helper thread and waits at most `limit` for it: drivers bound the
+/// socket's connect, not always the hand-shake after it. Past the limit, the error is
+/// [`ConnectFailure::Unreachable`]; the thread is left to end when its socket does (it holds
+/// nothing of the caller's).
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))]
+fn within<L: Send + 'static>(
+    limit: std::time::Duration,
+    connect: impl FnOnce() -> Result<L, ConnectError> + Send + 'static,
+) -> Result<L, ConnectError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("skprocess-connect".to_owned())
+        .spawn(move || {
+            let _ = tx.send(connect());
+        });
+    if let Err(error) = spawned {
+        return Err(ConnectError::new(
+            ConnectFailure::Other,
+            format!("cannot start a thread to connect: {error}"),
+        ));
+    }
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(ConnectError::new(
+            ConnectFailure::Unreachable,
+            format!(
+                "no session within {}s (the server took the connection but did not finish \
+                 the start-up)",
+                limit.as_secs_f64()
+            ),
+        )),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ConnectError::new(
+            ConnectFailure::Other,
+            "the driver panicked while connecting",
+        )),
+    }
+}
+
 fn read_env_secret(var: &str) -> Result<Secret, ConnectError> {
     std::env::var(var).map(Secret).map_err(|_| {
         ConnectError::new(
@@ -551,7 +589,7 @@ impl<'de, C: Connector> Deserialize<'de> for Conn<C> {
 
 /// Where a credential in `#[autoreconnect(...)]` comes from.
 #[doc(hidden)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub enum SecretSource {
     /// Written in the attribute.
     Literal(&'static str),
@@ -567,6 +605,15 @@ pub struct Credential {
     ty: fn() -> TypeId,
     field: Option<&'static str>,
     source: SecretSource,
+}
+
+impl fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Literal(_) => f.write_str("Literal(***)"),
+            SecretSource::Env(var) => f.debug_tuple("Env").field(var).finish(),
+        }
+    }
 }
 
 impl Credential {

@@ -1,9 +1,13 @@
 //! PostgreSQL through the sync [`postgres`](::postgres) client.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use ::postgres::config::{
+    ChannelBinding, LoadBalanceHosts, SslMode, SslNegotiation, TargetSessionAttrs,
+};
 use ::postgres::error::SqlState;
 use ::postgres::{Client, Config, NoTls};
 use serde::{Deserialize, Serialize};
@@ -11,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
 
 /// A PostgreSQL connection that crosses processes as its parameters: dereferences to a
-/// [`postgres::Client`](::postgres::Client).
+/// [`postgres::Client`].
 ///
 /// ```no_run
 /// use skprocess::reconnect::Postgres;
@@ -21,8 +25,10 @@ use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// Connections are made without TLS (loopback and private networks); the connect timeout is
-/// 10 seconds unless the configuration sets one.
+/// Connections are made without TLS (loopback and private networks): a configuration that
+/// requires TLS (`sslmode=require`) fails to connect rather than falling back. Connecting, from
+/// the first packet to a session ready for queries, gives up after 10 seconds unless the
+/// configuration sets `connect_timeout`.
 pub type Postgres = Conn<PgParams>;
 
 /// Where a PostgreSQL server is: the libpq-style settings without the password.
@@ -40,8 +46,65 @@ pub struct PgParams {
     pub options: Option<String>,
     /// The application name the server shows.
     pub application_name: Option<String>,
-    /// How long connecting may take.
+    /// How long connecting may take, from the first packet to a session ready for queries
+    /// (default: 10 s).
     pub connect_timeout: Option<Duration>,
+    /// Host addresses, used instead of resolving `hosts` (libpq's `hostaddr`).
+    pub hostaddrs: Vec<IpAddr>,
+    /// Whether to use TLS. Connections are made without TLS, so `Require` fails to connect
+    /// (it is never downgraded).
+    pub ssl_mode: PgSslMode,
+    /// Whether to ask for TLS directly, without the PostgreSQL negotiation.
+    pub ssl_direct: bool,
+    /// SCRAM channel binding.
+    pub channel_binding: PgChannelBinding,
+    /// Which kind of server a multi-host configuration accepts.
+    pub target_session_attrs: PgSessionAttrs,
+    /// Whether hosts are tried in a random order.
+    pub load_balance_hosts: bool,
+    /// TCP_USER_TIMEOUT on the socket.
+    pub tcp_user_timeout: Option<Duration>,
+    /// Whether TCP keepalives are on.
+    pub keepalives: bool,
+    /// Idle time before the first keepalive.
+    pub keepalives_idle: Duration,
+    /// Time between keepalives.
+    pub keepalives_interval: Option<Duration>,
+    /// Keepalives lost before the connection is dropped.
+    pub keepalives_retries: Option<u32>,
+}
+
+/// libpq's `sslmode`, as far as the `postgres` client knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PgSslMode {
+    /// No TLS.
+    Disable,
+    /// TLS if the server offers it (without a TLS connector: no TLS).
+    Prefer,
+    /// TLS or no connection (without a TLS connector: no connection).
+    Require,
+}
+
+/// libpq's `channel_binding`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PgChannelBinding {
+    /// Never.
+    Disable,
+    /// When available.
+    Prefer,
+    /// Always, or no connection.
+    Require,
+}
+
+/// libpq's `target_session_attrs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PgSessionAttrs {
+    /// Any server.
+    Any,
+    /// A server that accepts writes.
+    ReadWrite,
+    /// A read-only server.
+    ReadOnly,
 }
 
 /// A PostgreSQL host.
@@ -56,7 +119,7 @@ pub enum PgHost {
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl PgParams {
-    /// The parameters of a [`postgres::Config`](::postgres::Config), and its password if it
+    /// The parameters of a [`postgres::Config`], and its password if it
     /// has one (kept apart, never in the parameters).
     pub fn from_config(config: &Config) -> (PgParams, Option<Secret>) {
         let params = PgParams {
@@ -74,6 +137,30 @@ impl PgParams {
             options: config.get_options().map(str::to_owned),
             application_name: config.get_application_name().map(str::to_owned),
             connect_timeout: config.get_connect_timeout().copied(),
+            hostaddrs: config.get_hostaddrs().to_vec(),
+            // A mode this version does not know is taken as the strictest: never a downgrade.
+            ssl_mode: match config.get_ssl_mode() {
+                SslMode::Disable => PgSslMode::Disable,
+                SslMode::Prefer => PgSslMode::Prefer,
+                _ => PgSslMode::Require,
+            },
+            ssl_direct: config.get_ssl_negotiation() != SslNegotiation::Postgres,
+            channel_binding: match config.get_channel_binding() {
+                ChannelBinding::Disable => PgChannelBinding::Disable,
+                ChannelBinding::Prefer => PgChannelBinding::Prefer,
+                _ => PgChannelBinding::Require,
+            },
+            target_session_attrs: match config.get_target_session_attrs() {
+                TargetSessionAttrs::Any => PgSessionAttrs::Any,
+                TargetSessionAttrs::ReadOnly => PgSessionAttrs::ReadOnly,
+                _ => PgSessionAttrs::ReadWrite,
+            },
+            load_balance_hosts: config.get_load_balance_hosts() != LoadBalanceHosts::Disable,
+            tcp_user_timeout: config.get_tcp_user_timeout().copied(),
+            keepalives: config.get_keepalives(),
+            keepalives_idle: config.get_keepalives_idle(),
+            keepalives_interval: config.get_keepalives_interval(),
+            keepalives_retries: config.get_keepalives_retries(),
         };
         let secret = config
             .get_password()
@@ -105,6 +192,41 @@ impl PgParams {
             config.application_name(name);
         }
         config.connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
+        for &addr in &self.hostaddrs {
+            config.hostaddr(addr);
+        }
+        config.ssl_mode(match self.ssl_mode {
+            PgSslMode::Disable => SslMode::Disable,
+            PgSslMode::Prefer => SslMode::Prefer,
+            PgSslMode::Require => SslMode::Require,
+        });
+        if self.ssl_direct {
+            config.ssl_negotiation(SslNegotiation::Direct);
+        }
+        config.channel_binding(match self.channel_binding {
+            PgChannelBinding::Disable => ChannelBinding::Disable,
+            PgChannelBinding::Prefer => ChannelBinding::Prefer,
+            PgChannelBinding::Require => ChannelBinding::Require,
+        });
+        config.target_session_attrs(match self.target_session_attrs {
+            PgSessionAttrs::Any => TargetSessionAttrs::Any,
+            PgSessionAttrs::ReadWrite => TargetSessionAttrs::ReadWrite,
+            PgSessionAttrs::ReadOnly => TargetSessionAttrs::ReadOnly,
+        });
+        if self.load_balance_hosts {
+            config.load_balance_hosts(LoadBalanceHosts::Random);
+        }
+        if let Some(timeout) = self.tcp_user_timeout {
+            config.tcp_user_timeout(timeout);
+        }
+        config.keepalives(self.keepalives);
+        config.keepalives_idle(self.keepalives_idle);
+        if let Some(interval) = self.keepalives_interval {
+            config.keepalives_interval(interval);
+        }
+        if let Some(retries) = self.keepalives_retries {
+            config.keepalives_retries(retries);
+        }
         if let Some(secret) = secret {
             config.password(secret.expose());
         }
@@ -144,8 +266,16 @@ impl Connector for PgParams {
     }
 
     fn open(&self, secret: Option<&Secret>) -> Result<Client, ConnectError> {
-        self.to_config(secret).connect(NoTls).map_err(|error| {
-            ConnectError::new(classify(&error, secret.is_some()), error_chain(&error))
+        // The client's own connect timeout covers the socket only, not the start-up and
+        // authentication that follow: a server that accepts and never answers would hold this
+        // forever. So the whole connect runs on a helper thread, with one deadline.
+        let config = self.to_config(secret);
+        let had_secret = secret.is_some();
+        let limit = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        super::within(limit, move || {
+            config.connect(NoTls).map_err(|error| {
+                ConnectError::new(classify(&error, had_secret), error_chain(&error))
+            })
         })
     }
 
@@ -158,12 +288,17 @@ impl Connector for PgParams {
             return true;
         }
         if let Some(code) = error.code() {
-            return [
-                SqlState::ADMIN_SHUTDOWN,
-                SqlState::CRASH_SHUTDOWN,
-                SqlState::CANNOT_CONNECT_NOW,
-            ]
-            .contains(code);
+            // Class 08 (connection exceptions), the server shutting down or not yet up, and the
+            // session ended by one of the server's idle timeouts.
+            return code.code().starts_with("08")
+                || [
+                    SqlState::ADMIN_SHUTDOWN,
+                    SqlState::CRASH_SHUTDOWN,
+                    SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::IDLE_SESSION_TIMEOUT,
+                    SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                ]
+                .contains(code);
         }
         io_source(error).is_some()
     }
@@ -223,13 +358,15 @@ impl Conn<PgParams> {
     /// on first use.
     pub fn lazy(config: &str) -> Result<Postgres, ConnectError> {
         let config = Config::from_str(config).map_err(|e| {
-            ConnectError::new(ConnectFailure::Other, e.to_string())
-                .about::<PgParams>(&PgParams::from_config(&Config::new()).0, None)
+            let mut error = ConnectError::new(ConnectFailure::Other, e.to_string());
+            PgParams::KIND.clone_into(&mut error.kind);
+            "(a configuration that does not parse)".clone_into(&mut error.target);
+            error
         })?;
         Ok(Self::from_config(&config))
     }
 
-    /// From a [`postgres::Config`](::postgres::Config), without connecting. Its password, if
+    /// From a [`postgres::Config`], without connecting. Its password, if
     /// any, stays in this process.
     pub fn from_config(config: &Config) -> Postgres {
         let (params, secret) = PgParams::from_config(config);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
 
 /// A Redis connection that crosses processes as its parameters: dereferences to a
-/// [`redis::Connection`](::redis::Connection), so `redis::Commands` methods and
+/// [`redis::Connection`], so `redis::Commands` methods and
 /// `query(&mut *conn)` work on it.
 ///
 /// ```no_run
@@ -23,7 +23,8 @@ use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// Connections are plain TCP or Unix sockets (no TLS); connecting times out after 10 seconds.
+/// Connections are plain TCP or Unix sockets (no TLS). Connecting, the first `PING` included,
+/// gives up after 10 seconds.
 pub type Redis = Conn<RedisParams>;
 
 /// Where a Redis server is, without the password.
@@ -49,7 +50,7 @@ pub enum RedisAddr {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl RedisParams {
-    /// The parameters of a [`redis::ConnectionInfo`](::redis::ConnectionInfo), and its
+    /// The parameters of a [`redis::ConnectionInfo`], and its
     /// password if it has one (kept apart). TLS addresses are refused.
     pub fn from_info(info: &ConnectionInfo) -> Result<(RedisParams, Option<Secret>), ConnectError> {
         let addr = match info.addr() {
@@ -110,11 +111,12 @@ impl Connector for RedisParams {
     }
 
     fn open(&self, secret: Option<&Secret>) -> Result<::redis::Connection, ConnectError> {
-        let fail = |error: RedisError| {
+        let had_secret = secret.is_some();
+        let fail = move |error: RedisError| {
             let auth = error.kind() == ErrorKind::AuthenticationFailed
                 || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"));
             let failure = match error.kind() {
-                _ if auth && secret.is_none() => ConnectFailure::NoSecret,
+                _ if auth && !had_secret => ConnectFailure::NoSecret,
                 _ if auth => ConnectFailure::Auth,
                 _ if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() => {
                     ConnectFailure::Unreachable
@@ -123,16 +125,21 @@ impl Connector for RedisParams {
             };
             ConnectError::new(failure, error.to_string())
         };
-        let mut live = ::redis::Client::open(self.to_info(secret))
-            .map_err(fail)?
-            .get_connection_with_timeout(CONNECT_TIMEOUT)
-            .map_err(fail)?;
-        // Without a password, a server that wants one still accepts the connection and refuses
-        // each command: one PING finds that out now, not at the first use.
-        ::redis::cmd("PING")
-            .query::<String>(&mut live)
-            .map_err(fail)?;
-        Ok(live)
+        let info = self.to_info(secret);
+        // One deadline for the whole connect, the PING included: a server that accepts and
+        // never answers must not hold this forever.
+        super::within(CONNECT_TIMEOUT, move || {
+            let mut live = ::redis::Client::open(info)
+                .map_err(fail)?
+                .get_connection_with_timeout(CONNECT_TIMEOUT)
+                .map_err(fail)?;
+            // Without a password, a server that wants one still accepts the connection and
+            // refuses each command: one PING finds that out now, not at the first use.
+            ::redis::cmd("PING")
+                .query::<String>(&mut live)
+                .map_err(fail)?;
+            Ok(live)
+        })
     }
 
     fn is_closed(live: &::redis::Connection) -> bool {
@@ -156,10 +163,15 @@ impl Conn<RedisParams> {
     /// Like [`connect`](Conn::<RedisParams>::connect), without connecting: the connection opens
     /// on first use.
     pub fn lazy(url: &str) -> Result<Redis, ConnectError> {
+        let unparsed = |mut error: ConnectError| {
+            RedisParams::KIND.clone_into(&mut error.kind);
+            "(a URL that does not parse)".clone_into(&mut error.target);
+            error
+        };
         let info = url
             .into_connection_info()
-            .map_err(|e| ConnectError::new(ConnectFailure::Other, e.to_string()))?;
-        let (params, secret) = RedisParams::from_info(&info)?;
+            .map_err(|e| unparsed(ConnectError::new(ConnectFailure::Other, e.to_string())))?;
+        let (params, secret) = RedisParams::from_info(&info).map_err(unparsed)?;
         let mut conn = Conn::new(params);
         conn.secret = secret;
         Ok(conn)

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
 
 /// A SQLite database that crosses processes as its path: dereferences to a
-/// [`rusqlite::Connection`](::rusqlite::Connection).
+/// [`rusqlite::Connection`].
 ///
 /// ```
 /// use skprocess::reconnect::Sqlite;

@@ -4,6 +4,7 @@
 //! start fails the test that asked for it, loudly, with the script's output.
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -119,6 +120,9 @@ fn run_script(args: &[&str]) -> Output {
     let child = Command::new("bash")
         .arg(script())
         .args(args)
+        // Its own process group: past the deadline the whole group goes (apt, a server being
+        // started), not only bash.
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -133,8 +137,8 @@ fn run_script(args: &[&str]) -> Output {
     let out = match rx.recv_timeout(START_LIMIT) {
         Ok(out) => out.expect("waiting for scripts/servers.sh"),
         Err(_) => {
-            // SAFETY: kill(2) on the script's pid, which is still our unreaped child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            // SAFETY: kill(2) on the script's process group, led by our still unreaped child.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
             panic!("scripts/servers.sh {args:?} took more than {START_LIMIT:?}");
         }
     };
