@@ -22,6 +22,7 @@ use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
 ///
 /// let mut db = Postgres::connect("host=127.0.0.1 user=app dbname=app password=s3cret")?;
 /// let rows = db.query("SELECT 1", &[])?;
+/// assert_eq!(rows.len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
