@@ -23,11 +23,14 @@ export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 # Every build here is built once: incremental caches would only take disk.
 export CARGO_INCREMENTAL=0
 
-# Removes the test and example executables of a finished `cargo test` step: the next feature set
-# builds its own (a different hash), and keeping both sets outgrew a CI machine's disk.
+# Removes what the workspace's own packages built in a finished `cargo test` step (their test and
+# example executables are most of it): the next feature set builds its own (a different hash),
+# and keeping both sets outgrew a CI machine's disk. `cargo clean -p` drops cargo's records of
+# them too, so a later `cargo test` rebuilds them instead of finding them fresh but gone.
+# (Dependencies and the proc-macro crate are kept: the next step reuses them.)
 drop_test_binaries() {
-  find target/debug/deps target/debug/examples -maxdepth 1 -type f -perm -u+x ! -name '*.so' \
-    -delete 2>/dev/null || true
+  cargo clean --quiet -p skprocess-runtime -p examples -p ui-tests -p skprocess-bench \
+    -p skprocess-ring-loom -p generic-lib -p renamed-crate-tests
 }
 
 step "toolchain"
