@@ -110,6 +110,7 @@ mod asyncs;
 pub mod buffer;
 mod child;
 mod child_init;
+pub mod circuits;
 mod config;
 mod engine;
 mod error;
@@ -163,6 +164,7 @@ pub use skprocess_macros::timethis;
 
 /// The items most programs need: `use skprocess::prelude::*;`.
 pub mod prelude {
+    pub use crate::circuits::{BreakingCircuit, Circuit};
     pub use crate::pipe::{Pipe, PipeError};
     pub use crate::pool::{Pool, PoolError};
     pub use crate::share::{Share, ShareError, Shared, shared};
