@@ -471,6 +471,18 @@ fn share_counter() {
 }
 
 #[test]
+fn circuit_rate_limiter() {
+    let out = harness::run("circuit_rate_limiter", DEADLINE);
+    out.expect_line("fetched 40 of 40 endpoints");
+    out.expect_line("the API served 40 calls and refused ");
+    let refused = number_after(out.lines_containing("the API served")[0], "and refused ");
+    // Every 429 was one short, and one short trips this circuit.
+    out.expect_line(&format!(
+        "the shared circuit tripped {refused} times over {refused} failures"
+    ));
+}
+
+#[test]
 fn share_sktimer() {
     let out = harness::run("share_sktimer", DEADLINE);
     out.expect_in_order(&[
