@@ -112,6 +112,7 @@ mod child;
 mod child_init;
 pub mod circuits;
 mod config;
+pub mod copies;
 mod engine;
 mod error;
 mod exit;

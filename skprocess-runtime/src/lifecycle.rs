@@ -450,7 +450,7 @@ pub trait ProcessStruct {
     message = "the field's type `{Self}` cannot cross processes",
     label = "this field is sent to the child process, and `{Self}` cannot be encoded",
     note = "a live resource (a file, a socket, a thread, a database driver's client) exists only in the process that opened it; instead: mark the field `#[serde(skip)]` and open the resource in `__prerun__`; for a database connection, use a connection type of `skprocess::reconnect` with `#[autoreconnect]`; for state shared between processes, use a `Share`",
-    note = "a type of your own crosses once it derives `Serialize` and `Deserialize` (add `#[serde(crate = \"skprocess::serde\")]` to use skprocess's serde)",
+    note = "a type of your own crosses once it derives `Serialize` and `Deserialize` (add `#[serde(crate = \"skprocess::serde\")]` to use skprocess's serde); a tokio lock, semaphore or `Notify` crosses as a copy with a helper of `skprocess::copies`",
     note = "any `#[serde(...)]` attribute of your own on the field turns this check off"
 )]
 pub trait CrossField: Sized {
