@@ -1197,6 +1197,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.figure("pool_submit_vs_map1_ratio", submit / map, "x");
         report.figure("pool_submit_burst_per_task", burst / n as f64 * 1e6, "us");
     }
+    if want(13) {
+        // 13. AsyncPool (in-process mode): trivial async tasks per second, against the same
+        //     tasks spawned on a plain single-threaded tokio runtime.
+        let n: u64 = if quick { 10_000 } else { 200_000 };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a tokio runtime");
+        let mut pooled = Vec::new();
+        let mut spawned = Vec::new();
+        for _ in 0..if quick { 1 } else { 5 } {
+            let pool = skprocess::pool::AsyncPool::new(1_000);
+            let (t, out) = time(|| {
+                runtime.block_on(pool.map(
+                    |x: u64| async move {
+                        tokio::task::yield_now().await;
+                        x * 2
+                    },
+                    0..n,
+                ))
+            });
+            assert_eq!(out?.len() as u64, n);
+            pooled.push(t);
+            let (t, total) = time(|| {
+                runtime.block_on(async {
+                    let handles: Vec<_> = (0..n)
+                        .map(|x| {
+                            tokio::spawn(async move {
+                                tokio::task::yield_now().await;
+                                x * 2
+                            })
+                        })
+                        .collect();
+                    let mut total = 0u64;
+                    for handle in handles {
+                        total += handle.await.expect("a task");
+                    }
+                    total
+                })
+            });
+            assert_eq!(total, n * (n - 1));
+            spawned.push(t);
+        }
+        let (pooled, spawned) = (median(pooled), median(spawned));
+        println!(
+            "\nAsyncPool(1000) in-process map of {n} trivial async tasks (each yields once): {:.0} tasks/s; the same spawned on a plain tokio runtime: {:.0} tasks/s; AsyncPool throughput {:.2}x the plain runtime's",
+            n as f64 / pooled,
+            n as f64 / spawned,
+            spawned / pooled,
+        );
+        report.figure("async_pool_tasks_per_second", n as f64 / pooled, "/s");
+        report.figure("tokio_spawn_tasks_per_second", n as f64 / spawned, "/s");
+    }
     if want(9) {
         // 9. InProcess: start -> result of a trivial process against the same in a child, and
         //    a tell/listen round trip against two mpsc channels between two threads.

@@ -44,6 +44,7 @@
 //! that had not started are dropped. `imap` with a deadline yields the results that arrived in
 //! time, then the timeout error.
 
+mod async_pool;
 mod call;
 mod chunks;
 mod error;
@@ -57,6 +58,7 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::async_pool::{AsyncPool, AsyncPoolError, StarCall};
 pub use self::call::{AsyncCall, BackgroundCall, PoolCall};
 pub use self::error::{Payload, PoolError, TaskError};
 pub use self::iter::PoolIter;
