@@ -38,7 +38,8 @@
 //! Differences from the Python original: `short` checks the threshold and trips under one lock
 //! (two threads cannot both trip on the same failure); a `BreakingCircuit`'s `total_trips`
 //! counts breaks, not shorts (the original counts every short there), and both circuits count
-//! every failure in `total_failures`.
+//! every failure in `total_failures`; `num_shorts_to_trip` is at least 1, and a
+//! `backoff_factor` under 1 is taken as 1 (the original would shrink the sleep).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -325,7 +326,8 @@ impl CircuitProxy {
         Ok(true)
     }
 
-    /// [`short`](Self::short), waiting without blocking the thread.
+    /// [`short`](Self::short), waiting out the sleep without blocking the thread (the call to
+    /// the Share itself is an ordinary blocking call, of a few microseconds).
     pub async fn short_async(&self, custom_sleep: Option<f64>) -> Result<bool, ShareError> {
         Ok(match self.record_short(custom_sleep)? {
             Some(seconds) => {
@@ -336,7 +338,8 @@ impl CircuitProxy {
         })
     }
 
-    /// [`trip`](Self::trip), waiting without blocking the thread.
+    /// [`trip`](Self::trip), waiting out the sleep without blocking the thread (the call to
+    /// the Share itself is an ordinary blocking call).
     pub async fn trip_async(&self, custom_sleep: Option<f64>) -> Result<bool, ShareError> {
         sleep_async_for(self.record_trip(custom_sleep)?).await;
         Ok(true)
@@ -518,7 +521,8 @@ impl BreakingCircuitProxy {
         Ok(())
     }
 
-    /// [`short`](Self::short), waiting without blocking the thread.
+    /// [`short`](Self::short), waiting out the sleep without blocking the thread (the call to
+    /// the Share itself is an ordinary blocking call, of a few microseconds).
     pub async fn short_async(&self, custom_sleep: Option<f64>) -> Result<bool, ShareError> {
         Ok(match self.record_short(custom_sleep)? {
             Some(seconds) => {
@@ -529,7 +533,8 @@ impl BreakingCircuitProxy {
         })
     }
 
-    /// [`trip`](Self::trip), waiting without blocking the thread.
+    /// [`trip`](Self::trip), waiting out the sleep without blocking the thread (the call to
+    /// the Share itself is an ordinary blocking call).
     pub async fn trip_async(&self, custom_sleep: Option<f64>) -> Result<(), ShareError> {
         sleep_async_for(self.record_trip(custom_sleep)?).await;
         Ok(())

@@ -4,12 +4,14 @@
 //! A process value is encoded in the parent and decoded in the child, so a lock, an atomic or a
 //! semaphore in one of its fields arrives as a new one holding the same value. Nothing links
 //! the two afterwards: a lock taken in the child does not exclude the parent, and a permit
-//! taken in the parent is not missing in the child. To share state between processes, put it in
+//! the child takes is not missing in the parent. To share state between processes, put it in
 //! a [`Share`](crate::share::Share) (its [`Semaphore`](crate::share::Semaphore) and
 //! [`Queue`](crate::share::Queue) are shared, not copied).
 //!
 //! `std::sync::Mutex`, `RwLock` and the atomics need nothing: serde encodes them as their
-//! value (a poisoned lock fails to encode). For tokio's primitives (feature `tokio`), name a
+//! value (a poisoned lock fails to encode). Note that encoding a std lock *takes* it: if it is
+//! held when the value is sent, the encoder waits for it (and deadlocks if the sending thread
+//! holds it itself). For tokio's primitives (feature `tokio`), name a
 //! helper of this module on the field:
 //!
 //! ```ignore
@@ -29,7 +31,10 @@
 //!
 //! Each helper works for the primitive itself and for an `Arc` of it. A tokio `Mutex` or
 //! `RwLock` that is locked (for writing) when the value is encoded fails to encode, with a
-//! message saying so, rather than blocking or copying a value in the middle of a change.
+//! message saying so, rather than blocking or copying a value in the middle of a change. A
+//! tokio `Semaphore` crosses as the permits *available* at that moment: permits held then are
+//! not in the copy (tokio does not tell a semaphore's capacity), so send it while none are
+//! held if the copy should start full.
 
 #[cfg(feature = "tokio")]
 pub mod tokio_mutex {

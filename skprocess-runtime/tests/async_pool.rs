@@ -11,7 +11,7 @@ use skprocess::pool::{AsyncPool, AsyncPoolError};
 use skprocess::timing::sleep_async;
 
 mod common;
-use common::LIMIT;
+use common::{LIMIT, within};
 
 /// Counts tasks in flight and the most seen at once; counts drops of unfinished tasks.
 #[derive(Default)]
@@ -115,13 +115,16 @@ fn imap_yields_in_order_and_unordered_imap_as_tasks_finish() {
 #[test]
 fn a_deadline_drops_the_calls_futures_and_starts_no_more() {
     let gauge = Gauge::default();
-    let pool = AsyncPool::new(5).timeout(Duration::from_millis(200));
+    let pool = AsyncPool::new(5).timeout(Duration::from_secs(1));
+    // Five items finish at once, the next five never do: the deadline ends the call.
     let result = block_on(pool.map(
         |i: u64| {
             let gauge = &gauge;
             async move {
                 let guard = InFlight::enter(gauge);
-                sleep_async(if i < 5 { 0.01 } else { 60.0 }).await;
+                if i >= 5 {
+                    futures::future::pending::<()>().await;
+                }
                 guard.done();
                 i
             }
@@ -131,7 +134,7 @@ fn a_deadline_drops_the_calls_futures_and_starts_no_more() {
     assert_eq!(
         result,
         Err(AsyncPoolError::Timeout {
-            limit: Duration::from_millis(200)
+            limit: Duration::from_secs(1)
         })
     );
     assert_eq!(gauge.finished.load(Ordering::SeqCst), 5);
@@ -147,11 +150,13 @@ fn a_deadline_drops_the_calls_futures_and_starts_no_more() {
     );
     assert_eq!(gauge.now.load(Ordering::SeqCst), 0);
 
-    // The same for a stream: its last item is the timeout.
+    // The same for a stream: the quick items, then the timeout, then nothing.
     let items: Vec<_> = block_on(
         pool.imap(
             |i: u64| async move {
-                sleep_async(if i < 3 { 0.01 } else { 60.0 }).await;
+                if i >= 3 {
+                    futures::future::pending::<()>().await;
+                }
                 i
             },
             0..10,
@@ -159,7 +164,56 @@ fn a_deadline_drops_the_calls_futures_and_starts_no_more() {
         .collect(),
     );
     assert_eq!(items.len(), 4, "{items:?}");
+    assert_eq!(items[..3], [Ok(0), Ok(1), Ok(2)]);
     assert!(matches!(items[3], Err(AsyncPoolError::Timeout { .. })));
+}
+
+#[test]
+fn map_reports_a_panic_at_once_even_behind_an_item_that_never_finishes() {
+    let pool = AsyncPool::new(4);
+    let result = within(LIMIT, move || {
+        block_on(pool.map(
+            |i: u32| async move {
+                if i == 0 {
+                    futures::future::pending::<()>().await;
+                }
+                assert!(i != 2, "item two is bad");
+                i
+            },
+            0..4,
+        ))
+    });
+    assert!(
+        matches!(result, Err(AsyncPoolError::Panicked { index: 2, .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn calls_are_send_and_run_spawned_on_a_multi_threaded_runtime() {
+    fn assert_send<T: Send>(_: &T) {}
+    let pool = AsyncPool::new(16);
+    let call = pool.map(
+        |i: u64| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            i
+        },
+        0..100,
+    );
+    assert_send(&call);
+    let stream = pool.unordered_imap(|i: u64| async move { i }, 0..10);
+    assert_send(&stream);
+    drop(stream);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let results = runtime
+        .block_on(async { tokio::spawn(call).await })
+        .expect("the task")
+        .expect("the call");
+    assert_eq!(results, (0..100).collect::<Vec<_>>());
 }
 
 #[test]

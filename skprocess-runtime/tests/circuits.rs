@@ -9,27 +9,25 @@ use skprocess::circuits::{AsyncBreakingCircuit, AsyncCircuit, BreakingCircuit, C
 
 #[test]
 fn a_trip_sleeps_in_the_caller_and_other_threads_are_not_held_up() {
-    let circuit = Arc::new(Circuit::new(1, 0.3));
+    let circuit = Arc::new(Circuit::new(1, 3.0));
     let sleeper = {
         let circuit = Arc::clone(&circuit);
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            assert!(circuit.short(None));
-            started.elapsed()
-        })
+        std::thread::spawn(move || assert!(circuit.short(None)))
     };
-    // While the first thread sleeps, this one reads and shorts without waiting for it.
-    std::thread::sleep(Duration::from_millis(50));
-    let started = Instant::now();
-    assert_eq!(circuit.total_trips(), 1);
+    // Once the other thread has tripped (it is sleeping its 3 s now), this one reads and trips
+    // too; were the lock held during the sleep, these calls would wait for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while circuit.total_trips() == 0 {
+        assert!(Instant::now() < deadline, "the other thread never tripped");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(circuit.trip(Some(0.0)));
-    let here = started.elapsed();
-    let slept = sleeper.join().expect("the sleeper");
-    assert!(slept >= Duration::from_millis(290), "slept {slept:?}");
+    assert_eq!(circuit.total_trips(), 2);
     assert!(
-        here < slept,
-        "the lock is not held during the sleep ({here:?} vs {slept:?})"
+        !sleeper.is_finished(),
+        "this thread got through while the other still slept"
     );
+    sleeper.join().expect("the sleeper");
 }
 
 #[test]
@@ -103,6 +101,7 @@ use common::LIMIT;
 #[skprocess(runs = 1)]
 struct Tripper {
     circuit: Shared<BreakingCircuit>,
+    polling: Shared<bool>,
     sleep: f64,
 }
 
@@ -111,6 +110,10 @@ impl Tripper {
     fn __run__(&mut self) {}
 
     fn __result__(&mut self) -> Result<f64, ShareError> {
+        assert!(
+            self.polling.wait(Duration::from_secs(60))?,
+            "the watcher never started polling"
+        );
         self.circuit.trip(Some(self.sleep))?;
         Ok(skprocess::timing::time())
     }
@@ -120,6 +123,8 @@ impl Tripper {
 #[skprocess(runs = 1)]
 struct Watcher {
     circuit: Shared<BreakingCircuit>,
+    /// Set once it polls, so that the tripper trips only then.
+    polling: Shared<bool>,
 }
 
 #[skprocess]
@@ -127,7 +132,8 @@ impl Watcher {
     fn __run__(&mut self) {}
 
     fn __result__(&mut self) -> Result<f64, ShareError> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.polling.set()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
         while !self.circuit.broken()? {
             assert!(Instant::now() < deadline, "the circuit never broke");
             std::thread::sleep(Duration::from_millis(5));
@@ -142,12 +148,15 @@ fn a_shared_circuit_sleeps_in_the_process_that_broke_it_never_on_the_coordinator
         let circuit = share
             .insert("breaker", BreakingCircuit::new(3, 0.0))
             .expect("insert");
+        let polling = share.insert("polling", false).expect("insert");
         let watcher = Skprocess::new(Watcher {
             circuit: circuit.clone(),
+            polling: polling.clone(),
         });
         watcher.start().expect("watcher starts");
         let tripper = Skprocess::new(Tripper {
             circuit: circuit.clone(),
+            polling,
             sleep: 2.0,
         });
         tripper.start().expect("tripper starts");

@@ -6,22 +6,30 @@
 //! feature, [`AsyncPool::block_on`] runs a call from sync code.
 //!
 //! Items are turned into futures lazily, as slots free up: an endless iterator stays bounded
-//! in memory. A deadline ([`AsyncPool::timeout`]) drops every future of the call when it
-//! passes (cancellation at their next await point) and the call returns
-//! [`AsyncPoolError::Timeout`]. A task that panics is caught: `map` returns
-//! [`AsyncPoolError::Panicked`] naming the item (and drops the other futures); the streams
-//! yield the error for that item and carry on.
+//! in memory. A deadline ([`AsyncPool::timeout`]) runs from the call (`map(..)`, `imap(..)`)
+//! and drops every future of the call when it passes (cancellation at their next await point):
+//! the call returns [`AsyncPoolError::Timeout`], and nothing finished after the deadline is
+//! handed out. A task that panics is caught: `map` returns [`AsyncPoolError::Panicked`] naming
+//! the item as soon as it happens (and drops the other futures); the streams yield the error
+//! for that item and carry on.
+//!
+//! The tasks make progress while the call's future or stream is polled: a stream from `imap`
+//! whose consumer awaits something else between items holds its tasks still meanwhile (their
+//! deadline keeps running). Consume it promptly, use `map`, or give the stream a task of its
+//! own.
 
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
-use futures_util::future::{self, Either, FutureExt};
+use futures_util::future::FutureExt;
 use futures_util::stream::{self, StreamExt};
+
+use crate::timing::timer_thread::{Sleep, sleep_until};
 
 /// How an [`AsyncPool`] call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,38 +95,48 @@ impl AsyncPool {
     }
 
     /// Runs `f(item)` for every item, and returns the results in the items' order.
-    pub async fn map<T, F, Fut, I>(
+    ///
+    /// The future borrows nothing from the pool: it can be spawned.
+    pub fn map<T, F, Fut, I>(
         &self,
         f: F,
         items: I,
-    ) -> Result<Vec<Fut::Output>, AsyncPoolError>
+    ) -> impl Future<Output = Result<Vec<Fut::Output>, AsyncPoolError>> + use<T, F, Fut, I>
     where
         I: IntoIterator<Item = T>,
         F: FnMut(T) -> Fut,
         Fut: Future,
     {
-        let work = async {
-            let mut results = Vec::new();
-            let mut tasks = std::pin::pin!(tasks(f, items).buffered(self.max_concurrent));
-            while let Some(result) = tasks.next().await {
-                results.push(result?);
+        let max_concurrent = self.max_concurrent;
+        let work = async move {
+            // Finished in any order, put back in place; the first panic ends the call.
+            let mut results: Vec<Option<Fut::Output>> = Vec::new();
+            let mut done = std::pin::pin!(tasks(f, items).buffer_unordered(max_concurrent));
+            while let Some((index, result)) = done.next().await {
+                if results.len() <= index {
+                    results.resize_with(index + 1, || None);
+                }
+                results[index] = Some(result?);
             }
-            Ok(results)
+            Ok(results
+                .into_iter()
+                .map(|r| r.expect("every item's result arrived"))
+                .collect())
         };
-        self.within(work).await
+        WithDeadline::new(work, self.timeout)
     }
 
     /// [`map`](Self::map) for functions of several arguments: each item is a tuple of them.
-    pub async fn starmap<Args, F, I>(
+    pub fn starmap<Args, F, I>(
         &self,
         mut f: F,
         items: I,
-    ) -> Result<Vec<<F::Future as Future>::Output>, AsyncPoolError>
+    ) -> impl Future<Output = Result<Vec<<F::Future as Future>::Output>, AsyncPoolError>> + use<Args, F, I>
     where
         I: IntoIterator<Item = Args>,
         F: StarCall<Args>,
     {
-        self.map(move |args| f.call(args), items).await
+        self.map(move |args| f.call(args), items)
     }
 
     /// Runs `f(item)` for every item and yields the results in the items' order, each as soon
@@ -134,7 +152,12 @@ impl AsyncPool {
         F: FnMut(T) -> Fut,
         Fut: Future,
     {
-        Deadlined::new(tasks(f, items).buffered(self.max_concurrent), self.timeout)
+        Deadlined::new(
+            tasks(f, items)
+                .map(|task| task.map(|(_, result)| result))
+                .buffered(self.max_concurrent),
+            self.timeout,
+        )
     }
 
     /// Like [`imap`](Self::imap), yielding each result as soon as it is done, whatever its
@@ -150,7 +173,9 @@ impl AsyncPool {
         Fut: Future,
     {
         Deadlined::new(
-            tasks(f, items).buffer_unordered(self.max_concurrent),
+            tasks(f, items)
+                .map(|task| task.map(|(_, result)| result))
+                .buffer_unordered(self.max_concurrent),
             self.timeout,
         )
     }
@@ -171,29 +196,14 @@ impl AsyncPool {
             .expect("cannot build a tokio runtime")
             .block_on(future)
     }
-
-    /// `work`, or `Timeout` once the deadline passes (dropping `work`).
-    async fn within<R>(
-        &self,
-        work: impl Future<Output = Result<R, AsyncPoolError>>,
-    ) -> Result<R, AsyncPoolError> {
-        let Some(limit) = self.timeout else {
-            return work.await;
-        };
-        let work = std::pin::pin!(work);
-        let timer = std::pin::pin!(crate::timing::sleep_async(limit.as_secs_f64()));
-        match future::select(work, timer).await {
-            Either::Left((result, _)) => result,
-            Either::Right(_) => Err(AsyncPoolError::Timeout { limit }),
-        }
-    }
 }
 
 /// The items' tasks, created lazily, each caught if it panics.
 fn tasks<T, F, Fut, I>(
     mut f: F,
     items: I,
-) -> impl Stream<Item = impl Future<Output = Result<Fut::Output, AsyncPoolError>>> + use<T, F, Fut, I>
+) -> impl Stream<Item = impl Future<Output = (usize, Result<Fut::Output, AsyncPoolError>)>>
++ use<T, F, Fut, I>
 where
     I: IntoIterator<Item = T>,
     F: FnMut(T) -> Fut,
@@ -204,11 +214,14 @@ where
         // first await is not, but a closure's may be).
         let made = std::panic::catch_unwind(AssertUnwindSafe(|| f(item)));
         async move {
-            let future = made.map_err(|payload| panicked(index, &*payload))?;
-            AssertUnwindSafe(future)
-                .catch_unwind()
-                .await
-                .map_err(|payload| panicked(index, &*payload))
+            let result = match made {
+                Ok(future) => AssertUnwindSafe(future)
+                    .catch_unwind()
+                    .await
+                    .map_err(|payload| panicked(index, &*payload)),
+                Err(payload) => Err(panicked(index, &*payload)),
+            };
+            (index, result)
         }
     })
 }
@@ -220,22 +233,100 @@ fn panicked(index: usize, payload: &(dyn std::any::Any + Send)) -> AsyncPoolErro
     }
 }
 
-/// A stream that ends with `Timeout` once its deadline passes, dropping the rest.
+/// A call's deadline: fixed when the call is made; the timer only wakes the task at it.
+#[derive(Debug)]
+struct Deadline {
+    at: Instant,
+    limit: Duration,
+    timer: Sleep,
+}
+
+impl Deadline {
+    fn starting_now(limit: Option<Duration>) -> Option<Deadline> {
+        let limit = limit?;
+        // A deadline past what `Instant` holds is, in practice, never.
+        let at = Instant::now().checked_add(limit)?;
+        Some(Deadline {
+            at,
+            limit,
+            timer: sleep_until(at),
+        })
+    }
+
+    fn has_passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// Whether it has passed; if not, the task is woken when it does.
+    fn passed(&mut self, cx: &mut Context<'_>) -> bool {
+        self.has_passed() || Pin::new(&mut self.timer).poll(cx).is_ready()
+    }
+
+    fn error(&self) -> AsyncPoolError {
+        AsyncPoolError::Timeout { limit: self.limit }
+    }
+}
+
+/// A future that is `Timeout` once its deadline passes (dropping the work at once).
+struct WithDeadline<W> {
+    work: Option<Pin<Box<W>>>,
+    deadline: Option<Deadline>,
+}
+
+impl<W> WithDeadline<W> {
+    fn new(work: W, limit: Option<Duration>) -> WithDeadline<W> {
+        WithDeadline {
+            work: Some(Box::pin(work)),
+            deadline: Deadline::starting_now(limit),
+        }
+    }
+}
+
+impl<W, R> Future for WithDeadline<W>
+where
+    W: Future<Output = Result<R, AsyncPoolError>>,
+{
+    type Output = Result<R, AsyncPoolError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // Past the deadline, nothing more runs and nothing finished late is handed out.
+        if let Some(deadline) = &this.deadline
+            && deadline.has_passed()
+        {
+            this.work = None;
+            return Poll::Ready(Err(deadline.error()));
+        }
+        let work = this
+            .work
+            .as_mut()
+            .expect("an AsyncPool call polled after it returned");
+        if let Poll::Ready(result) = work.as_mut().poll(cx) {
+            this.work = None;
+            return Poll::Ready(result);
+        }
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.passed(cx)
+        {
+            this.work = None;
+            return Poll::Ready(Err(deadline.error()));
+        }
+        Poll::Pending
+    }
+}
+
+/// A stream that ends with `Timeout` once its deadline passes, dropping the rest: nothing that
+/// finished after the deadline is handed out.
 struct Deadlined<S> {
     inner: Option<Pin<Box<S>>>,
-    timer: Option<Pin<Box<dyn Future<Output = f64> + Send + Sync>>>,
-    limit: Duration,
+    deadline: Option<Deadline>,
 }
 
 impl<S> Deadlined<S> {
     fn new(inner: S, limit: Option<Duration>) -> Deadlined<S> {
         Deadlined {
             inner: Some(Box::pin(inner)),
-            timer: limit.map(|limit| {
-                Box::pin(crate::timing::sleep_async(limit.as_secs_f64()))
-                    as Pin<Box<dyn Future<Output = f64> + Send + Sync>>
-            }),
-            limit: limit.unwrap_or_default(),
+            deadline: Deadline::starting_now(limit),
         }
     }
 }
@@ -251,20 +342,25 @@ where
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if let Poll::Ready(item) = inner.as_mut().poll_next(cx) {
-            if item.is_none() {
-                this.inner = None;
-                this.timer = None;
-            }
-            return Poll::Ready(item);
-        }
-        if let Some(timer) = this.timer.as_mut()
-            && timer.as_mut().poll(cx).is_ready()
+        if let Some(deadline) = &this.deadline
+            && deadline.has_passed()
         {
             // Dropping the inner stream drops every future in flight.
             this.inner = None;
-            this.timer = None;
-            return Poll::Ready(Some(Err(AsyncPoolError::Timeout { limit: this.limit })));
+            return Poll::Ready(Some(Err(deadline.error())));
+        }
+        if let Poll::Ready(item) = inner.as_mut().poll_next(cx) {
+            if item.is_none() {
+                this.inner = None;
+                this.deadline = None;
+            }
+            return Poll::Ready(item);
+        }
+        if let Some(deadline) = this.deadline.as_mut()
+            && deadline.passed(cx)
+        {
+            this.inner = None;
+            return Poll::Ready(Some(Err(deadline.error())));
         }
         Poll::Pending
     }
@@ -274,7 +370,16 @@ impl<S> fmt::Debug for Deadlined<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Deadlined")
             .field("done", &self.inner.is_none())
-            .field("limit", &self.limit)
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+impl<W> fmt::Debug for WithDeadline<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WithDeadline")
+            .field("done", &self.work.is_none())
+            .field("deadline", &self.deadline)
             .finish()
     }
 }
