@@ -142,6 +142,22 @@ async fn sleep_async_for(seconds: f64) {
     }
 }
 
+/// After a short: sleeps what it asks (if it tripped); whether it tripped.
+fn sleep_after(short: Option<f64>) -> bool {
+    short.map(sleep_for).is_some()
+}
+
+/// [`sleep_after`], waiting without blocking the thread.
+async fn sleep_after_async(short: Option<f64>) -> bool {
+    match short {
+        Some(seconds) => {
+            sleep_async_for(seconds).await;
+            true
+        }
+        None => false,
+    }
+}
+
 /// Builder methods both circuits take.
 macro_rules! settings_builders {
     () => {
@@ -206,13 +222,7 @@ impl Circuit {
     /// (`custom_sleep` seconds if given, else the current sleep time, with jitter), resets the
     /// count and applies backoff. Returns whether it tripped.
     pub fn short(&self, custom_sleep: Option<f64>) -> bool {
-        match self.record_short(custom_sleep) {
-            Some(seconds) => {
-                sleep_for(seconds);
-                true
-            }
-            None => false,
-        }
+        sleep_after(self.record_short(custom_sleep))
     }
 
     /// Trips now, whatever the count, and sleeps. Returns `true` (it always trips).
@@ -223,13 +233,7 @@ impl Circuit {
 
     /// [`short`](Self::short), waiting without blocking the thread.
     pub async fn short_async(&self, custom_sleep: Option<f64>) -> bool {
-        match self.record_short(custom_sleep) {
-            Some(seconds) => {
-                sleep_async_for(seconds).await;
-                true
-            }
-            None => false,
-        }
+        sleep_after_async(self.record_short(custom_sleep)).await
     }
 
     /// [`trip`](Self::trip), waiting without blocking the thread.
@@ -311,13 +315,7 @@ impl CircuitProxy {
     /// [`Circuit::short`] through a Share: the coordinator counts the failure for every
     /// process, and the sleep after a trip happens here, in the caller.
     pub fn short(&self, custom_sleep: Option<f64>) -> Result<bool, ShareError> {
-        Ok(match self.record_short(custom_sleep)? {
-            Some(seconds) => {
-                sleep_for(seconds);
-                true
-            }
-            None => false,
-        })
+        Ok(sleep_after(self.record_short(custom_sleep)?))
     }
 
     /// [`Circuit::trip`] through a Share; the sleep happens here.
@@ -329,13 +327,7 @@ impl CircuitProxy {
     /// [`short`](Self::short), waiting out the sleep without blocking the thread (the call to
     /// the Share itself is an ordinary blocking call, of a few microseconds).
     pub async fn short_async(&self, custom_sleep: Option<f64>) -> Result<bool, ShareError> {
-        Ok(match self.record_short(custom_sleep)? {
-            Some(seconds) => {
-                sleep_async_for(seconds).await;
-                true
-            }
-            None => false,
-        })
+        Ok(sleep_after_async(self.record_short(custom_sleep)?).await)
     }
 
     /// [`trip`](Self::trip), waiting out the sleep without blocking the thread (the call to
@@ -391,13 +383,7 @@ impl BreakingCircuit {
     /// sleeps (`custom_sleep` seconds if given, else the current sleep time, with jitter) and
     /// stays broken. Returns whether this short broke it.
     pub fn short(&self, custom_sleep: Option<f64>) -> bool {
-        match self.record_short(custom_sleep) {
-            Some(seconds) => {
-                sleep_for(seconds);
-                true
-            }
-            None => false,
-        }
+        sleep_after(self.record_short(custom_sleep))
     }
 
     /// Breaks now, whatever the count, and sleeps.
@@ -407,13 +393,7 @@ impl BreakingCircuit {
 
     /// [`short`](Self::short), waiting without blocking the thread.
     pub async fn short_async(&self, custom_sleep: Option<f64>) -> bool {
-        match self.record_short(custom_sleep) {
-            Some(seconds) => {
-                sleep_async_for(seconds).await;
-                true
-            }
-            None => false,
-        }
+        sleep_after_async(self.record_short(custom_sleep)).await
     }
 
     /// [`trip`](Self::trip), waiting without blocking the thread.
@@ -506,13 +486,7 @@ impl BreakingCircuitProxy {
     /// [`BreakingCircuit::short`] through a Share: the coordinator counts the failure for
     /// every process, and the sleep after a break happens here, in the caller.
     pub fn short(&self, custom_sleep: Option<f64>) -> Result<bool, ShareError> {
-        Ok(match self.record_short(custom_sleep)? {
-            Some(seconds) => {
-                sleep_for(seconds);
-                true
-            }
-            None => false,
-        })
+        Ok(sleep_after(self.record_short(custom_sleep)?))
     }
 
     /// [`BreakingCircuit::trip`] through a Share; the sleep happens here.
@@ -524,13 +498,7 @@ impl BreakingCircuitProxy {
     /// [`short`](Self::short), waiting out the sleep without blocking the thread (the call to
     /// the Share itself is an ordinary blocking call, of a few microseconds).
     pub async fn short_async(&self, custom_sleep: Option<f64>) -> Result<bool, ShareError> {
-        Ok(match self.record_short(custom_sleep)? {
-            Some(seconds) => {
-                sleep_async_for(seconds).await;
-                true
-            }
-            None => false,
-        })
+        Ok(sleep_after_async(self.record_short(custom_sleep)?).await)
     }
 
     /// [`trip`](Self::trip), waiting out the sleep without blocking the thread (the call to
