@@ -470,6 +470,21 @@ fn share_counter() {
     harness::run("share_counter", DEADLINE).expect_line("Final counter: 50");
 }
 
+#[cfg(feature = "async")]
+#[test]
+fn async_http_tasks() {
+    let out = harness::run("async_http_tasks", DEADLINE);
+    out.expect_line("1000 of 1000 responses OK, each with its own item");
+    let line = out.lines_containing("requests in flight at the server")[0];
+    let most = number_after(line, "at most ");
+    assert!(
+        (2..=100).contains(&most),
+        "concurrent, and never over the pool's bound\n{out}"
+    );
+    out.expect_line("(the pool's bound is 100)");
+    out.expect_line("1000 requests in ");
+}
+
 #[test]
 fn circuit_rate_limiter() {
     let out = harness::run("circuit_rate_limiter", DEADLINE);
