@@ -751,6 +751,12 @@ fn child_tracing() {
 #[path = "../../skprocess-runtime/tests/common/servers.rs"]
 mod servers;
 
+/// The runtime tests' helpers, which `servers` uses (`output_within`; the file allows the
+/// rest to go unused).
+#[cfg(feature = "db")]
+#[path = "../../skprocess-runtime/tests/common/mod.rs"]
+mod common;
+
 #[cfg(feature = "db")]
 #[test]
 fn autoreconnect_basic() {

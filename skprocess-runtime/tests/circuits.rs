@@ -183,9 +183,17 @@ fn a_shared_circuit_sleeps_in_the_process_that_broke_it_never_on_the_coordinator
 }
 // ANCHOR_END: shared
 
-fn short_many(circuit: Shared<Circuit>) -> u64 {
+/// Shorts per worker: `SKPROCESS_STRESS_ROUNDS` (default 500).
+fn rounds() -> u64 {
+    std::env::var("SKPROCESS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500)
+}
+
+fn short_many((circuit, rounds): (Shared<Circuit>, u64)) -> u64 {
     let mut tripped = 0;
-    for _ in 0..25 {
+    for _ in 0..rounds {
         if circuit.short(None).expect("the share answers") {
             tripped += 1;
         }
@@ -199,16 +207,22 @@ fn processes_count_into_one_circuit_and_each_trip_happens_once() {
         let circuit = share
             .insert("limiter", Circuit::new(10, 0.0))
             .expect("insert");
+        // More workers than CPUs, thousands of shorts in all.
         let pool = Pool::new(4).expect("a pool");
+        let rounds = rounds();
         let trips: Vec<u64> = pool
             .timeout(LIMIT)
             .chunk_size(1)
-            .map(short_many, vec![circuit.clone(); 4])
+            .map(short_many, vec![(circuit.clone(), rounds); 4])
             .expect("the workers run");
-        assert_eq!(trips.iter().sum::<u64>(), 10, "{trips:?}");
-        assert_eq!(circuit.total_failures().expect("failures"), 100);
-        assert_eq!(circuit.total_trips().expect("trips"), 10);
-        assert_eq!(circuit.times_shorted().expect("count"), 0);
+        let failures = 4 * rounds;
+        assert_eq!(trips.iter().sum::<u64>(), failures / 10, "{trips:?}");
+        assert_eq!(circuit.total_failures().expect("failures"), failures);
+        assert_eq!(circuit.total_trips().expect("trips"), failures / 10);
+        assert_eq!(
+            u64::from(circuit.times_shorted().expect("count")),
+            failures % 10
+        );
     })
     .expect("a share");
 }

@@ -107,23 +107,29 @@ impl AsyncPool {
         F: FnMut(T) -> Fut,
         Fut: Future,
     {
-        let max_concurrent = self.max_concurrent;
-        let work = async move {
-            // Finished in any order, put back in place; the first panic ends the call.
+        // Finished in any order (each with its index), under the call's deadline, which starts
+        // now.
+        let mut done = Deadlined::new(
+            tasks(f, items)
+                .map(|task| task.map(|(index, result)| result.map(|value| (index, value))))
+                .buffer_unordered(self.max_concurrent),
+            self.timeout,
+        );
+        async move {
+            // Put back in place; the first error (a panic, the deadline) ends the call.
             let mut results: Vec<Option<Fut::Output>> = Vec::new();
-            let mut done = std::pin::pin!(tasks(f, items).buffer_unordered(max_concurrent));
-            while let Some((index, result)) = done.next().await {
+            while let Some(result) = done.next().await {
+                let (index, value) = result?;
                 if results.len() <= index {
                     results.resize_with(index + 1, || None);
                 }
-                results[index] = Some(result?);
+                results[index] = Some(value);
             }
             Ok(results
                 .into_iter()
                 .map(|r| r.expect("every item's result arrived"))
                 .collect())
-        };
-        WithDeadline::new(work, self.timeout)
+        }
     }
 
     /// [`map`](Self::map) for functions of several arguments: each item is a tuple of them.
@@ -267,54 +273,6 @@ impl Deadline {
     }
 }
 
-/// A future that is `Timeout` once its deadline passes (dropping the work at once).
-struct WithDeadline<W> {
-    work: Option<Pin<Box<W>>>,
-    deadline: Option<Deadline>,
-}
-
-impl<W> WithDeadline<W> {
-    fn new(work: W, limit: Option<Duration>) -> WithDeadline<W> {
-        WithDeadline {
-            work: Some(Box::pin(work)),
-            deadline: Deadline::starting_now(limit),
-        }
-    }
-}
-
-impl<W, R> Future for WithDeadline<W>
-where
-    W: Future<Output = Result<R, AsyncPoolError>>,
-{
-    type Output = Result<R, AsyncPoolError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        // Past the deadline, nothing more runs and nothing finished late is handed out.
-        if let Some(deadline) = &this.deadline
-            && deadline.has_passed()
-        {
-            this.work = None;
-            return Poll::Ready(Err(deadline.error()));
-        }
-        let work = this
-            .work
-            .as_mut()
-            .expect("an AsyncPool call polled after it returned");
-        if let Poll::Ready(result) = work.as_mut().poll(cx) {
-            this.work = None;
-            return Poll::Ready(result);
-        }
-        if let Some(deadline) = this.deadline.as_mut()
-            && deadline.passed(cx)
-        {
-            this.work = None;
-            return Poll::Ready(Err(deadline.error()));
-        }
-        Poll::Pending
-    }
-}
-
 /// A stream that ends with `Timeout` once its deadline passes, dropping the rest: nothing that
 /// finished after the deadline is handed out.
 struct Deadlined<S> {
@@ -370,15 +328,6 @@ impl<S> fmt::Debug for Deadlined<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Deadlined")
             .field("done", &self.inner.is_none())
-            .field("deadline", &self.deadline)
-            .finish()
-    }
-}
-
-impl<W> fmt::Debug for WithDeadline<W> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WithDeadline")
-            .field("done", &self.work.is_none())
             .field("deadline", &self.deadline)
             .finish()
     }

@@ -55,7 +55,8 @@ pub(crate) fn reaped_within(pid: i32, limit: Duration) -> bool {
 }
 
 /// `command.output()`, waiting at most `limit` for the command to exit: past that, it is killed
-/// and the test fails.
+/// (with its process group, if the command was started as the leader of its own) and the test
+/// fails.
 pub(crate) fn output_within(command: &mut Command, limit: Duration) -> Output {
     // As `output()` does: stdin from nowhere, stdout and stderr captured.
     let child = command
@@ -72,8 +73,13 @@ pub(crate) fn output_within(command: &mut Command, limit: Duration) -> Output {
     match rx.recv_timeout(limit) {
         Ok(output) => output.unwrap(),
         Err(_) => {
-            // SAFETY: our own child, not reaped yet (its waiter is still waiting).
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let pid = pid as i32;
+            // SAFETY: our own child, not reaped yet (its waiter is still waiting); a group it
+            // leads holds only what it started.
+            unsafe {
+                let target = if libc::getpgid(pid) == pid { -pid } else { pid };
+                libc::kill(target, libc::SIGKILL);
+            }
             panic!("the command did not exit within {limit:?}");
         }
     }

@@ -1,12 +1,13 @@
 //! Real PostgreSQL and Redis servers for the tests that need them, started once per test binary
 //! by `scripts/servers.sh` (which installs Debian's packages when they are missing) on loopback
 //! ports with passwords. A watchdog stops them when the test binary exits. A server that cannot
-//! start fails the test that asked for it, loudly, with the script's output.
+//! start fails the test that asked for it, loudly, with the script's output. Needs the tests'
+//! `common` module next to it (for `output_within`).
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -117,31 +118,15 @@ impl Servers {
 
 /// Runs the script with a deadline; panics with its output if it fails.
 fn run_script(args: &[&str]) -> Output {
-    let child = Command::new("bash")
-        .arg(script())
-        .args(args)
-        // Its own process group: past the deadline the whole group goes (apt, a server being
-        // started), not only bash.
-        .process_group(0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run scripts/servers.sh: {e}"));
-    let pid = child.id();
-    // Reading both pipes to the end while waiting: apt's output can outgrow a pipe's buffer.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(START_LIMIT) {
-        Ok(out) => out.expect("waiting for scripts/servers.sh"),
-        Err(_) => {
-            // SAFETY: kill(2) on the script's process group, led by our still unreaped child.
-            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-            panic!("scripts/servers.sh {args:?} took more than {START_LIMIT:?}");
-        }
-    };
+    let out = crate::common::output_within(
+        Command::new("bash")
+            .arg(script())
+            .args(args)
+            // Its own process group: past the deadline the whole group goes (apt, a server
+            // being started), not only bash.
+            .process_group(0),
+        START_LIMIT,
+    );
     assert!(
         out.status.success(),
         "scripts/servers.sh {args:?} failed ({}): a server could not start\n--- stdout\n{}\n--- \
