@@ -344,6 +344,42 @@ pub fn timethis(args: TokenStream, input: TokenStream) -> TokenStream {
 /// reaches the parent. A return type whose last path segment is `Result` is treated as
 /// fallible. `T` must cross a process boundary: `Serialize`, `Deserialize`, `Send`, `'static`.
 ///
+/// # Async lifecycle methods
+///
+/// Every method but `__config__` may be an `async fn` (with skprocess's `tokio` feature),
+/// in the same forms, mixed freely with sync ones. Its future runs on a tokio runtime inside
+/// the process that runs the lifecycle (`tokio::spawn`, tokio's timers and sockets work; spawned
+/// tasks keep running between sections); `cx.tell_async`, `cx.listen_async` and `cx.stopped()`
+/// wait without blocking it. A section timeout drops the future at its first await point past
+/// the deadline and rolls the state back to the section's start, as for a sync section; a
+/// section that never awaits is abandoned like a sync one, shortly after its deadline.
+///
+/// ```ignore
+/// // With skprocess's `tokio` feature and tokio as a dependency (these forms are tested in
+/// // the runtime's `tests/async_process.rs`).
+/// use skprocess::prelude::*;
+///
+/// #[skprocess(runs = 3, timeouts(run = 2.0))]
+/// struct Poller {
+///     seen: Vec<String>,
+/// }
+///
+/// #[skprocess]
+/// impl Poller {
+///     async fn __run__(&mut self, cx: &mut Context) -> Result<(), String> {
+///         let job: String = cx.listen_async().await.map_err(|e| e.to_string())?;
+///         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+///         cx.tell_async(format!("done {job}")).await.map_err(|e| e.to_string())?;
+///         self.seen.push(job);
+///         Ok(())
+///     }
+///
+///     async fn __result__(&mut self) -> Vec<String> {
+///         std::mem::take(&mut self.seen)
+///     }
+/// }
+/// ```
+///
 /// # Struct options
 ///
 /// - `runs = 10`: the number of iterations (default: until stopped or `join_in`).

@@ -286,7 +286,7 @@ impl<T: Lifecycle> Engine<T> {
                 let cx = &mut self.cx;
                 call_hook(|| f(state, cx)).map_err(SectionError::Failed)
             }
-            Some(timeout) => self.timed_section(timeout, f),
+            Some(timeout) => self.timed_section(section, timeout, f),
         };
         let elapsed = started.elapsed().as_secs_f64();
         match result {
@@ -309,8 +309,14 @@ impl<T: Lifecycle> Engine<T> {
     }
 
     /// Runs a section on the helper thread with a deadline; on expiry, abandons it and restores
-    /// the snapshot taken before it.
-    fn timed_section<R, F>(&mut self, timeout: Duration, f: F) -> Result<R, SectionError>
+    /// the snapshot taken before it. An `async` section gets a short grace past its deadline
+    /// to end at an await point (its future dropped, its thread kept) before it is abandoned.
+    fn timed_section<R, F>(
+        &mut self,
+        section: Section,
+        timeout: Duration,
+        f: F,
+    ) -> Result<R, SectionError>
     where
         R: Send + 'static,
         F: FnOnce(&mut T, &mut Context) -> Result<R, crate::error::Failure> + Send + 'static,
@@ -332,7 +338,13 @@ impl<T: Lifecycle> Engine<T> {
             self.runner = Some(runner);
         }
         let mut state = self.state.take().expect("state present");
-        let mut cx = self.cx.for_abandonable_section();
+        let deadline = Instant::now().checked_add(timeout);
+        let mut wait = timeout;
+        if T::HOOKS.is_async(section) {
+            wait = wait.saturating_add(crate::async_hooks::ASYNC_GRACE);
+        }
+        // A deadline past what an `Instant` holds is no deadline (`Duration::MAX`).
+        let mut cx = self.cx.for_abandonable_section(deadline);
         let abandon = cx.clone();
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
@@ -344,7 +356,23 @@ impl<T: Lifecycle> Engine<T> {
             // The runner thread is gone (it cannot be, short of a bug): run the job here.
             job();
         }
-        match done_rx.recv_timeout(timeout) {
+        let restore = |engine: &mut Self| -> Result<(), SectionError> {
+            let restored: T = crate::wire::decode(&snapshot).map_err(|message| {
+                SectionError::Engine(ProcessError::Decode {
+                    what: "the process state snapshot".into(),
+                    message,
+                })
+            })?;
+            engine.state = Some(Box::new(restored));
+            Ok(())
+        };
+        match done_rx.recv_timeout(wait) {
+            // An async section dropped at an await point past its deadline: the thread is
+            // free, the state may be half-changed; back to the snapshot, as for a sync one.
+            Ok(_) if abandon.awaited_out() => {
+                restore(self)?;
+                Err(SectionError::TimedOut(timeout))
+            }
             Ok((state, result)) => {
                 self.state = Some(state);
                 result.map_err(SectionError::Failed)
@@ -353,13 +381,7 @@ impl<T: Lifecycle> Engine<T> {
                 abandon.abandon();
                 ABANDONED_A_THREAD.with(|flag| flag.set(true));
                 self.runner = None; // the overrunning thread keeps the old state; forget both
-                let restored: T = crate::wire::decode(&snapshot).map_err(|message| {
-                    SectionError::Engine(ProcessError::Decode {
-                        what: "the process state snapshot".into(),
-                        message,
-                    })
-                })?;
-                self.state = Some(Box::new(restored));
+                restore(self)?;
                 Err(SectionError::TimedOut(timeout))
             }
         }

@@ -106,6 +106,7 @@ extern crate self as skprocess;
 #[doc(hidden)]
 #[path = "testing.rs"]
 pub mod __testing;
+mod async_hooks;
 mod asyncs;
 pub mod buffer;
 mod child;
@@ -186,6 +187,7 @@ pub mod __private {
     pub use ::linkme;
     pub use ::serde;
     // processes
+    pub use crate::async_hooks::{AsContext, AsyncContext, AsyncSection};
     pub use crate::child_init::{CHILD_INITS, ChildInit, ChildInitReturn};
     pub use crate::error::Failure;
     pub use crate::lifecycle::{
@@ -197,7 +199,7 @@ pub mod __private {
         SecretSource, assert_connection,
     };
     pub use crate::registry::{PROCESSES, ProcessEntry, Registered};
-    pub use crate::{Context, ProcessConfig, ProcessError};
+    pub use crate::{Context, ProcessConfig, ProcessError, Section};
     pub use ::core::any::TypeId;
     pub use ::core::time::Duration;
     // shares: what `#[shared]` expands to

@@ -40,6 +40,8 @@ pub struct Hooks {
     pub onfinish: bool,
     /// `__error__` is defined.
     pub error: bool,
+    /// Which sections are `async fn`s (one bit per [`Section`](crate::Section)).
+    asyncs: u8,
 }
 
 impl Hooks {
@@ -49,6 +51,7 @@ impl Hooks {
         postrun: false,
         onfinish: false,
         error: false,
+        asyncs: 0,
     };
 
     /// Sets which hooks are defined (const, for generated code).
@@ -58,7 +61,20 @@ impl Hooks {
             postrun,
             onfinish,
             error,
+            asyncs: 0,
         }
+    }
+
+    /// Marks `section` as an `async fn` (const, for generated code).
+    pub const fn with_async(mut self, section: crate::Section) -> Hooks {
+        self.asyncs |= 1 << section as u8;
+        self
+    }
+
+    /// Whether `section` is an `async fn`: it runs on the process's tokio runtime, and a
+    /// timeout ends it at an await point.
+    pub const fn is_async(&self, section: crate::Section) -> bool {
+        self.asyncs & (1 << section as u8) != 0
     }
 }
 
@@ -221,6 +237,9 @@ impl ChildLink {
     }
 }
 
+/// How often [`Context::stopped`] looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
 /// The child-side view of a running process, passed to lifecycle hooks that ask for it
 /// (`fn __run__(&mut self, cx: &mut Context)`): talk to the parent, stop, read the run index and
 /// the configuration.
@@ -233,6 +252,11 @@ pub struct Context {
     /// Set when the engine abandoned the section this context was lent to (it timed out): later
     /// `tell`s from that section go nowhere.
     abandoned: Arc<AtomicBool>,
+    /// The deadline of the section this context is lent to, when it has a timeout.
+    deadline: Option<Instant>,
+    /// Set when an `async` section reached its deadline at an await point and its future was
+    /// dropped (see [`AsyncSection`](crate::async_hooks::AsyncSection)).
+    awaited_out: Arc<AtomicBool>,
 }
 
 impl Context {
@@ -244,6 +268,8 @@ impl Context {
             current_run: 0,
             lives_left,
             abandoned: Arc::new(AtomicBool::new(false)),
+            deadline: None,
+            awaited_out: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -252,12 +278,26 @@ impl Context {
         self.lives_left = lives_left;
     }
 
-    /// A copy for a section that runs on its own thread and may be abandoned.
-    pub(crate) fn for_abandonable_section(&self) -> Context {
+    /// A copy for a section that runs on its own thread, ends at `deadline`, and may be
+    /// abandoned.
+    pub(crate) fn for_abandonable_section(&self, deadline: Option<Instant>) -> Context {
         Context {
             abandoned: Arc::new(AtomicBool::new(false)),
+            deadline,
+            awaited_out: Arc::new(AtomicBool::new(false)),
             ..self.clone()
         }
+    }
+
+    /// Whether the `async` section this context was lent to reached its deadline at an await
+    /// point (its future was dropped).
+    pub(crate) fn awaited_out(&self) -> bool {
+        self.awaited_out.load(Ordering::Acquire)
+    }
+
+    /// What an `async` section needs to run (the deadline, where to record a timeout).
+    pub(crate) fn async_parts(&self) -> (Option<Instant>, Arc<AtomicBool>) {
+        (self.deadline, Arc::clone(&self.awaited_out))
     }
 
     pub(crate) fn abandon(&self) {
@@ -278,6 +318,13 @@ impl Context {
     /// The process's configuration.
     pub fn config(&self) -> &ProcessConfig {
         &self.config
+    }
+
+    /// When the current section's timeout expires (`None`: it has none). An `async` section
+    /// is dropped at its first await point past it; code that wants to finish cleanly can
+    /// check it.
+    pub fn section_deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// Asks the process to stop: the engine finishes the current section, skips the rest of the
@@ -352,6 +399,84 @@ impl Context {
     /// Takes a queued message without waiting ([`ListenError::Timeout`] when none is queued).
     pub fn try_listen<T: DeserializeOwned>(&self) -> Result<T, ListenError> {
         decode_message(self.receive(Some(Instant::now()))?)
+    }
+
+    /// [`tell`](Context::tell) as a future, for `async` lifecycle methods: the message is
+    /// encoded when this is called; while the channel is full, the future waits (without
+    /// blocking its executor's thread) for room, up to [`TELL_TIMEOUT`](crate::TELL_TIMEOUT).
+    ///
+    /// # Errors
+    ///
+    /// As for [`tell`](Context::tell).
+    pub fn tell_async<T: Serialize>(
+        &self,
+        message: T,
+    ) -> impl std::future::Future<Output = Result<(), TellError>> + Send + 'static {
+        let cx = self.clone();
+        let encoded = crate::wire::encode(&message).map_err(TellError::Encode);
+        async move {
+            let bytes = encoded?;
+            let deadline = Instant::now().checked_add(crate::error::TELL_TIMEOUT);
+            // Room is checked without waiting; a full channel is retried after a short sleep
+            // on the library's timer thread (any executor), backing off to 10 ms.
+            let mut pause = Duration::from_micros(100);
+            loop {
+                if cx.abandoned.load(Ordering::Acquire) {
+                    return Err(TellError::Disconnected);
+                }
+                let channel = cx.link.inbox.channel().ok_or(TellError::Disconnected)?;
+                match channel.send(&bytes, Some(Instant::now())) {
+                    Err(crate::ring::spsc::RingError::Full { .. })
+                        if deadline.is_none_or(|d| Instant::now() < d) =>
+                    {
+                        crate::timing::timer_thread::sleep_until(Instant::now() + pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(10));
+                    }
+                    result => {
+                        return result.map_err(|err| {
+                            let err = crate::process::tell_error(err);
+                            if matches!(err, TellError::Disconnected) {
+                                cx.link.parent_gone();
+                            }
+                            err
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`listen`](Context::listen) as a future, for `async` lifecycle methods: no thread
+    /// waits; the future is woken when a message arrives. Dropping it (a `select!` that took
+    /// another branch, a section's timeout) takes nothing from the queue.
+    pub fn listen_async<T: DeserializeOwned>(&self) -> crate::process::ListenFuture<T> {
+        crate::process::ListenFuture::for_child(self, None)
+    }
+
+    /// [`listen_timeout`](Context::listen_timeout) as a future ([`ListenError::Timeout`]
+    /// after `timeout`).
+    pub fn listen_timeout_async<T: DeserializeOwned>(
+        &self,
+        timeout: Duration,
+    ) -> crate::process::ListenFuture<T> {
+        crate::process::ListenFuture::for_child(self, Instant::now().checked_add(timeout))
+    }
+
+    /// Completes once a stop is requested (by the parent, this process, or SIGINT/SIGTERM),
+    /// for an `async` section that waits on several things (`tokio::select!`). It checks every
+    /// 10 ms, on any executor.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let link = Arc::clone(&self.link);
+        async move {
+            while !link.status.stop_requested() {
+                crate::timing::timer_thread::sleep_until(Instant::now() + STOP_POLL).await;
+            }
+        }
+    }
+
+    /// The inbox and the abandonment flag, for [`ListenFuture`](crate::ListenFuture).
+    pub(crate) fn listen_parts(&self) -> (Arc<ChildLink>, Arc<AtomicBool>) {
+        (Arc::clone(&self.link), Arc::clone(&self.abandoned))
     }
 
     /// Receives from the inbox, unless this context's section was abandoned: an abandoned

@@ -8,4 +8,10 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/fail/**/*.rs");
     t.pass("tests/ui/pass/*.rs");
+    // trybuild builds the cases with this crate's enabled features.
+    if cfg!(feature = "tokio") {
+        t.pass("tests/ui/pass-tokio/*.rs");
+    } else {
+        t.compile_fail("tests/ui/fail-without-tokio/*.rs");
+    }
 }

@@ -109,6 +109,8 @@ pub(crate) enum ReturnShape<'a> {
 
 /// One lifecycle method of the impl block.
 pub(crate) struct Hook<'a> {
+    /// `async fn`: its future runs on the process's tokio runtime.
+    pub(crate) asyncness: Option<syn::Token![async]>,
     pub(crate) kind: HookKind,
     pub(crate) original: &'a ImplItemFn,
     pub(crate) args: Vec<ArgRole>,
@@ -171,10 +173,13 @@ impl<'a> Hook<'a> {
         let sig = &original.sig;
         let name = kind.name();
         let mut ok = true;
-        if let Some(asyncness) = &sig.asyncness {
+        if let Some(asyncness) = &sig.asyncness
+            && kind == HookKind::Config
+        {
             cx.error_spanned_by(
                 asyncness,
-                format!("`{name}` cannot be `async`; lifecycle methods are synchronous"),
+                "`__config__` cannot be `async`: it runs once, in the parent, when the handle is \
+                 created (the other lifecycle methods can be `async fn`)",
             );
             ok = false;
         }
@@ -251,6 +256,7 @@ impl<'a> Hook<'a> {
             ok = false;
         }
         ok.then_some(Hook {
+            asyncness: sig.asyncness,
             kind,
             original,
             args,

@@ -264,10 +264,11 @@ pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
     let unit_hook = |kind: HookKind, trait_fn: &str| {
         let trait_fn = syn::Ident::new(trait_fn, proc_macro2::Span::call_site());
         model.hook(kind).map(|hook| {
-            let call = call(hook, &private);
-            let wrapped = quote_spanned! {hook.ret_span()=>
-                <_ as #private::HookReturn<()>>::into_hook_result(#call)
-            };
+            let wrapped = value_of(hook, &private, &quote!(timed_out), |value| {
+                quote_spanned! {hook.ret_span()=>
+                    <_ as #private::HookReturn<()>>::into_hook_result(#value)
+                }
+            });
             quote! {
                 fn #trait_fn(
                     &mut self,
@@ -285,28 +286,31 @@ pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
 
     let result_body = match model.hook(HookKind::Result) {
         None => quote!(#private::Ok(())),
-        Some(hook) => {
-            let call = call(hook, &private);
+        Some(hook) => value_of(hook, &private, &quote!(timed_out), |value| {
             match &hook.ret {
-                ReturnShape::Unit => quote!({ #call; #private::Ok(()) }),
-                ReturnShape::Plain(_) => quote!(#private::Ok(#call)),
+                ReturnShape::Unit => quote!({ #value; #private::Ok(()) }),
+                ReturnShape::Plain(_) => quote!(#private::Ok(#value)),
                 ReturnShape::Fallible(_) => quote_spanned! {hook.ret_span()=>
-                    <_ as #private::HookReturn<Self::Output>>::into_hook_result(#call)
+                    <_ as #private::HookReturn<Self::Output>>::into_hook_result(#value)
                 },
             }
-        }
+        }),
     };
 
     let error_fn = model.hook(HookKind::Error).map(|hook| {
-        let call = call(hook, &private);
         let takes_error = hook.args.iter().any(|a| matches!(a, ArgRole::Error { .. }));
         let discard = (!takes_error).then(|| quote!(let _ = __sk_error;));
-        let body = match &hook.ret {
-            ReturnShape::Fallible(_) => quote_spanned!(hook.ret_span()=> #call),
-            ReturnShape::Plain(_) | ReturnShape::Unit => {
-                quote_spanned!(hook.ret_span()=> #private::Ok(#call))
-            }
-        };
+        let body = value_of(
+            hook,
+            &private,
+            &quote!(timed_out_error),
+            |value| match &hook.ret {
+                ReturnShape::Fallible(_) => quote_spanned!(hook.ret_span()=> #value),
+                ReturnShape::Plain(_) | ReturnShape::Unit => {
+                    quote_spanned!(hook.ret_span()=> #private::Ok(#value))
+                }
+            },
+        );
         quote! {
             fn error(
                 &mut self,
@@ -332,6 +336,23 @@ pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
     let connect_fields = quote!(#connect_fields_fn(self));
     let registration = registration(&private, original);
 
+    let asyncs = model
+        .hooks
+        .iter()
+        .filter(|hook| hook.asyncness.is_some())
+        .filter_map(|hook| {
+            let section = match hook.kind {
+                HookKind::Config => return None,
+                HookKind::Prerun => quote!(Prerun),
+                HookKind::Run => quote!(Run),
+                HookKind::Postrun => quote!(Postrun),
+                HookKind::Onfinish => quote!(Onfinish),
+                HookKind::Result => quote!(Result),
+                HookKind::Error => quote!(Error),
+            };
+            Some(quote!(.with_async(#private::Section::#section)))
+        });
+
     let output_span = model
         .hook(HookKind::Result)
         .map_or_else(proc_macro2::Span::call_site, Hook::ret_span);
@@ -346,7 +367,7 @@ pub(crate) fn impl_tokens(model: &ProcessImpl<'_>) -> TokenStream {
             #output_decl
 
             const HOOKS: #private::Hooks =
-                #private::Hooks::new(#prerun, #postrun, #onfinish, #error);
+                #private::Hooks::new(#prerun, #postrun, #onfinish, #error)#(#asyncs)*;
 
             fn configure(&self, __sk_config: &mut #private::ProcessConfig) {
                 #apply_attributes
@@ -467,6 +488,31 @@ pub(crate) fn fallback_impl_tokens(
 
 fn is_result(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Result"))
+}
+
+/// The hook's value, handed to `convert`: the call's, or for an `async fn`, its future's, run
+/// on the process's runtime until it completes or its section's deadline passes at an await
+/// point (then the hook returns `Err(AsyncSection::<on_timeout>())`, which the engine reports
+/// as the section's timeout). Requiring the `tokio` feature is spanned at the `async` keyword.
+fn value_of(
+    hook: &Hook<'_>,
+    private: &TokenStream,
+    on_timeout: &TokenStream,
+    convert: impl FnOnce(TokenStream) -> TokenStream,
+) -> TokenStream {
+    let call = call(hook, private);
+    let Some(asyncness) = &hook.asyncness else {
+        return convert(call);
+    };
+    let section = quote_spanned!(asyncness.span=> #private::AsyncSection::of(__sk_cx));
+    let value = convert(quote!(__sk_value));
+    quote! {{
+        let __sk_async = #section;
+        match __sk_async.block_on(#call) {
+            #private::Some(__sk_value) => #value,
+            #private::None => #private::Err(__sk_async.#on_timeout()),
+        }
+    }}
 }
 
 /// `Self::__hook__(self, args..)` with the arguments the user's signature asks for, spanned on

@@ -165,20 +165,52 @@ impl<P: Lifecycle> Asynced<P> {
     }
 }
 
-/// The next message from a child, as a future: see [`Asynced::listen`].
+/// The next message, as a future: from a child ([`Asynced::listen`]) or, inside an `async`
+/// lifecycle method, from the parent ([`Context::listen_async`](crate::Context::listen_async)).
+/// No thread waits: the future is woken when the message arrives. Dropping it takes nothing
+/// from the queue.
 #[must_use = "futures do nothing unless polled"]
 pub struct ListenFuture<T> {
-    io: Option<Arc<IoShared>>,
+    source: Option<Source>,
     interest: Option<crate::ring::reactor::Interest>,
     armed: bool,
     timer: Option<crate::timing::timer_thread::Sleep>,
     _message: std::marker::PhantomData<fn() -> T>,
 }
 
+/// Whose mailbox a [`ListenFuture`] reads.
+enum Source {
+    /// The parent's handle: the child's messages.
+    Parent(Arc<IoShared>),
+    /// A child's context: the parent's messages, unless the section was abandoned.
+    Child {
+        link: Arc<crate::lifecycle::ChildLink>,
+        abandoned: Arc<std::sync::atomic::AtomicBool>,
+    },
+}
+
+impl Source {
+    fn inbox(&self) -> &crate::inbox::Mailbox {
+        match self {
+            Source::Parent(io) => &io.inbox,
+            Source::Child { link, .. } => &link.inbox,
+        }
+    }
+
+    /// Whether the section this future belongs to was abandoned after its timeout: it must
+    /// not take messages meant for the rest of the process.
+    fn abandoned(&self) -> bool {
+        match self {
+            Source::Parent(_) => false,
+            Source::Child { abandoned, .. } => abandoned.load(std::sync::atomic::Ordering::Acquire),
+        }
+    }
+}
+
 impl<T> std::fmt::Debug for ListenFuture<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListenFuture")
-            .field("started", &self.io.is_some())
+            .field("started", &self.source.is_some())
             .field("timed", &self.timer.is_some())
             .finish()
     }
@@ -186,8 +218,18 @@ impl<T> std::fmt::Debug for ListenFuture<T> {
 
 impl<T> ListenFuture<T> {
     fn new<P: Lifecycle>(handle: &Skprocess<P>, deadline: Option<Instant>) -> Self {
+        Self::with_source(handle.io().map(Source::Parent), deadline)
+    }
+
+    /// The parent's next message, for a child's context.
+    pub(crate) fn for_child(cx: &crate::Context, deadline: Option<Instant>) -> Self {
+        let (link, abandoned) = cx.listen_parts();
+        Self::with_source(Some(Source::Child { link, abandoned }), deadline)
+    }
+
+    fn with_source(source: Option<Source>, deadline: Option<Instant>) -> Self {
         ListenFuture {
-            io: handle.io(),
+            source,
             interest: None,
             armed: false,
             timer: deadline.map(crate::timing::timer_thread::sleep_until),
@@ -205,13 +247,20 @@ impl<T: DeserializeOwned> Future for ListenFuture<T> {
     ) -> std::task::Poll<Self::Output> {
         use std::task::Poll;
         let this = &mut *self;
-        let Some(io) = &this.io else {
+        let Some(source) = &this.source else {
             return Poll::Ready(Err(ListenError::NotStarted));
         };
-        match io
-            .inbox
+        if source.abandoned() {
+            return Poll::Ready(Err(ListenError::Disconnected));
+        }
+        match source
+            .inbox()
             .poll_recv(cx.waker(), &mut this.interest, &mut this.armed)
         {
+            Poll::Ready(Ok(bytes)) if source.abandoned() => {
+                source.inbox().unreceive(bytes);
+                return Poll::Ready(Err(ListenError::Disconnected));
+            }
             Poll::Ready(Ok(bytes)) => return Poll::Ready(decode_message(bytes)),
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
             Poll::Pending => {}
@@ -230,9 +279,9 @@ impl<T> Drop for ListenFuture<T> {
     fn drop(&mut self) {
         self.interest = None;
         if self.armed
-            && let Some(io) = &self.io
+            && let Some(source) = &self.source
         {
-            io.inbox.disarm();
+            source.inbox().disarm();
         }
     }
 }
