@@ -49,6 +49,46 @@ pub enum AsyncPoolError {
         /// The panic's message.
         message: String,
     },
+    /// The worker process running the task of item `index` died (or was cancelled under it)
+    /// before the task finished ([`AsyncPool::with_workers`]). Every task in flight on that
+    /// worker gets this error; none is run again (it may have had effects).
+    #[error("the worker running the task of item {index} died: {message}")]
+    Crashed {
+        /// The item's position in the input.
+        index: usize,
+        /// How the worker ended.
+        message: String,
+    },
+    /// Item `index` (or its task's output) could not be encoded, or was larger than the
+    /// frame limit ([`AsyncPool::with_workers`]).
+    #[error("item {index} could not be encoded: {message}")]
+    Encode {
+        /// The item's position in the input.
+        index: usize,
+        /// Why.
+        message: String,
+    },
+    /// Item `index` (or its task's output) did not decode on the other side.
+    #[error("item {index} did not decode: {message}")]
+    Decode {
+        /// The item's position in the input.
+        index: usize,
+        /// Why.
+        message: String,
+    },
+    /// The task cannot travel to a worker process (it captures data, or its code is outside
+    /// the executable). Nothing was sent.
+    #[error("{message}")]
+    Refused {
+        /// Why.
+        message: String,
+    },
+    /// No worker process could be started (or restarted).
+    #[error("{message}")]
+    NoWorkers {
+        /// Why.
+        message: String,
+    },
 }
 
 /// Runs async tasks over items, at most `max_concurrent` at a time, in the calling task.
@@ -186,6 +226,22 @@ impl AsyncPool {
         )
     }
 
+    /// A pool of `workers` worker processes (at least 1), each running many tasks at once on
+    /// its own tokio runtime, at most `max_concurrent` tasks in flight across all of them: for
+    /// async work that also needs CPU, or isolation from the caller (see
+    /// [`AsyncWorkerPool`]). Waits until the workers are started.
+    ///
+    /// # Errors
+    ///
+    /// [`AsyncPoolError::NoWorkers`] when a worker process cannot be started.
+    #[cfg(feature = "tokio")]
+    pub fn with_workers(
+        workers: usize,
+        max_concurrent: usize,
+    ) -> Result<super::AsyncWorkerPool, AsyncPoolError> {
+        super::AsyncWorkerPool::start(workers, max_concurrent)
+    }
+
     /// Runs `future` to completion from sync code, on a new single-threaded tokio runtime with
     /// its I/O and timers enabled: the design notes' context form,
     /// `pool.block_on(pool.map(fetch, urls))`.
@@ -275,13 +331,13 @@ impl Deadline {
 
 /// A stream that ends with `Timeout` once its deadline passes, dropping the rest: nothing that
 /// finished after the deadline is handed out.
-struct Deadlined<S> {
+pub(super) struct Deadlined<S> {
     inner: Option<Pin<Box<S>>>,
     deadline: Option<Deadline>,
 }
 
 impl<S> Deadlined<S> {
-    fn new(inner: S, limit: Option<Duration>) -> Deadlined<S> {
+    pub(super) fn new(inner: S, limit: Option<Duration>) -> Deadlined<S> {
         Deadlined {
             inner: Some(Box::pin(inner)),
             deadline: Deadline::starting_now(limit),
@@ -341,6 +397,14 @@ pub trait StarCall<Args> {
     type Future: Future;
     /// Calls the function with the tuple's elements as its arguments.
     fn call(&mut self, args: Args) -> Self::Future;
+
+    /// The name of the function pointer type of this signature: a task that is not zero-sized
+    /// travels to a worker process only if its type has exactly this name (see
+    /// [`AsyncPool::with_workers`]).
+    #[doc(hidden)]
+    fn pointer_type() -> &'static str {
+        ""
+    }
 }
 
 macro_rules! star_call {
@@ -355,6 +419,10 @@ macro_rules! star_call {
             #[allow(non_snake_case)]
             fn call(&mut self, ($($arg,)+): ($($arg,)+)) -> Fut {
                 self($($arg),+)
+            }
+
+            fn pointer_type() -> &'static str {
+                std::any::type_name::<fn($($arg),+) -> Fut>()
             }
         }
     };

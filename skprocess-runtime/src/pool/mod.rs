@@ -45,6 +45,8 @@
 //! time, then the timeout error.
 
 mod async_pool;
+#[cfg(feature = "tokio")]
+mod async_workers;
 mod call;
 mod chunks;
 mod error;
@@ -59,6 +61,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::async_pool::{AsyncPool, AsyncPoolError, StarCall};
+#[cfg(feature = "tokio")]
+pub use self::async_workers::AsyncWorkerPool;
 pub use self::call::{AsyncCall, BackgroundCall, PoolCall};
 pub use self::error::{Payload, PoolError, TaskError};
 pub use self::iter::PoolIter;

@@ -708,6 +708,57 @@ fn trampoline<T, A, K, I>(
     }
 }
 
+/// The function an async task's offset points at (`AsyncPool::with_workers`): decodes the
+/// item, calls the task, and returns the future that runs it and encodes its output. Panics
+/// (in the call or the future) are caught. `data` is as for [`Trampoline`].
+#[cfg(feature = "tokio")]
+pub(crate) type AsyncTrampoline = fn(input: Vec<u8>, data: i64) -> AsyncTaskRun;
+
+/// What an [`AsyncTrampoline`] returns: the task's whole run, encoded output or failure.
+#[cfg(feature = "tokio")]
+pub(crate) type AsyncTaskRun = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<Vec<u8>, super::async_workers::TaskFailure>> + Send,
+    >,
+>;
+
+/// Where an async task `task` is: its trampoline `trampoline` (the monomorphized one for its
+/// type), and itself if it is a function pointer of type `pointer_type`. Refused as for sync
+/// tasks (captured data, code outside the executable).
+#[cfg(feature = "tokio")]
+pub(crate) fn async_task_code<F>(
+    task: &F,
+    pointer_type: &str,
+    trampoline: AsyncTrampoline,
+) -> Result<TaskCode, PoolError> {
+    code_of(task, pointer_type, trampoline as usize)
+}
+
+/// Turns an async task's offset from the authenticated parent back into its trampoline.
+///
+/// # Safety
+///
+/// As for [`trampoline_at`]: `offset` must come from [`async_task_code`] in a process running
+/// this same executable.
+#[cfg(feature = "tokio")]
+pub(crate) unsafe fn async_trampoline_at(offset: i64) -> AsyncTrampoline {
+    let address = address_from_anchor(offset);
+    // SAFETY: by this function's contract, `address` is an `AsyncTrampoline` of this
+    // executable.
+    unsafe { std::mem::transmute::<usize, AsyncTrampoline>(address) }
+}
+
+/// The value of a task sent with `data`, for the async trampolines.
+///
+/// # Safety
+///
+/// As for [`value_at`].
+#[cfg(feature = "tokio")]
+pub(crate) unsafe fn task_value_at<T>(data: i64) -> T {
+    // SAFETY: by this function's contract.
+    unsafe { value_at::<T>(data) }
+}
+
 fn run_one<T, A, K, I>(task: T, input: I) -> Result<T::Output, TaskError>
 where
     T: TaskFn<A, K, I>,

@@ -1,0 +1,773 @@
+//! `AsyncPool::with_workers`: async tasks across worker processes, each worker running many of
+//! them at once on its tokio runtime, with one bound on the tasks in flight across all workers.
+//!
+//! # How it works
+//!
+//! Each worker is a child process running [`AsyncWorker`], an async process type of this crate:
+//! its `__run__` listens for `Run` and `Cancel` messages (the process's `tell`/`listen`
+//! channel) and spawns one tokio task per `Run`, which replies with a `Done` message. A task
+//! travels as in the sync pool, as the offset of a monomorphized trampoline from a fixed function
+//! of this crate (see [`task`](super::task)): the worker is a child this process started from
+//! its own executable, over an authenticated connection.
+//!
+//! In the parent, each item of a call is a future that takes a permit of the pool's semaphore
+//! (`max_concurrent` permits, shared by every call), registers the task as in flight on the
+//! least loaded worker, sends it, and waits for its reply on a oneshot channel. One router
+//! thread per worker reads the worker's replies and completes the items. The permit is held
+//! until the worker has answered for the task: its result, its cancellation, or its death.
+//!
+//! - **Crash**: when a worker dies, its router fails every task in flight on it with
+//!   [`AsyncPoolError::Crashed`] (none is sent again: it may have done its side effects) and
+//!   starts a replacement.
+//! - **Deadline**: a call's deadline drops the call's futures; an item dropped before its reply
+//!   sends `Cancel`, and the worker aborts that task at its next await point. The worker, shared
+//!   by other calls, is not killed. (A task that never awaits cannot be aborted: it runs to its
+//!   end and keeps its permit meanwhile.)
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::future::FutureExt;
+use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::async_pool::{AsyncPoolError, Deadlined, StarCall};
+use super::task::{AsyncTaskRun, TaskCode, assert_can_travel, async_task_code, task_value_at};
+use crate::error::{ListenError, TellError};
+use crate::lifecycle::{Context, Transferable};
+use crate::process::Skprocess;
+use crate::sync::lock;
+
+/// Why a task did not produce a value in its worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum TaskFailure {
+    /// The task panicked (in the call or in its future).
+    Panicked(String),
+    /// The item did not decode in the worker.
+    Decode(String),
+    /// The output did not encode.
+    Encode(String),
+    /// Aborted after a `Cancel`.
+    Cancelled,
+}
+
+/// The parent's messages to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+enum ToWorker {
+    /// Run the task at `offset` (and `data`, see [`TaskCode`]) on the encoded item.
+    Run {
+        id: u64,
+        offset: i64,
+        data: i64,
+        input: Vec<u8>,
+    },
+    /// Abort task `id` (its call was dropped).
+    Cancel { id: u64 },
+}
+
+/// A worker's answer for one task.
+#[derive(Debug, Serialize, Deserialize)]
+struct Done {
+    id: u64,
+    outcome: Result<Vec<u8>, TaskFailure>,
+}
+
+/// The worker process: runs the tasks it is sent, many at once, until the pool stops it or
+/// goes away.
+#[crate::skprocess(crate = "crate")]
+struct AsyncWorker {}
+
+#[crate::skprocess(crate = "crate")]
+impl AsyncWorker {
+    async fn __run__(&mut self, cx: &mut Context) {
+        serve(cx).await;
+        // The pool stopped this worker, or is gone: the process ends.
+        cx.stop();
+    }
+}
+
+async fn serve(cx: &Context) {
+    let (finished_tx, mut finished) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let mut running: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+    let mut stopped = std::pin::pin!(cx.stopped());
+    loop {
+        while let Ok(id) = finished.try_recv() {
+            running.remove(&id);
+        }
+        let listen = cx.listen_async::<ToWorker>();
+        let message = match futures_util::future::select(listen, stopped.as_mut()).await {
+            futures_util::future::Either::Left((Ok(message), _)) => message,
+            // Stopped, the parent gone, or a message that is not ours: nothing more to do.
+            _ => break,
+        };
+        match message {
+            ToWorker::Run {
+                id,
+                offset,
+                data,
+                input,
+            } => {
+                // SAFETY: the offset comes from the parent, which started this process from its
+                // own executable and computed it with `async_task_code` from an
+                // `AsyncTrampoline`; the channel is this process's authenticated link to it.
+                let trampoline = unsafe { super::task::async_trampoline_at(offset) };
+                let run = trampoline(input, data);
+                let reply = cx.clone();
+                let finished_tx = finished_tx.clone();
+                let task = tokio::spawn(async move {
+                    let outcome = run.await;
+                    let _ = reply.tell_async(Done { id, outcome }).await;
+                    let _ = finished_tx.send(id);
+                });
+                running.insert(id, task.abort_handle());
+            }
+            ToWorker::Cancel { id } => {
+                if let Some(task) = running.remove(&id) {
+                    task.abort();
+                }
+                // Answered even when the task had just finished: the parent takes the first
+                // answer for an id and ignores the rest.
+                let outcome = Err(TaskFailure::Cancelled);
+                let _ = cx.tell_async(Done { id, outcome }).await;
+            }
+        }
+    }
+    for task in running.values() {
+        task.abort();
+    }
+}
+
+/// The trampoline of an async task `F` over items `T`: what a `Run` message's offset points at.
+fn trampoline<F, T, Fut>(input: Vec<u8>, data: i64) -> AsyncTaskRun
+where
+    F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+    T: Transferable,
+    Fut: Future + Send + 'static,
+    Fut::Output: Transferable,
+{
+    // SAFETY: the parent held a value of `F` when it sent this task; one that is not zero-sized
+    // is sent only as the function pointer type of its signature, with `data` the offset of
+    // such a function in this same executable (`async_task_code`).
+    let task: F = unsafe { task_value_at::<F>(data) };
+    Box::pin(async move {
+        let item: T = crate::wire::decode(&input).map_err(TaskFailure::Decode)?;
+        run_caught(move || task(item)).await
+    })
+}
+
+/// The trampoline of an async task `F` of several arguments, over tuples of them.
+fn star_trampoline<F, Args, Fut>(input: Vec<u8>, data: i64) -> AsyncTaskRun
+where
+    F: StarCall<Args, Future = Fut> + Copy + Send + Sync + 'static,
+    Args: Transferable,
+    Fut: Future + Send + 'static,
+    Fut::Output: Transferable,
+{
+    // SAFETY: as in `trampoline`.
+    let mut task: F = unsafe { task_value_at::<F>(data) };
+    Box::pin(async move {
+        let args: Args = crate::wire::decode(&input).map_err(TaskFailure::Decode)?;
+        run_caught(move || task.call(args)).await
+    })
+}
+
+/// Makes the task's future and runs it, a panic in either caught; encodes the output.
+async fn run_caught<Fut>(make: impl FnOnce() -> Fut) -> Result<Vec<u8>, TaskFailure>
+where
+    Fut: Future,
+    Fut::Output: Serialize,
+{
+    let panicked = |payload: Box<dyn std::any::Any + Send>| {
+        TaskFailure::Panicked(crate::engine::panic_message(&*payload))
+    };
+    let future = std::panic::catch_unwind(AssertUnwindSafe(make)).map_err(panicked)?;
+    let output = AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(panicked)?;
+    crate::wire::encode(&output).map_err(TaskFailure::Encode)
+}
+
+/// Runs async tasks in worker processes, many at once in each, at most `max_concurrent` in
+/// flight across all of them. Built by [`AsyncPool::with_workers`](super::AsyncPool::with_workers).
+///
+/// The methods mirror [`AsyncPool`](super::AsyncPool)'s. A task travels to a worker as code,
+/// like a [`Pool`](super::Pool)'s: an `async fn` item, or a closure that captures nothing,
+/// returning a `Send` future; items and outputs cross processes
+/// ([`Transferable`](crate::Transferable)). The calls' futures and streams run on any executor
+/// (a thread per worker routes the replies); [`block_on`](Self::block_on) runs one from sync
+/// code.
+///
+/// Dropping the last clone stops the workers (tasks still running in them are aborted).
+#[derive(Clone)]
+pub struct AsyncWorkerPool {
+    inner: Arc<Inner>,
+    timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for AsyncWorkerPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncWorkerPool")
+            .field("workers", &self.inner.workers)
+            .field("max_concurrent", &self.inner.max_concurrent)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+struct Inner {
+    workers: usize,
+    max_concurrent: usize,
+    permits: Arc<Semaphore>,
+    next_id: AtomicU64,
+    state: Mutex<State>,
+    /// Notified when a replacement worker is in place (or could not be started).
+    replaced: tokio::sync::Notify,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    in_flight: HashMap<u64, InFlight>,
+    /// Workers being replaced: a call that finds no worker waits for them.
+    restarting: usize,
+}
+
+/// One worker's place in the pool: its current process, replaced when it dies.
+struct Slot {
+    worker: Option<Arc<Skprocess<AsyncWorker>>>,
+    generation: u64,
+    load: usize,
+}
+
+/// A task sent to a worker and not answered yet.
+struct InFlight {
+    slot: usize,
+    generation: u64,
+    index: usize,
+    /// Where the answer goes; `None` once the item's future was dropped (the answer is then
+    /// only awaited to free the permit).
+    reply: Option<oneshot::Sender<Result<Vec<u8>, AsyncPoolError>>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncWorkerPool {
+    pub(super) fn start(workers: usize, max_concurrent: usize) -> Result<Self, AsyncPoolError> {
+        let workers = workers.max(1);
+        let max_concurrent = max_concurrent.max(1);
+        let inner = Arc::new(Inner {
+            workers,
+            max_concurrent,
+            permits: Arc::new(Semaphore::new(max_concurrent)),
+            next_id: AtomicU64::new(0),
+            state: Mutex::new(State {
+                slots: (0..workers)
+                    .map(|_| Slot {
+                        worker: None,
+                        generation: 0,
+                        load: 0,
+                    })
+                    .collect(),
+                in_flight: HashMap::new(),
+                restarting: 0,
+            }),
+            replaced: tokio::sync::Notify::new(),
+        });
+        for slot in 0..workers {
+            let worker = spawn_worker().map_err(|message| AsyncPoolError::NoWorkers { message })?;
+            install(&inner, slot, worker);
+        }
+        Ok(AsyncWorkerPool {
+            inner,
+            timeout: None,
+        })
+    }
+
+    /// The number of worker processes.
+    pub fn workers(&self) -> usize {
+        self.inner.workers
+    }
+
+    /// The bound on tasks in flight, across all workers and calls.
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.max_concurrent
+    }
+
+    /// The same pool (the same workers), with a deadline on each call: past it, the call's
+    /// futures are dropped, its tasks aborted in their workers (which keep running), and it
+    /// returns (or its stream yields) [`AsyncPoolError::Timeout`].
+    pub fn timeout(&self, limit: Duration) -> AsyncWorkerPool {
+        AsyncWorkerPool {
+            timeout: Some(limit),
+            ..self.clone()
+        }
+    }
+
+    /// Runs `f(item)` for every item in the workers, and returns the results in the items'
+    /// order. The first failure (a panic, a crash, the deadline) ends the call and aborts its
+    /// other tasks.
+    pub fn map<F, T, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<Fut::Output>, AsyncPoolError>>
+    + Send
+    + 'static
+    + use<F, T, Fut, I>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        T: Transferable,
+        Fut: Future + Send + 'static,
+        Fut::Output: Transferable,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        assert_can_travel!(F);
+        let code = async_task_code(
+            &f,
+            std::any::type_name::<fn(T) -> Fut>(),
+            trampoline::<F, T, Fut>,
+        );
+        self.collect(code, items)
+    }
+
+    /// [`map`](Self::map) for functions of several arguments: each item is a tuple of them.
+    pub fn starmap<F, Args, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<Fut::Output>, AsyncPoolError>>
+    + Send
+    + 'static
+    + use<F, Args, Fut, I>
+    where
+        F: StarCall<Args, Future = Fut> + Copy + Send + Sync + 'static,
+        Args: Transferable,
+        Fut: Future + Send + 'static,
+        Fut::Output: Transferable,
+        I: IntoIterator<Item = Args>,
+        I::IntoIter: Send + 'static,
+    {
+        assert_can_travel!(F);
+        let code = async_task_code(&f, F::pointer_type(), star_trampoline::<F, Args, Fut>);
+        self.collect(code, items)
+    }
+
+    /// Runs `f(item)` for every item in the workers and yields the results in the items' order,
+    /// each as soon as it and those before it are done.
+    pub fn imap<F, T, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Stream<Item = Result<Fut::Output, AsyncPoolError>> + Send + 'static + use<F, T, Fut, I>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        T: Transferable,
+        Fut: Future + Send + 'static,
+        Fut::Output: Transferable,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        assert_can_travel!(F);
+        let code = async_task_code(
+            &f,
+            std::any::type_name::<fn(T) -> Fut>(),
+            trampoline::<F, T, Fut>,
+        );
+        let stream = self
+            .items(code, items)
+            .buffered(self.inner.max_concurrent)
+            .map(|(_, result)| result);
+        Deadlined::new(stream, self.timeout)
+    }
+
+    /// Like [`imap`](Self::imap), yielding each result as soon as it is done, whatever its
+    /// place.
+    pub fn unordered_imap<F, T, Fut, I>(
+        &self,
+        f: F,
+        items: I,
+    ) -> impl Stream<Item = Result<Fut::Output, AsyncPoolError>> + Send + 'static + use<F, T, Fut, I>
+    where
+        F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+        T: Transferable,
+        Fut: Future + Send + 'static,
+        Fut::Output: Transferable,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        assert_can_travel!(F);
+        let code = async_task_code(
+            &f,
+            std::any::type_name::<fn(T) -> Fut>(),
+            trampoline::<F, T, Fut>,
+        );
+        let stream = self
+            .items(code, items)
+            .buffer_unordered(self.inner.max_concurrent)
+            .map(|(_, result)| result);
+        Deadlined::new(stream, self.timeout)
+    }
+
+    /// Runs `future` to completion from sync code, on a new single-threaded tokio runtime:
+    /// `pool.block_on(pool.map(fetch, urls))`.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a tokio runtime (use `.await` there), or if the runtime cannot be
+    /// built.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        super::AsyncPool::new(1).block_on(future)
+    }
+
+    /// The results of `items` put back in order; the first error ends the call.
+    fn collect<T, O, I>(
+        &self,
+        code: Result<TaskCode, super::PoolError>,
+        items: I,
+    ) -> impl Future<Output = Result<Vec<O>, AsyncPoolError>> + Send + 'static + use<T, O, I>
+    where
+        T: Transferable,
+        O: Transferable,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let stream = self
+            .items(code, items)
+            .buffer_unordered(self.inner.max_concurrent)
+            .map(|(index, result)| result.map(|value| (index, value)));
+        let mut done = Deadlined::new(stream, self.timeout);
+        async move {
+            let mut results: Vec<Option<O>> = Vec::new();
+            while let Some(result) = done.next().await {
+                let (index, value) = result?;
+                if results.len() <= index {
+                    results.resize_with(index + 1, || None);
+                }
+                results[index] = Some(value);
+            }
+            Ok(results
+                .into_iter()
+                .map(|r| r.expect("every item's result arrived"))
+                .collect())
+        }
+    }
+
+    /// One future per item, made lazily: each sends its item to a worker and decodes the
+    /// output. A task that cannot travel fails every item with `Refused` (nothing is sent).
+    fn items<T, O, I>(
+        &self,
+        code: Result<TaskCode, super::PoolError>,
+        items: I,
+    ) -> impl Stream<
+        Item = impl Future<Output = (usize, Result<O, AsyncPoolError>)> + Send + 'static + use<T, O, I>,
+    >
+    + Send
+    + 'static
+    + use<T, O, I>
+    where
+        T: Transferable,
+        O: Transferable,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        let code = code.map_err(|error| AsyncPoolError::Refused {
+            message: error.to_string(),
+        });
+        stream::iter(items.into_iter().enumerate()).map(move |(index, item)| {
+            let inner = Arc::clone(&inner);
+            let code = code.clone();
+            let input = crate::wire::encode(&item)
+                .map_err(|message| AsyncPoolError::Encode { index, message });
+            async move {
+                let result = async {
+                    let bytes = run_item(inner, code?, index, input?).await?;
+                    crate::wire::decode::<O>(&bytes)
+                        .map_err(|message| AsyncPoolError::Decode { index, message })
+                }
+                .await;
+                (index, result)
+            }
+        })
+    }
+}
+
+/// Sends one item to the least loaded worker and waits for its answer.
+async fn run_item(
+    inner: Arc<Inner>,
+    code: TaskCode,
+    index: usize,
+    input: Vec<u8>,
+) -> Result<Vec<u8>, AsyncPoolError> {
+    let permit = Arc::clone(&inner.permits)
+        .acquire_owned()
+        .await
+        .expect("the pool's semaphore is never closed");
+    let (reply, answer) = oneshot::channel();
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let mut permit = Some(permit);
+    let mut reply = Some(reply);
+    let worker = loop {
+        // Registered before the state is read, so a replacement installed in between is not
+        // missed.
+        let replaced = inner.replaced.notified();
+        let mut replaced = std::pin::pin!(replaced);
+        replaced.as_mut().enable();
+        {
+            let mut state = lock(&inner.state);
+            let least_loaded = state
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.worker.as_ref().map(|w| (i, s.generation, s.load, w)))
+                .min_by_key(|(_, _, load, _)| *load)
+                .map(|(i, generation, _, w)| (i, generation, Arc::clone(w)));
+            if let Some((slot, generation, worker)) = least_loaded {
+                state.slots[slot].load += 1;
+                state.in_flight.insert(
+                    id,
+                    InFlight {
+                        slot,
+                        generation,
+                        index,
+                        reply: reply.take(),
+                        _permit: permit.take().expect("taken once"),
+                    },
+                );
+                break worker;
+            }
+            if state.restarting == 0 {
+                return Err(AsyncPoolError::NoWorkers {
+                    message: "no worker is running (the last ones could not be restarted)".into(),
+                });
+            }
+        }
+        // Every worker is being replaced (they all died): wait for one.
+        replaced.await;
+    };
+    // From here, dropping this future cancels the task in its worker.
+    let guard = CancelOnDrop {
+        inner: &inner,
+        id,
+        worker: &worker,
+    };
+    let sent = worker.tell(ToWorker::Run {
+        id,
+        offset: code.offset,
+        data: code.data,
+        input,
+    });
+    match sent {
+        Ok(()) => {}
+        Err(TellError::Encode(message)) => {
+            std::mem::forget(guard);
+            finish(&inner, id);
+            return Err(AsyncPoolError::Encode { index, message });
+        }
+        // The worker is gone: its router fails this task as crashed.
+        Err(_) => {}
+    }
+    let answer = answer.await;
+    std::mem::forget(guard);
+    match answer {
+        Ok(result) => result,
+        // The router always answers before it drops a sender; this is only for safety.
+        Err(_) => Err(AsyncPoolError::Crashed {
+            index,
+            message: "the worker's answer was lost".into(),
+        }),
+    }
+}
+
+/// Cancels an item's task in its worker when the item's future is dropped before the answer.
+struct CancelOnDrop<'a> {
+    inner: &'a Inner,
+    id: u64,
+    worker: &'a Skprocess<AsyncWorker>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        let still_running = match lock(&self.inner.state).in_flight.get_mut(&self.id) {
+            Some(entry) => {
+                entry.reply = None;
+                true
+            }
+            None => false,
+        };
+        if still_running {
+            // The permit stays taken until the worker answers (its router frees it). A worker
+            // that is gone cannot answer; its router frees the permit instead.
+            let _ = self.worker.tell(ToWorker::Cancel { id: self.id });
+        }
+    }
+}
+
+/// Forgets task `id` (it was never sent), freeing its permit.
+fn finish(inner: &Inner, id: u64) {
+    let mut state = lock(&inner.state);
+    if let Some(entry) = state.in_flight.remove(&id) {
+        state.slots[entry.slot].load -= 1;
+    }
+}
+
+/// Starts one worker process.
+fn spawn_worker() -> Result<Arc<Skprocess<AsyncWorker>>, String> {
+    let worker = Skprocess::new(AsyncWorker {});
+    worker
+        .start()
+        .map_err(|e| format!("cannot start an async pool worker: {e}"))?;
+    Ok(Arc::new(worker))
+}
+
+/// Puts `worker` in `slot` (a new generation) and starts its router.
+fn install(inner: &Arc<Inner>, slot: usize, worker: Arc<Skprocess<AsyncWorker>>) {
+    let generation = {
+        let mut state = lock(&inner.state);
+        let place = &mut state.slots[slot];
+        place.generation += 1;
+        place.load = 0;
+        place.worker = Some(Arc::clone(&worker));
+        place.generation
+    };
+    let weak = Arc::downgrade(inner);
+    let spawned = std::thread::Builder::new()
+        .name("skprocess-async-router".into())
+        .spawn(move || route(&weak, slot, generation, &worker));
+    if let Err(error) = spawned {
+        // No router: nothing would ever answer this worker's tasks. Leave the slot empty.
+        let mut state = lock(&inner.state);
+        let place = &mut state.slots[slot];
+        if place.generation == generation {
+            place.worker = None;
+        }
+        drop(state);
+        log_router_failure(&error);
+    }
+}
+
+fn log_router_failure(error: &std::io::Error) {
+    eprintln!("skprocess: cannot start a thread for an async pool worker: {error}");
+}
+
+/// How long a router waits for a message before it checks that the pool still exists.
+const ROUTER_POLL: Duration = Duration::from_millis(200);
+
+/// Reads `worker`'s answers until it ends; then fails its tasks in flight and replaces it.
+fn route(inner: &Weak<Inner>, slot: usize, generation: u64, worker: &Arc<Skprocess<AsyncWorker>>) {
+    let why = loop {
+        match worker.listen_timeout::<Done>(ROUTER_POLL) {
+            Ok(Done { id, outcome }) => {
+                let Some(inner) = inner.upgrade() else { return };
+                answer(&inner, slot, generation, id, outcome);
+            }
+            Err(ListenError::Timeout) => {
+                if inner.strong_count() == 0 {
+                    // The pool is gone: stop this worker (dropping the handle then reaps it).
+                    worker.stop();
+                    return;
+                }
+            }
+            Err(ListenError::Decode { message, .. }) => {
+                // Not a message a worker sends: the worker is broken. Put it down.
+                let _ = worker.kill();
+                break format!("the worker sent a malformed answer ({message}) and was killed");
+            }
+            Err(_) => break ended(worker),
+        }
+    };
+    let Some(inner) = inner.upgrade() else { return };
+    let failed: Vec<InFlight> = {
+        let mut state = lock(&inner.state);
+        if state.slots[slot].generation == generation {
+            state.slots[slot].worker = None;
+        }
+        state.restarting += 1;
+        let ids: Vec<u64> = state
+            .in_flight
+            .iter()
+            .filter(|(_, e)| e.slot == slot && e.generation == generation)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter()
+            .filter_map(|id| state.in_flight.remove(id))
+            .collect()
+    };
+    for entry in failed {
+        if let Some(reply) = entry.reply {
+            let _ = reply.send(Err(AsyncPoolError::Crashed {
+                index: entry.index,
+                message: why.clone(),
+            }));
+        }
+    }
+    match spawn_worker() {
+        Ok(replacement) => install(&inner, slot, replacement),
+        Err(message) => eprintln!("skprocess: {message}"),
+    }
+    lock(&inner.state).restarting -= 1;
+    inner.replaced.notify_waiters();
+}
+
+/// Why a worker ended, for the tasks it had in flight.
+fn ended(worker: &Skprocess<AsyncWorker>) -> String {
+    match worker.result_timeout(Duration::from_secs(5)) {
+        Some(Err(error)) => format!("the worker process died: {error}"),
+        Some(Ok(())) => "the worker process ended with tasks in flight".into(),
+        None => "the worker process stopped answering".into(),
+    }
+}
+
+/// Completes task `id` with the worker's answer (the first one; later ones are ignored).
+fn answer(
+    inner: &Inner,
+    slot: usize,
+    generation: u64,
+    id: u64,
+    outcome: Result<Vec<u8>, TaskFailure>,
+) {
+    let entry = {
+        let mut state = lock(&inner.state);
+        match state.in_flight.get(&id) {
+            Some(entry) if entry.slot == slot && entry.generation == generation => {}
+            // Answered already, or not this worker's task: ignore.
+            _ => return,
+        }
+        let entry = state.in_flight.remove(&id).expect("checked above");
+        state.slots[slot].load -= 1;
+        entry
+    };
+    let index = entry.index;
+    if let Some(reply) = entry.reply {
+        let result = outcome.map_err(|failure| match failure {
+            TaskFailure::Panicked(message) => AsyncPoolError::Panicked { index, message },
+            TaskFailure::Decode(message) => AsyncPoolError::Decode { index, message },
+            TaskFailure::Encode(message) => AsyncPoolError::Encode { index, message },
+            TaskFailure::Cancelled => AsyncPoolError::Crashed {
+                index,
+                message: "the task was cancelled in its worker".into(),
+            },
+        });
+        let _ = reply.send(result);
+    }
+    // The entry's permit is released here.
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Routers hold the worker handles; stopping the workers ends them (each router then
+        // sees its worker gone, or the pool gone at its next poll, and drops the handle).
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        for slot in &state.slots {
+            if let Some(worker) = &slot.worker {
+                worker.stop();
+            }
+        }
+    }
+}
