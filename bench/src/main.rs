@@ -1248,6 +1248,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         report.figure("async_pool_tasks_per_second", n as f64 / pooled, "/s");
         report.figure("tokio_spawn_tasks_per_second", n as f64 / spawned, "/s");
+        async_workers_line(&mut report, n, spawned, quick)?;
     }
     if want(9) {
         // 9. InProcess: start -> result of a trivial process against the same in a child, and
@@ -1357,5 +1358,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for line in &report.lines {
         println!("{line}");
     }
+    Ok(())
+}
+
+/// Section 13's line for AsyncPool across worker processes: the same trivial tasks through
+/// `AsyncPool::with_workers(2, 1000)`, against the plain tokio runtime's time `spawned` measured
+/// in the same run.
+#[cfg(feature = "async-workers")]
+fn async_workers_line(
+    report: &mut Report,
+    n: u64,
+    spawned: f64,
+    quick: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let pool = skprocess::pool::AsyncPool::with_workers(2, 1_000)?;
+    // Warm: the workers' runtimes start on their first task.
+    pool.block_on(pool.map(|x: u64| async move { x }, 0..1_000u64))?;
+    let mut across = Vec::new();
+    for _ in 0..if quick { 1 } else { 5 } {
+        let (t, out) = time(|| {
+            pool.block_on(pool.map(
+                |x: u64| async move {
+                    tokio::task::yield_now().await;
+                    x * 2
+                },
+                0..n,
+            ))
+        });
+        assert_eq!(out?.len() as u64, n);
+        across.push(t);
+    }
+    let across = median(across);
+    println!(
+        "AsyncPool::with_workers(2, 1000) map of the same {n} tasks across 2 worker processes: {:.0} tasks/s; {:.3}x the plain runtime's throughput (each task crosses processes twice)",
+        n as f64 / across,
+        spawned / across,
+    );
+    report.figure(
+        "async_worker_pool_tasks_per_second",
+        n as f64 / across,
+        "/s",
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "async-workers"))]
+fn async_workers_line(
+    _: &mut Report,
+    _: u64,
+    _: f64,
+    _: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!(
+        "(AsyncPool across worker processes: build with `--features async-workers` for its line)"
+    );
     Ok(())
 }

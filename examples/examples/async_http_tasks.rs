@@ -10,73 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use skprocess::pool::AsyncPool;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-/// How long the server takes to answer each request.
-const LATENCY: Duration = Duration::from_millis(20);
-
-// ANCHOR: server
-/// A minimal HTTP/1.1 server: answers `GET /item/N` with `item N` after [`LATENCY`], one
-/// connection per request. Counts the requests in flight, and the most at once.
-async fn serve(listener: TcpListener, in_flight: Arc<AtomicUsize>, most: Arc<AtomicUsize>) {
-    loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
-            continue;
-        };
-        let (in_flight, most) = (Arc::clone(&in_flight), Arc::clone(&most));
-        tokio::spawn(async move {
-            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(now, Ordering::SeqCst);
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.ends_with(b"\r\n\r\n") {
-                match socket.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            let path = String::from_utf8_lossy(&request)
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .to_owned();
-            tokio::time::sleep(LATENCY).await;
-            let body = path.trim_start_matches("/item/").to_owned();
-            let response = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-            in_flight.fetch_sub(1, Ordering::SeqCst);
-        });
-    }
-}
-// ANCHOR_END: server
-
-// ANCHOR: fetch
-/// Fetches `/item/{n}` and returns the body, or why it failed.
-async fn fetch(port: u16, n: usize) -> Result<String, String> {
-    let mut socket = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| e.to_string())?;
-    let request = format!("GET /item/{n} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    socket
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    socket
-        .read_to_string(&mut response)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.starts_with("HTTP/1.1 200") {
-        return Err(format!("unexpected response: {response:?}"));
-    }
-    let (_, body) = response.split_once("\r\n\r\n").ok_or("no end of headers")?;
-    Ok(body.to_owned())
-}
-// ANCHOR_END: fetch
+#[path = "support/http.rs"]
+mod http;
+use http::{fetch, serve};
 
 // ANCHOR: main
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -485,6 +485,22 @@ fn async_http_tasks() {
     out.expect_line("1000 requests in ");
 }
 
+#[cfg(feature = "async")]
+#[test]
+fn async_vs_sync() {
+    let out = harness::run("async_vs_sync", DEADLINE);
+    // Only that every line appears, each with every page: the ratios depend on the machine.
+    out.expect_line("async process (AsyncPool(50) inside): 100 of 100 pages in ");
+    out.expect_line("sequential sync process: 100 of 100 pages in ");
+    out.expect_line("sync Pool of 4 workers: 100 of 100 pages in ");
+    out.expect_line("AsyncPool across 2 worker processes: 100 of 100 pages in ");
+    assert_eq!(
+        out.lines_containing("x the async process's time)").len(),
+        3,
+        "{out}"
+    );
+}
+
 #[test]
 fn circuit_rate_limiter() {
     let out = harness::run("circuit_rate_limiter", DEADLINE);
