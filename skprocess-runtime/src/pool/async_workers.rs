@@ -293,6 +293,15 @@ impl AsyncWorkerPool {
         self.inner.workers
     }
 
+    /// The process ids of the workers running now (a worker being replaced is missing).
+    pub fn pids(&self) -> Vec<u32> {
+        lock(&self.inner.state)
+            .slots
+            .iter()
+            .filter_map(|slot| slot.worker.as_ref()?.pid())
+            .collect()
+    }
+
     /// The bound on tasks in flight, across all workers and calls.
     pub fn max_concurrent(&self) -> usize {
         self.inner.max_concurrent
