@@ -50,7 +50,7 @@ pub enum AsyncPoolError {
         message: String,
     },
     /// The worker process running the task of item `index` died (or was cancelled under it)
-    /// before the task finished ([`AsyncPool::with_workers`]). Every task in flight on that
+    /// before the task finished (`AsyncPool::with_workers`). Every task in flight on that
     /// worker gets this error; none is run again (it may have had effects).
     #[error("the worker running the task of item {index} died: {message}")]
     Crashed {
@@ -59,8 +59,18 @@ pub enum AsyncPoolError {
         /// How the worker ended.
         message: String,
     },
+    /// The task of item `index` could not be handed to a worker process (its channel stayed
+    /// full for [`TELL_TIMEOUT`](crate::TELL_TIMEOUT): the worker is paused or overloaded).
+    /// Nothing of it ran.
+    #[error("the task of item {index} could not be handed to a worker: {message}")]
+    NotSent {
+        /// The item's position in the input.
+        index: usize,
+        /// Why.
+        message: String,
+    },
     /// Item `index` (or its task's output) could not be encoded, or was larger than the
-    /// frame limit ([`AsyncPool::with_workers`]).
+    /// frame limit (`AsyncPool::with_workers`).
     #[error("item {index} could not be encoded: {message}")]
     Encode {
         /// The item's position in the input.
@@ -229,7 +239,8 @@ impl AsyncPool {
     /// A pool of `workers` worker processes (at least 1), each running many tasks at once on
     /// its own tokio runtime, at most `max_concurrent` tasks in flight across all of them: for
     /// async work that also needs CPU, or isolation from the caller (see
-    /// [`AsyncWorkerPool`]). Waits until the workers are started.
+    /// [`AsyncWorkerPool`](super::AsyncWorkerPool)). Starts the worker processes and returns; the first tasks wait for
+    /// a worker that is still starting.
     ///
     /// # Errors
     ///
@@ -400,7 +411,7 @@ pub trait StarCall<Args> {
 
     /// The name of the function pointer type of this signature: a task that is not zero-sized
     /// travels to a worker process only if its type has exactly this name (see
-    /// [`AsyncPool::with_workers`]).
+    /// `AsyncPool::with_workers`).
     #[doc(hidden)]
     fn pointer_type() -> &'static str {
         ""

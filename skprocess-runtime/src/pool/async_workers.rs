@@ -574,13 +574,23 @@ async fn run_item(
     });
     match sent {
         Ok(()) => {}
+        // The worker is gone: its router fails this task as crashed.
+        Err(TellError::Disconnected) => {}
         Err(TellError::Encode(message)) => {
             std::mem::forget(guard);
             finish(&inner, id);
             return Err(AsyncPoolError::Encode { index, message });
         }
-        // The worker is gone: its router fails this task as crashed.
-        Err(_) => {}
+        // The worker took no message for `TELL_TIMEOUT` (paused, or overloaded): the task was
+        // not handed over, so nothing of it ran.
+        Err(error) => {
+            std::mem::forget(guard);
+            finish(&inner, id);
+            return Err(AsyncPoolError::NotSent {
+                index,
+                message: error.to_string(),
+            });
+        }
     }
     let answer = answer.await;
     std::mem::forget(guard);
