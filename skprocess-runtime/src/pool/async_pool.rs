@@ -165,21 +165,7 @@ impl AsyncPool {
                 .buffer_unordered(self.max_concurrent),
             self.timeout,
         );
-        async move {
-            // Put back in place; the first error (a panic, the deadline) ends the call.
-            let mut results: Vec<Option<Fut::Output>> = Vec::new();
-            while let Some(result) = done.next().await {
-                let (index, value) = result?;
-                if results.len() <= index {
-                    results.resize_with(index + 1, || None);
-                }
-                results[index] = Some(value);
-            }
-            Ok(results
-                .into_iter()
-                .map(|r| r.expect("every item's result arrived"))
-                .collect())
-        }
+        async move { in_order(&mut done).await }
     }
 
     /// [`map`](Self::map) for functions of several arguments: each item is a tuple of them.
@@ -269,6 +255,26 @@ impl AsyncPool {
             .expect("cannot build a tokio runtime")
             .block_on(future)
     }
+}
+
+/// Puts the results of a call, finished in any order with their indices, back in the items'
+/// order; the first error (a panic, a crash, the deadline) ends the call.
+pub(super) async fn in_order<S, R>(done: &mut S) -> Result<Vec<R>, AsyncPoolError>
+where
+    S: Stream<Item = Result<(usize, R), AsyncPoolError>> + Unpin,
+{
+    let mut results: Vec<Option<R>> = Vec::new();
+    while let Some(result) = done.next().await {
+        let (index, value) = result?;
+        if results.len() <= index {
+            results.resize_with(index + 1, || None);
+        }
+        results[index] = Some(value);
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every item's result arrived"))
+        .collect())
 }
 
 /// The items' tasks, created lazily, each caught if it panics.

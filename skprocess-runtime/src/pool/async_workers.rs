@@ -37,7 +37,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::async_pool::{AsyncPoolError, Deadlined, StarCall};
+use super::async_pool::{AsyncPoolError, Deadlined, StarCall, in_order};
 use super::task::{AsyncTaskRun, TaskCode, assert_can_travel, async_task_code, task_value_at};
 use crate::error::{ListenError, TellError};
 use crate::lifecycle::{Context, Transferable};
@@ -141,6 +141,22 @@ async fn serve(cx: &Context) {
     for task in running.values() {
         task.abort();
     }
+}
+
+/// Where the async task `f` of one argument is (refused at compile time if it captures data).
+fn plain_code<F, T, Fut>(f: &F) -> Result<TaskCode, super::PoolError>
+where
+    F: Fn(T) -> Fut + Copy + Send + Sync + 'static,
+    T: Transferable,
+    Fut: Future + Send + 'static,
+    Fut::Output: Transferable,
+{
+    assert_can_travel!(F);
+    async_task_code(
+        f,
+        std::any::type_name::<fn(T) -> Fut>(),
+        trampoline::<F, T, Fut>,
+    )
 }
 
 /// The trampoline of an async task `F` over items `T`: what a `Run` message's offset points at.
@@ -336,12 +352,7 @@ impl AsyncWorkerPool {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
-        assert_can_travel!(F);
-        let code = async_task_code(
-            &f,
-            std::any::type_name::<fn(T) -> Fut>(),
-            trampoline::<F, T, Fut>,
-        );
+        let code = plain_code(&f);
         self.collect(code, items)
     }
 
@@ -382,12 +393,7 @@ impl AsyncWorkerPool {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
-        assert_can_travel!(F);
-        let code = async_task_code(
-            &f,
-            std::any::type_name::<fn(T) -> Fut>(),
-            trampoline::<F, T, Fut>,
-        );
+        let code = plain_code(&f);
         let stream = self
             .items(code, items)
             .buffered(self.inner.max_concurrent)
@@ -410,12 +416,7 @@ impl AsyncWorkerPool {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
-        assert_can_travel!(F);
-        let code = async_task_code(
-            &f,
-            std::any::type_name::<fn(T) -> Fut>(),
-            trampoline::<F, T, Fut>,
-        );
+        let code = plain_code(&f);
         let stream = self
             .items(code, items)
             .buffer_unordered(self.inner.max_concurrent)
@@ -451,20 +452,7 @@ impl AsyncWorkerPool {
             .buffer_unordered(self.inner.max_concurrent)
             .map(|(index, result)| result.map(|value| (index, value)));
         let mut done = Deadlined::new(stream, self.timeout);
-        async move {
-            let mut results: Vec<Option<O>> = Vec::new();
-            while let Some(result) = done.next().await {
-                let (index, value) = result?;
-                if results.len() <= index {
-                    results.resize_with(index + 1, || None);
-                }
-                results[index] = Some(value);
-            }
-            Ok(results
-                .into_iter()
-                .map(|r| r.expect("every item's result arrived"))
-                .collect())
-        }
+        async move { in_order(&mut done).await }
     }
 
     /// One future per item, made lazily: each sends its item to a worker and decodes the
