@@ -414,13 +414,17 @@ pub trait StarCall<Args> {
     type Future: Future;
     /// Calls the function with the tuple's elements as its arguments.
     fn call(&mut self, args: Args) -> Self::Future;
+}
 
-    /// The name of the function pointer type of this signature: a task that is not zero-sized
-    /// travels to a worker process only if its type has exactly this name (see
-    /// `AsyncPool::with_workers`).
-    #[doc(hidden)]
-    fn pointer_type() -> &'static str {
-        ""
+/// What lets a [`StarCall`] travel to a worker process as code (`AsyncPool::with_workers`):
+/// implemented only here, for functions and closures, so that no type of a user's can pose as
+/// one (the worker would read it from memory it never wrote).
+pub(super) mod sealed {
+    /// The name of the function pointer type of the signature: a task that is not zero-sized
+    /// travels only if its type has exactly this name.
+    pub trait StarPointer<Args> {
+        /// That name.
+        fn pointer_type() -> &'static str;
     }
 }
 
@@ -437,7 +441,13 @@ macro_rules! star_call {
             fn call(&mut self, ($($arg,)+): ($($arg,)+)) -> Fut {
                 self($($arg),+)
             }
+        }
 
+        impl<F, Fut, $($arg,)+> sealed::StarPointer<($($arg,)+)> for F
+        where
+            F: FnMut($($arg),+) -> Fut,
+            Fut: Future,
+        {
             fn pointer_type() -> &'static str {
                 std::any::type_name::<fn($($arg),+) -> Fut>()
             }

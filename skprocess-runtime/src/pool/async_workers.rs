@@ -37,6 +37,7 @@ use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use super::async_pool::sealed::StarPointer;
 use super::async_pool::{AsyncPoolError, Deadlined, StarCall, in_order};
 use super::task::{AsyncTaskRun, TaskCode, assert_can_travel, async_task_code, task_value_at};
 use crate::error::{ListenError, TellError};
@@ -180,7 +181,7 @@ where
 /// The trampoline of an async task `F` of several arguments, over tuples of them.
 fn star_trampoline<F, Args, Fut>(input: Vec<u8>, data: i64) -> AsyncTaskRun
 where
-    F: StarCall<Args, Future = Fut> + Copy + Send + Sync + 'static,
+    F: StarCall<Args, Future = Fut> + StarPointer<Args> + Copy + Send + Sync + 'static,
     Args: Transferable,
     Fut: Future + Send + 'static,
     Fut::Output: Transferable,
@@ -366,7 +367,7 @@ impl AsyncWorkerPool {
     + 'static
     + use<F, Args, Fut, I>
     where
-        F: StarCall<Args, Future = Fut> + Copy + Send + Sync + 'static,
+        F: StarCall<Args, Future = Fut> + StarPointer<Args> + Copy + Send + Sync + 'static,
         Args: Transferable,
         Fut: Future + Send + 'static,
         Fut::Output: Transferable,
