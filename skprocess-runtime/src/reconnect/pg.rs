@@ -1,6 +1,6 @@
-//! PostgreSQL through the sync [`postgres`](::postgres) client. The parameters are read from
-//! and written to `tokio-postgres`'s configuration, which the client is built on (and whose
-//! error type it uses).
+//! PostgreSQL: the parameters shared by the sync `Postgres` (the `postgres` client, feature
+//! `postgres`) and `AsyncPostgres` (feature `tokio-postgres`), and the sync connection type.
+//! Both clients are built on `tokio-postgres`, whose configuration and error types they share.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
