@@ -95,6 +95,7 @@ where
     })
 }
 
+// ANCHOR: async_process
 #[skprocess(runs = 1)]
 #[autoreconnect(
     AsyncPostgres = {
@@ -130,6 +131,7 @@ impl AsyncMultiDb {
         let _: () = self.cache.set(&self.key, std::process::id()).await?;
         Ok(())
     }
+    // ANCHOR_END: async_process
 
     async fn __result__(&mut self) -> Result<Vec<String>, BoxError> {
         let mut seen = Vec::new();
@@ -140,6 +142,7 @@ impl AsyncMultiDb {
             seen.push(row.get::<_, String>(0));
             seen.push(row.get::<_, i32>(1).to_string());
         }
+        // ANCHOR: async_calls
         // The same, through the async call forms: futures that own a clone of the client.
         let key = self.key.clone();
         let pid: u32 = self
@@ -160,6 +163,7 @@ impl AsyncMultiDb {
             })
             .await?
             .get(0);
+        // ANCHOR_END: async_calls
         seen.push(count.to_string());
         // A server's error on a healthy connection is `Failed`, and the connection stays open.
         match self
@@ -404,6 +408,7 @@ impl AsyncSurvivesRestart {
             return Ok(());
         }
         // The servers restarted: the old connections are dead, the process may not know yet.
+        // ANCHOR: async_restart
         match self.db.call_async(write(1)).await {
             Ok(_) => self.first_write_after = "ok".to_owned(),
             Err(CallError::Lost(_)) => {
@@ -417,6 +422,7 @@ impl AsyncSurvivesRestart {
             }
             Err(other) => return Err(other.to_string().into()),
         }
+        // ANCHOR_END: async_restart
         let count_sql = format!("SELECT count(*) FROM {}", self.table);
         self.count_after = self
             .db
