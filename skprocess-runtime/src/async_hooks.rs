@@ -136,6 +136,18 @@ fn run<F: Future>(_: Option<Instant>, _: &AtomicBool, _: F) -> Option<F::Output>
 /// message, as for any panic in a section.
 #[cfg(feature = "tokio")]
 pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
+    match try_runtime() {
+        Ok(runtime) => runtime,
+        Err(message) => {
+            panic!("cannot start the tokio runtime for async lifecycle methods: {message}")
+        }
+    }
+}
+
+/// [`runtime`], or why it cannot be built (for callers with an error type of their own, such
+/// as the async connection types).
+#[cfg(feature = "tokio")]
+pub(crate) fn try_runtime() -> Result<&'static tokio::runtime::Runtime, &'static str> {
     static RUNTIME: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
         std::sync::OnceLock::new();
     let built = RUNTIME.get_or_init(|| {
@@ -145,10 +157,5 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .map_err(|e| e.to_string())
     });
-    match built {
-        Ok(runtime) => runtime,
-        Err(message) => {
-            panic!("cannot start the tokio runtime for async lifecycle methods: {message}")
-        }
-    }
+    built.as_ref().map_err(String::as_str)
 }

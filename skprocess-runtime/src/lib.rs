@@ -80,6 +80,9 @@
 //!   the parent's maximum level, with `pid` and `process` key-values.
 //! - `tracing`: `tracing` events emitted in children and pool workers reach the parent's
 //!   subscriber, at the parent's maximum level, with `pid` and `process` fields.
+//! - `postgres`, `redis`, `rusqlite`, `tokio-postgres`, `redis-async`: the connection types of
+//!   [`reconnect`] for `#[autoreconnect]`; the last two are async (`AsyncPostgres`,
+//!   `AsyncRedis`) and bring the `tokio` feature.
 //!
 //! # Testing
 //!

@@ -14,17 +14,38 @@
 //!   [`Conn::secret_from_env`] if any.
 //!
 //! The ready-made connection types are `Postgres` (feature `postgres`), `Redis` (feature
-//! `redis`) and `Sqlite` (feature `rusqlite`). Any other kind of connection is a
-//! [`Connector`] implementation away.
+//! `redis`) and `Sqlite` (feature `rusqlite`), and for async processes `AsyncPostgres`
+//! (feature `tokio-postgres`) and `AsyncRedis` (feature `redis-async`). Any other kind of
+//! connection is a [`Connector`] implementation away.
 //!
 //! A `Conn` dereferences to the driver's own client, so it is used like one. A connection lost
 //! during the run is rebuilt on demand: [`Conn::reconnect`], or [`Conn::call`] (reconnects
 //! before sending when the connection is known to be gone) and [`Conn::idempotent`] (also
 //! runs the operation once more after a connection lost mid-request, for operations that are
 //! safe to repeat). Nothing is ever sent twice silently.
+//!
+//! # Async drivers
+//!
+//! `AsyncPostgres` (a `tokio_postgres::Client` behind an `Arc`) and `AsyncRedis` (a
+//! `redis::aio::MultiplexedConnection`) cross processes exactly like their sync counterparts:
+//! the same parameters (`PgParams`, `RedisParams`), never the secret. Their connections run
+//! on the process's tokio runtime (the one async lifecycle methods run on), so they live as long
+//! as the process, between sections and across runs.
+//!
+//! `#[autoreconnect]` opens them before the first lifecycle method, outside any runtime, by
+//! blocking on the connect. Inside async code blocking is not allowed (it would stall the
+//! runtime's thread; tokio panics on a nested `block_on`), so the sync forms refuse there with
+//! [`ConnectFailure::InsideRuntime`] and the async forms take over: [`Conn::open_async`],
+//! [`Conn::reconnect_async`], [`Conn::call_async`] and [`Conn::idempotent_async`], with the
+//! same semantics as the sync ones. Their operations get a clone of the live client (an `Arc`,
+//! a multiplexed handle), so their futures own what they use.
 
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "tokio-postgres"))]
 mod pg;
+#[cfg(feature = "tokio-postgres")]
+mod pg_async;
+#[cfg(feature = "redis-async")]
+mod redis_async;
 #[cfg(feature = "redis")]
 mod redis_conn;
 #[cfg(feature = "rusqlite")]
@@ -42,17 +63,29 @@ pub use ::redis;
 /// same version as [`Sqlite`].
 #[cfg(feature = "rusqlite")]
 pub use ::rusqlite;
+/// The [`tokio-postgres`](https://docs.rs/tokio-postgres) driver crate, re-exported so that
+/// programs use the same version as [`AsyncPostgres`] without depending on it themselves.
+#[cfg(feature = "tokio-postgres")]
+pub use ::tokio_postgres;
 
 use std::any::TypeId;
 use std::fmt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "postgres")]
-pub use self::pg::{PgChannelBinding, PgHost, PgParams, PgSessionAttrs, PgSslMode, Postgres};
+pub use self::pg::Postgres;
+#[cfg(any(feature = "postgres", feature = "tokio-postgres"))]
+pub use self::pg::{PgChannelBinding, PgHost, PgParams, PgSessionAttrs, PgSslMode};
+#[cfg(feature = "tokio-postgres")]
+pub use self::pg_async::{AsyncPgParams, AsyncPostgres};
+#[cfg(feature = "redis-async")]
+pub use self::redis_async::{AsyncRedis, AsyncRedisParams};
 #[cfg(feature = "redis")]
 pub use self::redis_conn::{Redis, RedisAddr, RedisParams};
 #[cfg(feature = "rusqlite")]
@@ -159,6 +192,24 @@ pub trait Connector: Serialize + DeserializeOwned + Send + 'static {
     fn is_lost(error: &Self::Error) -> bool;
 }
 
+/// A connect in progress, as [`AsyncConnector::open_async`] returns it: it owns what it needs,
+/// so it can be awaited anywhere, spawned, or dropped (which gives the connect up).
+pub type ConnectFuture<L> = Pin<Box<dyn Future<Output = Result<L, ConnectError>> + Send + 'static>>;
+
+/// A [`Connector`] that can also open without blocking, for async code: what
+/// [`Conn::open_async`], [`Conn::reconnect_async`], [`Conn::call_async`] and
+/// [`Conn::idempotent_async`] need.
+///
+/// [`Connector::open`] still exists for such a connector: `#[autoreconnect]` opens fields with
+/// it before the first lifecycle method, outside any runtime. Inside an async runtime it should
+/// refuse with [`ConnectFailure::InsideRuntime`] rather than block (the ready-made async types
+/// do).
+pub trait AsyncConnector: Connector {
+    /// Opens a live connection without blocking, with `secret` when one was given. The future
+    /// must not borrow `self` or `secret`: take what it needs before it starts.
+    fn open_async(&self, secret: Option<&Secret>) -> ConnectFuture<Self::Live>;
+}
+
 /// Why a connection could not be opened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -176,6 +227,11 @@ pub enum ConnectFailure {
     },
     /// The server could not be reached (refused, unreachable, timed out).
     Unreachable,
+    /// A connection of an async driver was opened with a blocking call (`open`, `call`,
+    /// `Deref`...) from inside an async runtime, where blocking would stall the runtime's
+    /// thread. Nothing was attempted: use [`Conn::open_async`] (or [`Conn::call_async`],
+    /// [`Conn::idempotent_async`]) in async code.
+    InsideRuntime,
     /// Any other failure (bad parameters, an error reported by the server).
     Other,
 }
@@ -195,6 +251,10 @@ impl fmt::Display for ConnectFailure {
                 )
             }
             ConnectFailure::Unreachable => f.write_str("the server could not be reached"),
+            ConnectFailure::InsideRuntime => f.write_str(
+                "a blocking open inside an async runtime (use `open_async().await`, \
+                 `call_async` or `idempotent_async` in async code)",
+            ),
             ConnectFailure::Other => f.write_str("the connection failed"),
         }
     }
@@ -432,18 +492,22 @@ impl<C: Connector> Conn<C> {
     }
 
     fn connect_now(&self, field: Option<&str>) -> Result<C::Live, ConnectError> {
-        let env_secret;
-        let secret = match (&self.secret, &self.secret_env) {
-            (Some(secret), _) => Some(secret),
-            (None, Some(var)) => {
-                env_secret = read_env_secret(var).map_err(|e| e.about(&self.params, field))?;
-                Some(&env_secret)
-            }
-            (None, None) => None,
-        };
+        let secret = self.secret_for(field)?;
         self.params
-            .open(secret)
+            .open(secret.as_ref())
             .map_err(|e| e.about(&self.params, field))
+    }
+
+    /// The secret to connect with: the one set in this process, else the one its environment
+    /// variable holds, else none.
+    fn secret_for(&self, field: Option<&str>) -> Result<Option<Secret>, ConnectError> {
+        match (&self.secret, &self.secret_env) {
+            (Some(secret), _) => Ok(Some(secret.clone())),
+            (None, Some(var)) => read_env_secret(var)
+                .map(Some)
+                .map_err(|e| e.about(&self.params, field)),
+            (None, None) => Ok(None),
+        }
     }
 
     fn live_or_panic(&self) -> &C::Live {
@@ -455,6 +519,171 @@ impl<C: Connector> Conn<C> {
             Err(error) => panic!("{error}"),
         }
     }
+}
+
+/// The async forms, for connections whose parameters are an [`AsyncConnector`]: the same
+/// semantics as [`open`](Conn::open), [`reconnect`](Conn::reconnect), [`call`](Conn::call) and
+/// [`idempotent`](Conn::idempotent), without blocking the thread.
+impl<C: AsyncConnector> Conn<C> {
+    /// The live connection, opened first (without blocking) if there is none or it is known to
+    /// be closed.
+    ///
+    /// # Errors
+    ///
+    /// When the connection cannot be opened, as for [`open`](Conn::open).
+    pub async fn open_async(&mut self) -> Result<&mut C::Live, ConnectError> {
+        if self.live.get().is_some_and(C::is_closed) {
+            self.live.take();
+        }
+        if self.live.get().is_none() {
+            let secret = self.secret_for(None)?;
+            let live = self
+                .params
+                .open_async(secret.as_ref())
+                .await
+                .map_err(|e| e.about(&self.params, None))?;
+            let _ = self.live.set(live);
+        }
+        Ok(self.live.get_mut().expect("set just above"))
+    }
+
+    /// Drops the live connection (if any) and opens a new one, without blocking.
+    ///
+    /// # Errors
+    ///
+    /// When the connection cannot be opened, as for [`open`](Conn::open).
+    pub async fn reconnect_async(&mut self) -> Result<&mut C::Live, ConnectError> {
+        self.close();
+        self.open_async().await
+    }
+
+    /// Runs `op` on a clone of the live connection (an `Arc` of the client, a multiplexed
+    /// handle: the future `op` returns owns what it uses). If the connection is known to be
+    /// gone before `op` runs, it is opened again first (nothing was sent yet, so this is always
+    /// safe). If it is lost during `op`, the error is [`CallError::Lost`] and `op` is **not**
+    /// run again (it may have reached the server); the next call reconnects first.
+    ///
+    /// The examples are on `AsyncPostgres` and `AsyncRedis` (features `tokio-postgres` and
+    /// `redis-async`).
+    ///
+    /// # Errors
+    ///
+    /// [`CallError::Connect`] when the connection had to be opened and could not be (nothing
+    /// was sent), [`CallError::Lost`] when it was lost during `op`, [`CallError::Failed`] for
+    /// any other error of `op`.
+    pub async fn call_async<T, F, Fut>(&mut self, op: F) -> Result<T, CallError<C::Error>>
+    where
+        C::Live: Clone,
+        F: FnOnce(C::Live) -> Fut,
+        Fut: Future<Output = Result<T, C::Error>>,
+    {
+        let live = self.open_async().await.map_err(CallError::Connect)?.clone();
+        match op(live).await {
+            Ok(value) => Ok(value),
+            Err(error) if C::is_lost(&error) => {
+                self.close();
+                Err(CallError::Lost(error))
+            }
+            Err(error) => Err(CallError::Failed(error)),
+        }
+    }
+
+    /// [`call_async`](Conn::call_async) for an operation that is safe to run twice (a read, an
+    /// upsert, a `SET`): when the connection is lost during `op`, reconnects and runs it once
+    /// more.
+    ///
+    /// # Errors
+    ///
+    /// As for [`call_async`](Conn::call_async); [`CallError::Lost`] only when the second
+    /// attempt lost its connection too.
+    pub async fn idempotent_async<T, F, Fut>(&mut self, mut op: F) -> Result<T, CallError<C::Error>>
+    where
+        C::Live: Clone,
+        F: FnMut(C::Live) -> Fut,
+        Fut: Future<Output = Result<T, C::Error>>,
+    {
+        match self.call_async(&mut op).await {
+            Err(CallError::Lost(_)) => self.call_async(op).await,
+            other => other,
+        }
+    }
+}
+
+/// Runs `connect` on the process's tokio runtime (the one async lifecycle methods run on), as a
+/// future any executor can await: the driver's sockets and background task then belong to that
+/// runtime and live as long as the process, whichever runtime (or none) asked. One deadline,
+/// `limit`, covers the whole connect; past it the error is [`ConnectFailure::Unreachable`].
+/// Dropping the future gives the connect up.
+#[cfg(any(feature = "tokio-postgres", feature = "redis-async"))]
+fn connect_on_runtime<L: Send + 'static>(
+    limit: std::time::Duration,
+    connect: impl Future<Output = Result<L, ConnectError>> + Send + 'static,
+) -> ConnectFuture<L> {
+    /// Aborts the connect when its awaiting future is dropped.
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    Box::pin(async move {
+        let runtime = crate::async_hooks::try_runtime().map_err(|message| {
+            ConnectError::new(
+                ConnectFailure::Other,
+                format!("cannot start the tokio runtime: {message}"),
+            )
+        })?;
+        let mut task = AbortOnDrop(runtime.spawn(async move {
+            // Inside the runtime: the timer needs its context.
+            match tokio::time::timeout(limit, connect).await {
+                Ok(result) => result,
+                Err(_elapsed) => Err(no_session_within(limit)),
+            }
+        }));
+        match (&mut task.0).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::new(
+                ConnectFailure::Other,
+                "the driver panicked while connecting",
+            )),
+        }
+    })
+}
+
+/// The sync form of [`connect_on_runtime`], for [`Connector::open`] of an async driver: blocks
+/// on the connect, or refuses with [`ConnectFailure::InsideRuntime`] when called inside an
+/// async runtime (where blocking would stall the runtime, and `block_on` panics).
+#[cfg(any(feature = "tokio-postgres", feature = "redis-async"))]
+fn block_on_connect<L: Send + 'static>(
+    limit: std::time::Duration,
+    connect: impl Future<Output = Result<L, ConnectError>> + Send + 'static,
+) -> Result<L, ConnectError> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(ConnectError::new(
+            ConnectFailure::InsideRuntime,
+            String::new(),
+        ));
+    }
+    let runtime = crate::async_hooks::try_runtime().map_err(|message| {
+        ConnectError::new(
+            ConnectFailure::Other,
+            format!("cannot start the tokio runtime: {message}"),
+        )
+    })?;
+    runtime.block_on(connect_on_runtime(limit, connect))
+}
+
+/// A connect that found no session within its deadline.
+fn no_session_within(limit: std::time::Duration) -> ConnectError {
+    ConnectError::new(
+        ConnectFailure::Unreachable,
+        format!(
+            "no session within {}s (the server took the connection but did not finish \
+             the start-up)",
+            limit.as_secs_f64()
+        ),
+    )
 }
 
 /// Runs `connect` on a helper thread and waits at most `limit` for it: drivers bound the
@@ -480,14 +709,7 @@ fn within<L: Send + 'static>(
     }
     match rx.recv_timeout(limit) {
         Ok(result) => result,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(ConnectError::new(
-            ConnectFailure::Unreachable,
-            format!(
-                "no session within {}s (the server took the connection but did not finish \
-                 the start-up)",
-                limit.as_secs_f64()
-            ),
-        )),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(no_session_within(limit)),
         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ConnectError::new(
             ConnectFailure::Other,
             "the driver panicked while connecting",
@@ -632,7 +854,7 @@ impl Credential {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a connection type that #[autoreconnect] can rebuild",
     label = "not a connection type",
-    note = "connection types are `Postgres`, `Redis` and `Sqlite` from `skprocess::reconnect` (features `postgres`, `redis`, `rusqlite`), or `Conn<P>` for your own `P: Connector`"
+    note = "connection types are `Postgres`, `Redis`, `Sqlite`, `AsyncPostgres` and `AsyncRedis` from `skprocess::reconnect` (features `postgres`, `redis`, `rusqlite`, `tokio-postgres`, `redis-async`), or `Conn<P>` for your own `P: Connector`"
 )]
 pub trait ConnectionField: 'static {
     /// Opens the field with the credentials that apply to it.

@@ -1,18 +1,26 @@
-//! PostgreSQL through the sync [`postgres`](::postgres) client.
+//! PostgreSQL: the parameters shared by the sync `Postgres` (the `postgres` client, feature
+//! `postgres`) and `AsyncPostgres` (feature `tokio-postgres`), and the sync connection type.
+//! Both clients are built on `tokio-postgres`, whose configuration and error types they share.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+#[cfg(feature = "postgres")]
 use std::str::FromStr;
 use std::time::Duration;
 
-use ::postgres::config::{
+#[cfg(feature = "postgres")]
+use ::postgres::{Client, Config, NoTls};
+use ::tokio_postgres::config::{
     ChannelBinding, LoadBalanceHosts, SslMode, SslNegotiation, TargetSessionAttrs,
 };
-use ::postgres::error::SqlState;
-use ::postgres::{Client, Config, NoTls};
+use ::tokio_postgres::error::SqlState;
 use serde::{Deserialize, Serialize};
 
-use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
+#[cfg(feature = "postgres")]
+use super::Conn;
+#[cfg(feature = "postgres")]
+use super::Connector;
+use super::{ConnectError, ConnectFailure, Secret};
 
 /// A PostgreSQL connection that crosses processes as its parameters: dereferences to a
 /// [`postgres::Client`].
@@ -30,6 +38,7 @@ use super::{Conn, ConnectError, ConnectFailure, Connector, Secret};
 /// requires TLS (`sslmode=require`) fails to connect rather than falling back. Connecting, from
 /// the first packet to a session ready for queries, gives up after 10 seconds unless the
 /// configuration sets `connect_timeout`.
+#[cfg(feature = "postgres")]
 pub type Postgres = Conn<PgParams>;
 
 /// Where a PostgreSQL server is: the libpq-style settings without the password.
@@ -75,7 +84,7 @@ pub struct PgParams {
     pub keepalives_retries: Option<u32>,
 }
 
-/// libpq's `sslmode`, as far as the `postgres` client knows it.
+/// libpq's `sslmode`, as far as the `postgres` and `tokio-postgres` clients know it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PgSslMode {
     /// No TLS.
@@ -119,17 +128,18 @@ pub enum PgHost {
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl PgParams {
-    /// The parameters of a [`postgres::Config`], and its password if it
-    /// has one (kept apart, never in the parameters).
-    pub fn from_config(config: &Config) -> (PgParams, Option<Secret>) {
+/// The parameters of a configuration, `postgres::Config` or `tokio_postgres::Config` (which
+/// have the same getters), and its password if it has one (kept apart).
+macro_rules! params_of {
+    ($config:expr) => {{
+        let config = $config;
         let params = PgParams {
             hosts: config
                 .get_hosts()
                 .iter()
                 .map(|host| match host {
-                    ::postgres::config::Host::Tcp(name) => PgHost::Tcp(name.clone()),
-                    ::postgres::config::Host::Unix(path) => PgHost::Unix(path.clone()),
+                    ::tokio_postgres::config::Host::Tcp(name) => PgHost::Tcp(name.clone()),
+                    ::tokio_postgres::config::Host::Unix(path) => PgHost::Unix(path.clone()),
                 })
                 .collect(),
             ports: config.get_ports().to_vec(),
@@ -167,10 +177,28 @@ impl PgParams {
             .get_password()
             .map(|p| Secret::new(String::from_utf8_lossy(p)));
         (params, secret)
+    }};
+}
+
+impl PgParams {
+    /// The parameters of a [`postgres::Config`], and its password if it
+    /// has one (kept apart, never in the parameters).
+    #[cfg(feature = "postgres")]
+    pub fn from_config(config: &Config) -> (PgParams, Option<Secret>) {
+        params_of!(config)
     }
 
-    fn to_config(&self, secret: Option<&Secret>) -> Config {
-        let mut config = Config::new();
+    /// The parameters of a [`tokio_postgres::Config`], and its
+    /// password if it has one (kept apart, never in the parameters).
+    pub fn from_tokio_config(config: &::tokio_postgres::Config) -> (PgParams, Option<Secret>) {
+        params_of!(config)
+    }
+
+    /// The driver's configuration, with `secret` as its password. The sync client's
+    /// configuration is this one wrapped (`postgres::Config: From<tokio_postgres::Config>`), so
+    /// both clients get every setting the same way.
+    pub(super) fn to_tokio_config(&self, secret: Option<&Secret>) -> ::tokio_postgres::Config {
+        let mut config = ::tokio_postgres::Config::new();
         for host in &self.hosts {
             match host {
                 PgHost::Tcp(name) => config.host(name),
@@ -233,14 +261,14 @@ impl PgParams {
         }
         config
     }
-}
 
-impl Connector for PgParams {
-    type Live = Client;
-    type Error = ::postgres::Error;
-    const KIND: &'static str = "postgres";
+    /// The connect deadline: from the first packet to a session ready for queries.
+    pub(super) fn connect_limit(&self) -> Duration {
+        self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+    }
 
-    fn target(&self) -> String {
+    /// Where it connects, for messages: hosts, ports, database, user.
+    pub(super) fn describe(&self) -> String {
         let hosts: Vec<String> = self
             .hosts
             .iter()
@@ -265,18 +293,28 @@ impl Connector for PgParams {
         }
         out
     }
+}
+
+#[cfg(feature = "postgres")]
+impl Connector for PgParams {
+    type Live = Client;
+    type Error = ::postgres::Error;
+    const KIND: &'static str = "postgres";
+
+    fn target(&self) -> String {
+        self.describe()
+    }
 
     fn open(&self, secret: Option<&Secret>) -> Result<Client, ConnectError> {
         // The client's own connect timeout covers the socket only, not the start-up and
         // authentication that follow: a server that accepts and never answers would hold this
         // forever. So the whole connect runs on a helper thread, with one deadline.
-        let config = self.to_config(secret);
+        let config = Config::from(self.to_tokio_config(secret));
         let had_secret = secret.is_some();
-        let limit = self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        super::within(limit, move || {
-            config.connect(NoTls).map_err(|error| {
-                ConnectError::new(classify(&error, had_secret), error_chain(&error))
-            })
+        super::within(self.connect_limit(), move || {
+            config
+                .connect(NoTls)
+                .map_err(|error| connect_error(&error, had_secret))
         })
     }
 
@@ -285,31 +323,41 @@ impl Connector for PgParams {
     }
 
     fn is_lost(error: &::postgres::Error) -> bool {
-        if error.is_closed() {
-            return true;
-        }
-        if let Some(code) = error.code() {
-            // Class 08 (connection exceptions), the server shutting down or not yet up, and the
-            // session ended by one of the server's idle timeouts.
-            return code.code().starts_with("08")
-                || [
-                    SqlState::ADMIN_SHUTDOWN,
-                    SqlState::CRASH_SHUTDOWN,
-                    SqlState::CANNOT_CONNECT_NOW,
-                    SqlState::IDLE_SESSION_TIMEOUT,
-                    SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
-                ]
-                .contains(code);
-        }
-        io_source(error).is_some()
+        is_lost(error)
     }
 }
 
-fn io_source(error: &::postgres::Error) -> Option<&std::io::Error> {
+/// Whether an error of either client means that the connection was lost.
+pub(super) fn is_lost(error: &::tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(code) = error.code() {
+        // Class 08 (connection exceptions), the server shutting down or not yet up, and the
+        // session ended by one of the server's idle timeouts.
+        return code.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::IDLE_SESSION_TIMEOUT,
+                SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+            ]
+            .contains(code);
+    }
+    io_source(error).is_some()
+}
+
+/// A failed connect of either client as a [`ConnectError`].
+pub(super) fn connect_error(error: &::tokio_postgres::Error, had_secret: bool) -> ConnectError {
+    ConnectError::new(classify(error, had_secret), error_chain(error))
+}
+
+fn io_source(error: &::tokio_postgres::Error) -> Option<&std::io::Error> {
     std::error::Error::source(error).and_then(|s| s.downcast_ref::<std::io::Error>())
 }
 
-fn classify(error: &::postgres::Error, had_secret: bool) -> ConnectFailure {
+fn classify(error: &::tokio_postgres::Error, had_secret: bool) -> ConnectFailure {
     if let Some(code) = error.code() {
         if *code == SqlState::INVALID_PASSWORD
             || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
@@ -332,7 +380,7 @@ fn classify(error: &::postgres::Error, had_secret: bool) -> ConnectFailure {
     ConnectFailure::Other
 }
 
-fn error_chain(error: &::postgres::Error) -> String {
+fn error_chain(error: &::tokio_postgres::Error) -> String {
     let mut out = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(s) = source {
@@ -346,6 +394,7 @@ fn error_chain(error: &::postgres::Error) -> String {
     out
 }
 
+#[cfg(feature = "postgres")]
 impl Conn<PgParams> {
     /// Connects now, from a libpq-style string (`host=.. port=.. user=.. dbname=..
     /// password=..`) or a `postgresql://` URL. The password stays in this process.

@@ -47,7 +47,7 @@ pub enum RedisAddr {
     Unix(PathBuf),
 }
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl RedisParams {
     /// The parameters of a [`redis::ConnectionInfo`], and its
@@ -74,7 +74,8 @@ impl RedisParams {
         ))
     }
 
-    fn to_info(&self, secret: Option<&Secret>) -> ConnectionInfo {
+    /// The driver's connection info, with `secret` as the password.
+    pub(super) fn to_info(&self, secret: Option<&Secret>) -> ConnectionInfo {
         let addr = match &self.addr {
             RedisAddr::Tcp(host, port) => ConnectionAddr::Tcp(host.clone(), *port),
             RedisAddr::Unix(path) => ConnectionAddr::Unix(path.clone()),
@@ -90,14 +91,9 @@ impl RedisParams {
             .expect("an address is always a valid connection info")
             .set_redis_settings(settings)
     }
-}
 
-impl Connector for RedisParams {
-    type Live = ::redis::Connection;
-    type Error = RedisError;
-    const KIND: &'static str = "redis";
-
-    fn target(&self) -> String {
+    /// Where it connects, for messages: address, database, user.
+    pub(super) fn describe(&self) -> String {
         let mut out = match &self.addr {
             RedisAddr::Tcp(host, port) => format!("{host}:{port}"),
             RedisAddr::Unix(path) => path.display().to_string(),
@@ -109,22 +105,20 @@ impl Connector for RedisParams {
         }
         out
     }
+}
+
+impl Connector for RedisParams {
+    type Live = ::redis::Connection;
+    type Error = RedisError;
+    const KIND: &'static str = "redis";
+
+    fn target(&self) -> String {
+        self.describe()
+    }
 
     fn open(&self, secret: Option<&Secret>) -> Result<::redis::Connection, ConnectError> {
         let had_secret = secret.is_some();
-        let fail = move |error: RedisError| {
-            let auth = error.kind() == ErrorKind::AuthenticationFailed
-                || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"));
-            let failure = match error.kind() {
-                _ if auth && !had_secret => ConnectFailure::NoSecret,
-                _ if auth => ConnectFailure::Auth,
-                _ if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() => {
-                    ConnectFailure::Unreachable
-                }
-                _ => ConnectFailure::Other,
-            };
-            ConnectError::new(failure, error.to_string())
-        };
+        let fail = move |error: RedisError| connect_error(&error, had_secret);
         let info = self.to_info(secret);
         // One deadline for the whole connect, the PING included: a server that accepts and
         // never answers must not hold this forever.
@@ -147,8 +141,28 @@ impl Connector for RedisParams {
     }
 
     fn is_lost(error: &RedisError) -> bool {
-        error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
+        is_lost(error)
     }
+}
+
+/// A failed connect of either connection as a [`ConnectError`].
+pub(super) fn connect_error(error: &RedisError, had_secret: bool) -> ConnectError {
+    let auth = error.kind() == ErrorKind::AuthenticationFailed
+        || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"));
+    let failure = match error.kind() {
+        _ if auth && !had_secret => ConnectFailure::NoSecret,
+        _ if auth => ConnectFailure::Auth,
+        _ if error.is_connection_refusal() || error.is_timeout() || error.is_io_error() => {
+            ConnectFailure::Unreachable
+        }
+        _ => ConnectFailure::Other,
+    };
+    ConnectError::new(failure, error.to_string())
+}
+
+/// Whether an error of either connection means that the connection was lost.
+pub(super) fn is_lost(error: &RedisError) -> bool {
+    error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
 }
 
 impl Conn<RedisParams> {
