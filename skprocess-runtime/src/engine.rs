@@ -349,7 +349,7 @@ impl<T: Lifecycle> Engine<T> {
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
             let result = call_hook(|| f(&mut state, &mut cx));
-            let _ = done_tx.send((state, result));
+            let _ = done_tx.send((state, result, Instant::now()));
         });
         let sent = self.runner.as_ref().expect("runner present").jobs.send(job);
         if let Err(mpsc::SendError(job)) = sent {
@@ -367,13 +367,17 @@ impl<T: Lifecycle> Engine<T> {
             Ok(())
         };
         match done_rx.recv_timeout(wait) {
-            // An async section dropped at an await point past its deadline: the thread is
-            // free, the state may be half-changed; back to the snapshot, as for a sync one.
-            Ok(_) if abandon.awaited_out() => {
+            // An async section dropped at an await point past its deadline, or one that came
+            // back within the grace but after its deadline (it never awaited there): the
+            // thread is free, the state may be half-changed; back to the snapshot, as for a
+            // sync section that overran.
+            Ok((_, _, finished))
+                if abandon.awaited_out() || deadline.is_some_and(|d| finished > d) =>
+            {
                 restore(self)?;
                 Err(SectionError::TimedOut(timeout))
             }
-            Ok((state, result)) => {
+            Ok((state, result, _)) => {
                 self.state = Some(state);
                 result.map_err(SectionError::Failed)
             }

@@ -58,6 +58,43 @@ async fn visit((addr, id, hold_ms, abort_after_ms): (String, u32, u64, u64)) -> 
     id
 }
 
+/// [`visit`] without an await point: the whole visit blocks its thread, so a cancellation
+/// cannot stop it before it ends.
+async fn visit_blocking((addr, id, hold_ms): (String, u32, u64)) -> u32 {
+    let mut stream = std::net::TcpStream::connect(&addr).expect("the server");
+    let mut request = id.to_le_bytes().to_vec();
+    request.extend_from_slice(&hold_ms.to_le_bytes());
+    stream.write_all(&request).expect("sent");
+    let mut reply = [0u8; 1];
+    stream.read_exact(&mut reply).expect("the server's reply");
+    id
+}
+
+/// An item whose decoding panics for 3 (in the worker), and whose encoding panics for 104 (the
+/// worker's result for item 4).
+#[derive(Debug)]
+struct Cursed(u32);
+
+impl skprocess::serde::Serialize for Cursed {
+    fn serialize<S: skprocess::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        assert!(self.0 != 104, "cursed output");
+        s.serialize_u32(self.0)
+    }
+}
+
+impl<'de> skprocess::serde::Deserialize<'de> for Cursed {
+    fn deserialize<D: skprocess::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        assert!(n != 3, "cursed input");
+        Ok(Cursed(n))
+    }
+}
+
+async fn echo_cursed(item: Cursed) -> Cursed {
+    tokio::task::yield_now().await;
+    Cursed(item.0 + 100)
+}
+
 /// A loopback server that counts, per item id, how often it was visited, and how many visits
 /// were held at once at most.
 struct Counter {
@@ -261,6 +298,73 @@ fn many_small_tasks_from_concurrent_calls_all_arrive_once() {
             call.join().unwrap();
         }
     });
+}
+
+#[test]
+fn a_panic_while_decoding_an_item_or_encoding_a_result_fails_that_item() {
+    let pool = AsyncPool::with_workers(1, 4).unwrap();
+    let results = block_on(
+        &pool,
+        pool.imap(echo_cursed, (0..6).map(Cursed))
+            .collect::<Vec<_>>(),
+    );
+    for (index, result) in results.iter().enumerate() {
+        match (index, result) {
+            (3, Err(AsyncPoolError::Panicked { index: 3, message })) => {
+                assert!(message.contains("cursed input"), "{message}")
+            }
+            (4, Err(AsyncPoolError::Panicked { index: 4, message })) => {
+                assert!(message.contains("cursed output"), "{message}")
+            }
+            (_, Ok(Cursed(n))) => assert_eq!(*n as usize, index + 100),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_task_that_never_awaits_keeps_its_place_until_it_ends() {
+    let counter = Counter::start();
+    let pool = AsyncPool::with_workers(1, 1).unwrap();
+    let slow = pool.timeout(Duration::from_millis(200));
+    let blocked = [(counter.addr.clone(), 0u32, 800u64)];
+    match block_on(&pool, slow.map(visit_blocking, blocked)) {
+        Err(AsyncPoolError::Timeout { .. }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    // The next task waits for the place the cancelled one still holds: never two at once.
+    let next = [(counter.addr.clone(), 1u32, 50u64, 0u64)];
+    assert_eq!(block_on(&pool, pool.map(visit, next)).unwrap(), [1]);
+    assert_eq!(counter.most_at_once.load(Ordering::SeqCst), 1);
+}
+
+async fn ballast(bytes: Vec<u8>) -> usize {
+    bytes.len()
+}
+
+#[test]
+fn a_deadline_holds_while_a_worker_is_paused_with_a_full_channel() {
+    let pool = AsyncPool::with_workers(1, 8).unwrap();
+    let worker = pool.pids()[0];
+    // SAFETY: kill(2) on our own worker.
+    unsafe { libc::kill(worker as i32, libc::SIGSTOP) };
+    // Eight items of 100 KiB: more than the channel holds while nobody reads it.
+    let slow = pool.timeout(Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let outcome = block_on(&pool, slow.map(ballast, vec![vec![7u8; 100 << 10]; 8]));
+    let took = started.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(worker as i32, libc::SIGCONT) };
+    assert!(
+        matches!(outcome, Err(AsyncPoolError::Timeout { .. })),
+        "{outcome:?}"
+    );
+    // The deadline, not the paused worker, ended the call (well before the 60 s a send may
+    // wait for room).
+    assert!(took < Duration::from_secs(20), "the call took {took:?}");
+    // Resumed, the worker takes the queued tasks, answers their cancellations, and serves.
+    let lengths = block_on(&pool, pool.map(ballast, vec![vec![1u8; 10]; 16])).unwrap();
+    assert_eq!(lengths, [10; 16]);
 }
 
 /// Dropping the pool stops its workers.

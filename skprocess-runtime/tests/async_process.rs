@@ -212,6 +212,88 @@ fn the_timed_out_future_is_dropped_and_a_section_that_never_awaits_falls_back() 
     assert!(!outcome.unwrap());
 }
 
+/// The threads its `__run__` attempts ran on (in this process: `InProcess`).
+static ATTEMPT_THREADS: std::sync::Mutex<Vec<std::thread::ThreadId>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Times out at an await point (`awaits`) or in a blocking sleep, on each of two attempts.
+#[skprocess(lives = 2, timeouts(run = 0.2))]
+struct WhichThread {
+    awaits: bool,
+}
+
+#[skprocess]
+impl WhichThread {
+    async fn __run__(&mut self) {
+        ATTEMPT_THREADS
+            .lock()
+            .unwrap()
+            .push(std::thread::current().id());
+        if self.awaits {
+            tokio::time::sleep(LIMIT).await;
+        } else {
+            // No await point: only the fallback can end it (it ends on its own soon after).
+            std::thread::sleep(Duration::from_millis(600));
+        }
+    }
+
+    fn __error__(&mut self, error: &ProcessError) -> bool {
+        error.is_timeout()
+    }
+
+    fn __result__(&mut self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_timeout_at_an_await_point_keeps_the_sections_thread() {
+    // One test for both cases: they share the record of threads.
+    let awaiting = InProcess::new(WhichThread { awaits: true });
+    assert!(within(LIMIT, move || awaiting.run()).unwrap());
+    let threads = std::mem::take(&mut *ATTEMPT_THREADS.lock().unwrap());
+    // The retry ran on the same section thread: the first attempt's was not abandoned.
+    assert_eq!(threads.len(), 2);
+    assert_eq!(threads[0], threads[1]);
+
+    let blocking = InProcess::new(WhichThread { awaits: false });
+    assert!(within(LIMIT, move || blocking.run()).unwrap());
+    let threads = std::mem::take(&mut *ATTEMPT_THREADS.lock().unwrap());
+    // Here the fallback abandoned the first attempt's thread: the retry got a new one.
+    assert_eq!(threads.len(), 2);
+    assert_ne!(threads[0], threads[1]);
+}
+
+/// A section that never awaits and comes back after its deadline (within the grace): still a
+/// timeout, as for a sync section.
+#[skprocess(timeouts(run = 0.1))]
+struct LateButBack {
+    touched: bool,
+}
+
+#[skprocess]
+impl LateButBack {
+    async fn __run__(&mut self) {
+        self.touched = true;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    fn __error__(&mut self, error: &ProcessError) -> (bool, bool) {
+        (error.is_timeout(), self.touched)
+    }
+
+    fn __result__(&mut self) -> (bool, bool) {
+        (false, self.touched)
+    }
+}
+
+#[test]
+fn an_async_section_back_after_its_deadline_is_a_timeout() {
+    let process = Skprocess::new(LateButBack { touched: false });
+    // Timed out, and rolled back.
+    assert_eq!(process.timeout(LIMIT).run().unwrap(), (true, false));
+}
+
 /// Fails its first two attempts at run 0 (async), then succeeds.
 #[skprocess(runs = 2, lives = 3)]
 struct Flaky {
@@ -296,7 +378,7 @@ fn join_in_and_stop_end_an_async_loop() {
 
 /// Says which attempt it is, then waits for the parent's message; the first attempt has no
 /// message coming and times out at its await point.
-#[skprocess(runs = 2, lives = 2, timeouts(run = 0.3))]
+#[skprocess(runs = 2, lives = 2, timeouts(run = 3.0))]
 struct Patient {
     got: Vec<String>,
 }

@@ -11,6 +11,7 @@ fn ui() {
     // trybuild builds the cases with this crate's enabled features.
     if cfg!(feature = "tokio") {
         t.pass("tests/ui/pass-tokio/*.rs");
+        t.compile_fail("tests/ui/fail-tokio/*.rs");
     } else {
         t.compile_fail("tests/ui/fail-without-tokio/*.rs");
     }

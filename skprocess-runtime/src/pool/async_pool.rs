@@ -422,6 +422,11 @@ pub trait StarCall<Args> {
 pub(super) mod sealed {
     /// The name of the function pointer type of the signature: a task that is not zero-sized
     /// travels only if its type has exactly this name.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot travel to a worker process as an async task",
+        label = "expected an `async fn` item or a closure that captures nothing",
+        note = "a task travels to a worker as code, so only functions and closures can be tasks; pass data in the items"
+    )]
     pub trait StarPointer<Args> {
         /// That name.
         fn pointer_type() -> &'static str;

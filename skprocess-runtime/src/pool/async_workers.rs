@@ -12,14 +12,17 @@
 //!
 //! In the parent, each item of a call is a future that takes a permit of the pool's semaphore
 //! (`max_concurrent` permits, shared by every call), registers the task as in flight on the
-//! least loaded worker, sends it, and waits for its reply on a oneshot channel. One router
-//! thread per worker reads the worker's replies and completes the items. The permit is held
-//! until the worker has answered for the task: its result, its cancellation, or its death.
+//! least loaded worker, hands the message to that worker's sender thread (which may wait for
+//! room; the caller's executor never does), and waits for the answer on a oneshot channel. One
+//! router thread per worker reads the worker's answers and completes the items. The permit is
+//! held until the worker has answered for the task, which it does once the task has ended: its
+//! result, its panic, or its cancellation.
 //!
 //! - **Crash**: when a worker dies, its router fails every task in flight on it with
 //!   [`AsyncPoolError::Crashed`] (none is sent again: it may have done its side effects) and
-//!   starts a replacement.
-//! - **Deadline**: a call's deadline drops the call's futures; an item dropped before its reply
+//!   starts a replacement (after a growing pause when workers keep dying as they start; none
+//!   after five such deaths in a row).
+//! - **Deadline**: a call's deadline drops the call's futures; an item dropped before its answer
 //!   sends `Cancel`, and the worker aborts that task at its next await point. The worker, shared
 //!   by other calls, is not killed. (A task that never awaits cannot be aborted: it runs to its
 //!   end and keeps its permit meanwhile.)
@@ -118,24 +121,37 @@ async fn serve(cx: &Context) {
                 // own executable and computed it with `async_task_code` from an
                 // `AsyncTrampoline`; the channel is this process's authenticated link to it.
                 let trampoline = unsafe { super::task::async_trampoline_at(offset) };
-                let run = trampoline(input, data);
+                let work = tokio::spawn(trampoline(input, data));
+                running.insert(id, work.abort_handle());
                 let reply = cx.clone();
                 let finished_tx = finished_tx.clone();
-                let task = tokio::spawn(async move {
-                    let outcome = run.await;
-                    let _ = reply.tell_async(Done { id, outcome }).await;
+                // Exactly one answer per task, once it has ended: its outcome, its panic
+                // (anywhere in it, decoding and encoding included) or its cancellation. Until
+                // then the parent counts it in `max_concurrent`.
+                tokio::spawn(async move {
+                    let outcome = match work.await {
+                        Ok(outcome) => outcome,
+                        Err(error) if error.is_panic() => Err(TaskFailure::Panicked(
+                            crate::engine::panic_message(&*error.into_panic()),
+                        )),
+                        Err(_) => Err(TaskFailure::Cancelled),
+                    };
+                    if let Err(TellError::Encode(message)) =
+                        reply.tell_async(Done { id, outcome }).await
+                    {
+                        // The output is larger than a message may be.
+                        let outcome = Err(TaskFailure::Encode(message));
+                        let _ = reply.tell_async(Done { id, outcome }).await;
+                    }
                     let _ = finished_tx.send(id);
                 });
-                running.insert(id, task.abort_handle());
             }
             ToWorker::Cancel { id } => {
-                if let Some(task) = running.remove(&id) {
+                // Aborted at its next await point; its supervisor answers once it has ended.
+                // (A task that already ended has answered.)
+                if let Some(task) = running.get(&id) {
                     task.abort();
                 }
-                // Answered even when the task had just finished: the parent takes the first
-                // answer for an id and ignores the rest.
-                let outcome = Err(TaskFailure::Cancelled);
-                let _ = cx.tell_async(Done { id, outcome }).await;
             }
         }
     }
@@ -258,8 +274,15 @@ struct State {
 /// One worker's place in the pool: its current process, replaced when it dies.
 struct Slot {
     worker: Option<Arc<Skprocess<AsyncWorker>>>,
+    /// Where messages to the worker go: its sender thread sends them (a full channel blocks
+    /// that thread, never a caller's executor).
+    outbox: Option<std::sync::mpsc::Sender<ToWorker>>,
     generation: u64,
     load: usize,
+    /// When the current worker was installed, and how many workers in a row died soon after
+    /// they started (the replacement waits longer each time; past a limit, none is started).
+    started: std::time::Instant,
+    quick_deaths: u32,
 }
 
 /// A task sent to a worker and not answered yet.
@@ -286,8 +309,11 @@ impl AsyncWorkerPool {
                 slots: (0..workers)
                     .map(|_| Slot {
                         worker: None,
+                        outbox: None,
                         generation: 0,
                         load: 0,
+                        started: std::time::Instant::now(),
+                        quick_deaths: 0,
                     })
                     .collect(),
                 in_flight: HashMap::new(),
@@ -496,7 +522,9 @@ impl AsyncWorkerPool {
     }
 }
 
-/// Sends one item to the least loaded worker and waits for its answer.
+/// Sends one item to the least loaded worker and waits for its answer. Nothing here blocks the
+/// executor: the message goes through the worker's sender thread, which also answers for a
+/// task it could not send.
 async fn run_item(
     inner: Arc<Inner>,
     code: TaskCode,
@@ -511,7 +539,7 @@ async fn run_item(
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let mut permit = Some(permit);
     let mut reply = Some(reply);
-    let worker = loop {
+    let outbox = loop {
         // Registered before the state is read, so a replacement installed in between is not
         // missed.
         let replaced = inner.replaced.notified();
@@ -523,10 +551,10 @@ async fn run_item(
                 .slots
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| s.worker.as_ref().map(|w| (i, s.generation, s.load, w)))
+                .filter_map(|(i, s)| Some((i, s.generation, s.load, s.outbox.as_ref()?)))
                 .min_by_key(|(_, _, load, _)| *load)
-                .map(|(i, generation, _, w)| (i, generation, Arc::clone(w)));
-            if let Some((slot, generation, worker)) = least_loaded {
+                .map(|(i, generation, _, outbox)| (i, generation, outbox.clone()));
+            if let Some((slot, generation, outbox)) = least_loaded {
                 state.slots[slot].load += 1;
                 state.in_flight.insert(
                     id,
@@ -538,7 +566,7 @@ async fn run_item(
                         _permit: permit.take().expect("taken once"),
                     },
                 );
-                break worker;
+                break outbox;
             }
             if state.restarting == 0 {
                 return Err(AsyncPoolError::NoWorkers {
@@ -553,39 +581,22 @@ async fn run_item(
     let guard = CancelOnDrop {
         inner: &inner,
         id,
-        worker: &worker,
+        outbox: &outbox,
     };
-    let sent = worker.tell(ToWorker::Run {
+    // A closed outbox means the sender thread is gone with its worker: the router fails the
+    // task as crashed.
+    let _ = outbox.send(ToWorker::Run {
         id,
         offset: code.offset,
         data: code.data,
         input,
     });
-    match sent {
-        Ok(()) => {}
-        // The worker is gone: its router fails this task as crashed.
-        Err(TellError::Disconnected) => {}
-        Err(TellError::Encode(message)) => {
-            std::mem::forget(guard);
-            finish(&inner, id);
-            return Err(AsyncPoolError::Encode { index, message });
-        }
-        // The worker took no message for `TELL_TIMEOUT` (paused, or overloaded): the task was
-        // not handed over, so nothing of it ran.
-        Err(error) => {
-            std::mem::forget(guard);
-            finish(&inner, id);
-            return Err(AsyncPoolError::NotSent {
-                index,
-                message: error.to_string(),
-            });
-        }
-    }
     let answer = answer.await;
     std::mem::forget(guard);
     match answer {
         Ok(result) => result,
-        // The router always answers before it drops a sender; this is only for safety.
+        // The router and the sender thread always answer before they drop a sender; this is
+        // only for safety.
         Err(_) => Err(AsyncPoolError::Crashed {
             index,
             message: "the worker's answer was lost".into(),
@@ -597,7 +608,7 @@ async fn run_item(
 struct CancelOnDrop<'a> {
     inner: &'a Inner,
     id: u64,
-    worker: &'a Skprocess<AsyncWorker>,
+    outbox: &'a std::sync::mpsc::Sender<ToWorker>,
 }
 
 impl Drop for CancelOnDrop<'_> {
@@ -612,17 +623,54 @@ impl Drop for CancelOnDrop<'_> {
         if still_running {
             // The permit stays taken until the worker answers (its router frees it). A worker
             // that is gone cannot answer; its router frees the permit instead.
-            let _ = self.worker.tell(ToWorker::Cancel { id: self.id });
+            let _ = self.outbox.send(ToWorker::Cancel { id: self.id });
         }
     }
 }
 
-/// Forgets task `id` (it was never sent), freeing its permit.
-fn finish(inner: &Inner, id: u64) {
-    let mut state = lock(&inner.state);
-    if let Some(entry) = state.in_flight.remove(&id) {
-        state.slots[entry.slot].load -= 1;
+/// Sends the pool's messages to one worker, in order, waiting for room as long as
+/// [`TELL_TIMEOUT`](crate::TELL_TIMEOUT) when its channel is full. A `Run` it cannot deliver
+/// (the item too large, the worker taking nothing) is answered here: nothing of it ran.
+fn send_to_worker(
+    inner: &Weak<Inner>,
+    worker: &Skprocess<AsyncWorker>,
+    outbox: &std::sync::mpsc::Receiver<ToWorker>,
+) {
+    while let Ok(message) = outbox.recv() {
+        let id = match &message {
+            ToWorker::Run { id, .. } => Some(*id),
+            ToWorker::Cancel { .. } => None,
+        };
+        let failure = match worker.tell(message) {
+            Ok(()) => continue,
+            // Gone: its router fails what was in flight.
+            Err(TellError::Disconnected) => return,
+            Err(TellError::Encode(message)) => Some((true, message)),
+            Err(other) => Some((false, other.to_string())),
+        };
+        if let (Some(id), Some((encode, message)), Some(inner)) = (id, failure, inner.upgrade()) {
+            let Some(entry) = finish(&inner, id) else {
+                continue;
+            };
+            let index = entry.index;
+            if let Some(reply) = entry.reply {
+                let _ = reply.send(Err(if encode {
+                    AsyncPoolError::Encode { index, message }
+                } else {
+                    AsyncPoolError::NotSent { index, message }
+                }));
+            }
+        }
     }
+}
+
+/// Forgets task `id` (it was never sent) and returns its entry; dropping the entry frees its
+/// permit.
+fn finish(inner: &Inner, id: u64) -> Option<InFlight> {
+    let mut state = lock(&inner.state);
+    let entry = state.in_flight.remove(&id)?;
+    state.slots[entry.slot].load -= 1;
+    Some(entry)
 }
 
 /// Starts one worker process.
@@ -634,35 +682,52 @@ fn spawn_worker() -> Result<Arc<Skprocess<AsyncWorker>>, String> {
     Ok(Arc::new(worker))
 }
 
-/// Puts `worker` in `slot` (a new generation) and starts its router.
+/// Puts `worker` in `slot` (a new generation) and starts its router and its sender thread.
 fn install(inner: &Arc<Inner>, slot: usize, worker: Arc<Skprocess<AsyncWorker>>) {
+    let (outbox, outgoing) = std::sync::mpsc::channel();
     let generation = {
         let mut state = lock(&inner.state);
         let place = &mut state.slots[slot];
         place.generation += 1;
         place.load = 0;
         place.worker = Some(Arc::clone(&worker));
+        place.outbox = Some(outbox);
+        place.started = std::time::Instant::now();
         place.generation
     };
     let weak = Arc::downgrade(inner);
-    let spawned = std::thread::Builder::new()
+    let routed = Arc::clone(&worker);
+    let router = std::thread::Builder::new()
         .name("skprocess-async-router".into())
-        .spawn(move || route(&weak, slot, generation, &worker));
-    if let Err(error) = spawned {
-        // No router: nothing would ever answer this worker's tasks. Leave the slot empty.
+        .spawn(move || route(&weak, slot, generation, &routed));
+    let weak = Arc::downgrade(inner);
+    let sender = router.and_then(|_| {
+        std::thread::Builder::new()
+            .name("skprocess-async-sender".into())
+            .spawn(move || send_to_worker(&weak, &worker, &outgoing))
+    });
+    if let Err(error) = sender {
+        // Without both threads nothing would reach this worker or come back from it: stop it
+        // (its router, if any, then fails what was sent and starts a replacement).
         let mut state = lock(&inner.state);
         let place = &mut state.slots[slot];
         if place.generation == generation {
-            place.worker = None;
+            place.outbox = None;
+            if let Some(worker) = place.worker.take() {
+                worker.stop();
+            }
         }
         drop(state);
-        log_router_failure(&error);
+        eprintln!("skprocess: cannot start a thread for an async pool worker: {error}");
     }
 }
 
-fn log_router_failure(error: &std::io::Error) {
-    eprintln!("skprocess: cannot start a thread for an async pool worker: {error}");
-}
+/// A worker that dies within this long of its start died "quickly"; a replacement waits
+/// 50 ms, doubling with each quick death in a row.
+const QUICK_DEATH: Duration = Duration::from_secs(2);
+/// Quick deaths in a row after which a slot is left empty: a worker that cannot even start
+/// would be restarted forever (calls that find no worker then fail with `NoWorkers`).
+const MAX_QUICK_DEATHS: u32 = 5;
 
 /// How long a router waits for a message before it checks that the pool still exists.
 const ROUTER_POLL: Duration = Duration::from_millis(200);
@@ -691,10 +756,19 @@ fn route(inner: &Weak<Inner>, slot: usize, generation: u64, worker: &Arc<Skproce
         }
     };
     let Some(inner) = inner.upgrade() else { return };
-    let failed: Vec<InFlight> = {
+    let (failed, quick_deaths) = {
         let mut state = lock(&inner.state);
-        if state.slots[slot].generation == generation {
-            state.slots[slot].worker = None;
+        let place = &mut state.slots[slot];
+        let mut quick_deaths = 0;
+        if place.generation == generation {
+            place.worker = None;
+            place.outbox = None;
+            place.quick_deaths = if place.started.elapsed() < QUICK_DEATH {
+                place.quick_deaths + 1
+            } else {
+                0
+            };
+            quick_deaths = place.quick_deaths;
         }
         state.restarting += 1;
         let ids: Vec<u64> = state
@@ -703,9 +777,11 @@ fn route(inner: &Weak<Inner>, slot: usize, generation: u64, worker: &Arc<Skproce
             .filter(|(_, e)| e.slot == slot && e.generation == generation)
             .map(|(id, _)| *id)
             .collect();
-        ids.iter()
+        let failed: Vec<InFlight> = ids
+            .iter()
             .filter_map(|id| state.in_flight.remove(id))
-            .collect()
+            .collect();
+        (failed, quick_deaths)
     };
     for entry in failed {
         if let Some(reply) = entry.reply {
@@ -715,12 +791,28 @@ fn route(inner: &Weak<Inner>, slot: usize, generation: u64, worker: &Arc<Skproce
             }));
         }
     }
-    match spawn_worker() {
-        Ok(replacement) => install(&inner, slot, replacement),
-        Err(message) => eprintln!("skprocess: {message}"),
+    if quick_deaths < MAX_QUICK_DEATHS {
+        // Not holding the pool while waiting: it may be dropped meanwhile.
+        let weak = Arc::downgrade(&inner);
+        drop(inner);
+        if quick_deaths > 0 {
+            std::thread::sleep(Duration::from_millis(50 << quick_deaths.min(6)));
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        match spawn_worker() {
+            Ok(replacement) => install(&inner, slot, replacement),
+            Err(message) => eprintln!("skprocess: {message}"),
+        }
+        lock(&inner.state).restarting -= 1;
+        inner.replaced.notify_waiters();
+    } else {
+        eprintln!(
+            "skprocess: an async pool worker died {quick_deaths} times in a row soon after it \
+             started; its place stays empty"
+        );
+        lock(&inner.state).restarting -= 1;
+        inner.replaced.notify_waiters();
     }
-    lock(&inner.state).restarting -= 1;
-    inner.replaced.notify_waiters();
 }
 
 /// Why a worker ended, for the tasks it had in flight.
