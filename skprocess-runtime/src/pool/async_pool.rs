@@ -419,6 +419,7 @@ pub trait StarCall<Args> {
 /// What lets a [`StarCall`] travel to a worker process as code (`AsyncPool::with_workers`):
 /// implemented only here, for functions and closures, so that no type of a user's can pose as
 /// one (the worker would read it from memory it never wrote).
+#[cfg(feature = "tokio")]
 pub(super) mod sealed {
     /// The name of the function pointer type of the signature: a task that is not zero-sized
     /// travels only if its type has exactly this name.
@@ -448,6 +449,7 @@ macro_rules! star_call {
             }
         }
 
+        #[cfg(feature = "tokio")]
         impl<F, Fut, $($arg,)+> sealed::StarPointer<($($arg,)+)> for F
         where
             F: FnMut($($arg),+) -> Fut,
