@@ -110,11 +110,22 @@ fn accept_loop(listener: &UnixListener, secret: &Secret, pending: &Pending) {
 }
 
 fn handshake(conn: Conn, secret: &Secret, pending: &Pending, deadline: Instant) {
-    let is_expected = |token: &[u8; TOKEN]| lock(pending).contains_key(token);
-    let Ok(token) = auth::server_handshake(&conn, secret, deadline, is_expected) else {
-        return; // dropped: the connection closes, nothing else happens
+    // The token is claimed (taken out of `pending`) when it is checked, before the client is
+    // welcomed: of two clients presenting the same token at once, exactly one is welcomed, and
+    // it is the one handed over. (Checking, then removing after the welcome, let both be
+    // welcomed and one silently dropped.) The check comes after the client proved the session
+    // secret, so only this session's own processes can claim a token.
+    let mut handover = None;
+    let claim = |token: &[u8; TOKEN]| {
+        handover = lock(pending).remove(token);
+        handover.is_some()
     };
-    if let Some(handover) = lock(pending).remove(&token) {
+    if auth::server_handshake(&conn, secret, deadline, claim).is_err() {
+        // Dropped: the connection closes. A token claimed by a client that then failed stays
+        // used: its waiter sees nothing arrive, as for a client that never came.
+        return;
+    }
+    if let Some(handover) = handover {
         let _ = handover.send(conn);
     }
 }
@@ -159,7 +170,17 @@ impl Expectation {
 
     /// Waits up to `timeout` for the child's authenticated connection.
     pub(crate) fn wait(&self, timeout: Duration) -> Option<Conn> {
-        self.rx.recv_timeout(timeout).ok()
+        match self.rx.recv_timeout(timeout) {
+            Ok(conn) => Some(conn),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            // The token was claimed by a client whose handshake then failed: nothing will come.
+            // Waiting the whole slice keeps the caller's loop (which watches its own deadline
+            // and the child) from spinning.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(timeout);
+                None
+            }
+        }
     }
 }
 
@@ -174,4 +195,50 @@ pub(crate) fn connect(name: &str, secret: &Secret, token: &[u8; TOKEN]) -> Resul
     let conn = Conn::connect(name)?;
     auth::client_handshake(&conn, secret, token, Instant::now() + HANDSHAKE_TIMEOUT)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::protocol::Kind;
+
+    /// Many clients present the same token at once: exactly one is welcomed, and that one is
+    /// what the expectation receives (the others are refused, never welcomed then dropped).
+    #[test]
+    fn of_clients_racing_with_one_token_exactly_one_is_welcomed_and_handed_over() {
+        let rounds: usize = std::env::var("SKPROCESS_STRESS_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500)
+            / 5;
+        let hub = hub().expect("a hub");
+        for _ in 0..rounds.max(20) {
+            let expectation = hub.expect();
+            let token = *expectation.token();
+            let barrier = Arc::new(std::sync::Barrier::new(8));
+            let clients: Vec<_> = (0..8)
+                .map(|_| {
+                    let (name, secret) = (hub.name().to_owned(), hub.secret().clone());
+                    let barrier = Arc::clone(&barrier);
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        connect(&name, &secret, &token)
+                    })
+                })
+                .collect();
+            let welcomed: Vec<Conn> = clients
+                .into_iter()
+                .filter_map(|c| c.join().expect("a client").ok())
+                .collect();
+            assert_eq!(welcomed.len(), 1, "clients welcomed with one token");
+            let handed = expectation
+                .wait(Duration::from_secs(30))
+                .expect("the welcomed client is handed over");
+            // The same connection: what one end writes, the other reads.
+            welcomed[0].send(Kind::Status, b"ping").expect("sent");
+            let frame = handed.read_one().expect("read").expect("a frame");
+            assert_eq!(frame.payload, b"ping");
+            assert!(expectation.wait(Duration::from_millis(20)).is_none());
+        }
+    }
 }
