@@ -3,7 +3,8 @@
 //! The library installs no signal handler in a parent unless asked. [`graceful_ctrl_c`] asks:
 //! from then on the first SIGINT stops every child process of this process (`__onfinish__` and
 //! `__result__` run, and `wait`/`result` return their results) and ends every pool call in
-//! progress with [`PoolError::Interrupted`](crate::pool::PoolError::Interrupted). A second
+//! progress with [`PoolError::Interrupted`](crate::pool::PoolError::Interrupted) (and every
+//! call of an `AsyncPool::with_workers` with `AsyncPoolError::Interrupted`). A second
 //! SIGINT restores the default action and re-raises it: the program ends as Ctrl+C always ends
 //! it.
 //!
@@ -41,6 +42,14 @@ pub(crate) fn track(target: Weak<dyn Interrupt>) {
     tracked.push(target);
 }
 
+/// Takes `target` off the list: its owner handles Ctrl+C for it (an async pool's workers, which
+/// the pool interrupts as a whole).
+#[cfg(feature = "tokio")]
+pub(crate) fn untrack<T: ?Sized>(target: &std::sync::Arc<T>) {
+    let wanted = std::sync::Arc::as_ptr(target).cast::<()>();
+    lock(&TRACKED).retain(|t| t.as_ptr().cast::<()>() != wanted);
+}
+
 /// The pipe's write end for the handler (-1 until installed).
 static PIPE: AtomicI32 = AtomicI32::new(-1);
 /// How many SIGINTs arrived since the handler was installed.
@@ -68,7 +77,8 @@ extern "C" fn on_sigint(_signal: libc::c_int) {
 /// program: every child process finishes its current section and runs `__onfinish__` and
 /// `__result__` (so `wait` and `result` return its result), and every pool call in progress
 /// returns [`PoolError::Interrupted`](crate::pool::PoolError::Interrupted) with the number of
-/// items done. The program carries on; [`ctrl_c_pressed`] tells it that Ctrl+C was pressed. A
+/// items done (a call of an `AsyncPool::with_workers`: `AsyncPoolError::Interrupted`, its
+/// tasks cancelled in workers that keep running). The program carries on; [`ctrl_c_pressed`] tells it that Ctrl+C was pressed. A
 /// second Ctrl+C ends the program as usual.
 ///
 /// Call it once, early in `main`; later calls do nothing. Children stop on Ctrl+C whether or

@@ -93,6 +93,14 @@ pub enum AsyncPoolError {
         /// Why.
         message: String,
     },
+    /// The call was interrupted by Ctrl+C (with [`graceful_ctrl_c`](crate::graceful_ctrl_c)
+    /// on; `AsyncPool::with_workers`): its tasks were cancelled in their workers, which keep
+    /// running; the pool stays usable.
+    #[error("async pool call interrupted ({completed} items completed)")]
+    Interrupted {
+        /// How many items had completed.
+        completed: usize,
+    },
     /// No worker process could be started (or restarted).
     #[error("{message}")]
     NoWorkers {

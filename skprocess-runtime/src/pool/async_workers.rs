@@ -90,6 +90,9 @@ struct AsyncWorker {}
 #[crate::skprocess(crate = "crate")]
 impl AsyncWorker {
     async fn __run__(&mut self, cx: &mut Context) {
+        // Ctrl+C is the parent's to handle (as for a `Pool`'s workers): with `graceful_ctrl_c`
+        // the pool cancels its calls' tasks and keeps its workers.
+        crate::sys::ignore_signal(libc::SIGINT);
         serve(cx).await;
         // The pool stopped this worker, or is gone: the process ends.
         cx.stop();
@@ -262,6 +265,50 @@ struct Inner {
     state: Mutex<State>,
     /// Notified when a replacement worker is in place (or could not be started).
     replaced: tokio::sync::Notify,
+    /// How many times Ctrl+C interrupted the pool's calls (with `graceful_ctrl_c`): a call
+    /// made before the count changed ends with `Interrupted`.
+    interrupts: AtomicU64,
+    /// What the Ctrl+C handler holds weakly: kept alive here.
+    interruptible: std::sync::OnceLock<Arc<dyn crate::signals::Interrupt>>,
+}
+
+/// What a Ctrl+C interrupts: an async pool's calls in progress.
+struct Interruptible(Weak<Inner>);
+
+impl crate::signals::Interrupt for Interruptible {
+    fn interrupt(&self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.interrupt_calls();
+        }
+    }
+}
+
+impl Inner {
+    /// Ends every call in progress with `Interrupted`: each task in flight is answered so and
+    /// cancelled in its worker (its permit comes back when the worker has answered).
+    fn interrupt_calls(&self) {
+        self.interrupts.fetch_add(1, Ordering::SeqCst);
+        let cancels: Vec<_> = {
+            let mut state = lock(&self.state);
+            let State {
+                slots, in_flight, ..
+            } = &mut *state;
+            in_flight
+                .iter_mut()
+                .filter_map(|(id, entry)| {
+                    let reply = entry.reply.take()?;
+                    let outbox = slots[entry.slot].outbox.clone();
+                    Some((*id, reply, outbox))
+                })
+                .collect()
+        };
+        for (id, reply, outbox) in cancels {
+            let _ = reply.send(Err(AsyncPoolError::Interrupted { completed: 0 }));
+            if let Some(outbox) = outbox {
+                let _ = outbox.send(ToWorker::Cancel { id });
+            }
+        }
+    }
 }
 
 struct State {
@@ -320,7 +367,13 @@ impl AsyncWorkerPool {
                 restarting: 0,
             }),
             replaced: tokio::sync::Notify::new(),
+            interrupts: AtomicU64::new(0),
+            interruptible: std::sync::OnceLock::new(),
         });
+        let interruptible: Arc<dyn crate::signals::Interrupt> =
+            Arc::new(Interruptible(Arc::downgrade(&inner)));
+        crate::signals::track(Arc::downgrade(&interruptible));
+        let _ = inner.interruptible.set(interruptible);
         for slot in 0..workers {
             let worker = spawn_worker().map_err(|message| AsyncPoolError::NoWorkers { message })?;
             install(&inner, slot, worker);
@@ -425,7 +478,7 @@ impl AsyncWorkerPool {
             .items(code, items)
             .buffered(self.inner.max_concurrent)
             .map(|(_, result)| result);
-        Deadlined::new(stream, self.timeout)
+        UntilInterrupted::new(Deadlined::new(stream, self.timeout), &self.inner)
     }
 
     /// Like [`imap`](Self::imap), yielding each result as soon as it is done, whatever its
@@ -448,7 +501,7 @@ impl AsyncWorkerPool {
             .items(code, items)
             .buffer_unordered(self.inner.max_concurrent)
             .map(|(_, result)| result);
-        Deadlined::new(stream, self.timeout)
+        UntilInterrupted::new(Deadlined::new(stream, self.timeout), &self.inner)
     }
 
     /// Runs `future` to completion from sync code, on a new single-threaded tokio runtime:
@@ -478,7 +531,7 @@ impl AsyncWorkerPool {
             .items(code, items)
             .buffer_unordered(self.inner.max_concurrent)
             .map(|(index, result)| result.map(|value| (index, value)));
-        let mut done = Deadlined::new(stream, self.timeout);
+        let mut done = UntilInterrupted::new(Deadlined::new(stream, self.timeout), &self.inner);
         async move { in_order(&mut done).await }
     }
 
@@ -519,6 +572,73 @@ impl AsyncWorkerPool {
                 (index, result)
             }
         })
+    }
+}
+
+/// A call's stream, ended with `Interrupted` once Ctrl+C interrupted the pool after the call
+/// was made (with `graceful_ctrl_c`); dropping the rest cancels its tasks.
+struct UntilInterrupted<S> {
+    inner: Option<std::pin::Pin<Box<S>>>,
+    pool: Arc<Inner>,
+    epoch: u64,
+    completed: usize,
+}
+
+impl<S> UntilInterrupted<S> {
+    fn new(inner: S, pool: &Arc<Inner>) -> Self {
+        UntilInterrupted {
+            inner: Some(Box::pin(inner)),
+            epoch: pool.interrupts.load(Ordering::SeqCst),
+            pool: Arc::clone(pool),
+            completed: 0,
+        }
+    }
+
+    fn interrupted(&mut self) -> Option<AsyncPoolError> {
+        (self.pool.interrupts.load(Ordering::SeqCst) != self.epoch).then(|| {
+            self.inner = None;
+            AsyncPoolError::Interrupted {
+                completed: self.completed,
+            }
+        })
+    }
+}
+
+impl<S, R> Stream for UntilInterrupted<S>
+where
+    S: Stream<Item = Result<R, AsyncPoolError>>,
+{
+    type Item = Result<R, AsyncPoolError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if this.inner.is_none() {
+            return Poll::Ready(None);
+        }
+        if let Some(error) = this.interrupted() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        let inner = this.inner.as_mut().expect("checked above");
+        match inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                if let Some(error) = this.interrupted() {
+                    return Poll::Ready(Some(Err(error)));
+                }
+                if item.is_ok() {
+                    this.completed += 1;
+                }
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => {
+                this.inner = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -679,6 +799,7 @@ fn spawn_worker() -> Result<Arc<Skprocess<AsyncWorker>>, String> {
     worker
         .start()
         .map_err(|e| format!("cannot start an async pool worker: {e}"))?;
+    worker.leave_ctrl_c_to_owner();
     Ok(Arc::new(worker))
 }
 

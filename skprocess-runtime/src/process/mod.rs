@@ -325,6 +325,16 @@ impl<P: Lifecycle> Skprocess<P> {
         self.shared.child.get().map(|child| child.pid)
     }
 
+    /// Leaves Ctrl+C (with [`graceful_ctrl_c`](crate::graceful_ctrl_c)) to the owner of this
+    /// child, which interrupts it its own way (an async pool's worker: the pool cancels its
+    /// tasks and keeps the worker).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn leave_ctrl_c_to_owner(&self) {
+        if let Some(child) = self.shared.child.get() {
+            crate::signals::untrack(&child.status);
+        }
+    }
+
     /// The number of iterations the child has completed: read from memory the two processes
     /// share, so it is current while the process runs and costs the child nothing.
     pub fn current_run(&self) -> usize {
