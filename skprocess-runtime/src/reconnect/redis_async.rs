@@ -4,14 +4,11 @@ use std::future::Future;
 use std::ops::Deref;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, IntoConnectionInfo, RedisError};
+use ::redis::{AsyncConnectionConfig, RedisError};
 use serde::{Deserialize, Serialize};
 
 use super::redis_conn::{CONNECT_TIMEOUT, connect_error, is_lost};
-use super::{
-    AsyncConnector, Conn, ConnectError, ConnectFailure, ConnectFuture, Connector, RedisParams,
-    Secret,
-};
+use super::{AsyncConnector, Conn, ConnectError, ConnectFuture, Connector, RedisParams, Secret};
 
 /// A Redis connection for async code that crosses processes as its parameters: dereferences to
 /// a [`redis::aio::MultiplexedConnection`], so
@@ -152,15 +149,7 @@ impl Conn<AsyncRedisParams> {
     ///
     /// When the URL does not parse or names TLS.
     pub fn lazy(url: &str) -> Result<AsyncRedis, ConnectError> {
-        let unparsed = |mut error: ConnectError| {
-            AsyncRedisParams::KIND.clone_into(&mut error.kind);
-            "(a URL that does not parse)".clone_into(&mut error.target);
-            error
-        };
-        let info = url
-            .into_connection_info()
-            .map_err(|e| unparsed(ConnectError::new(ConnectFailure::Other, e.to_string())))?;
-        let (params, secret) = RedisParams::from_info(&info).map_err(unparsed)?;
+        let (params, secret) = super::redis_conn::params_from_url(url, AsyncRedisParams::KIND)?;
         let mut conn = Conn::new(AsyncRedisParams(params));
         conn.secret = secret;
         Ok(conn)

@@ -165,6 +165,23 @@ pub(super) fn is_lost(error: &RedisError) -> bool {
     error.is_connection_dropped() || error.is_io_error() || error.is_connection_refusal()
 }
 
+/// The parameters and the password of a `redis://` URL, for a connection of kind `kind`
+/// (errors name it).
+pub(super) fn params_from_url(
+    url: &str,
+    kind: &str,
+) -> Result<(RedisParams, Option<Secret>), ConnectError> {
+    let unparsed = |mut error: ConnectError| {
+        kind.clone_into(&mut error.kind);
+        "(a URL that does not parse)".clone_into(&mut error.target);
+        error
+    };
+    let info = url
+        .into_connection_info()
+        .map_err(|e| unparsed(ConnectError::new(ConnectFailure::Other, e.to_string())))?;
+    RedisParams::from_info(&info).map_err(unparsed)
+}
+
 impl Conn<RedisParams> {
     /// Connects now, to a `redis://[user][:password@]host[:port][/db]` (or `redis+unix://`)
     /// URL. The password stays in this process.
@@ -177,15 +194,7 @@ impl Conn<RedisParams> {
     /// Like [`connect`](Conn::<RedisParams>::connect), without connecting: the connection opens
     /// on first use.
     pub fn lazy(url: &str) -> Result<Redis, ConnectError> {
-        let unparsed = |mut error: ConnectError| {
-            RedisParams::KIND.clone_into(&mut error.kind);
-            "(a URL that does not parse)".clone_into(&mut error.target);
-            error
-        };
-        let info = url
-            .into_connection_info()
-            .map_err(|e| unparsed(ConnectError::new(ConnectFailure::Other, e.to_string())))?;
-        let (params, secret) = RedisParams::from_info(&info).map_err(unparsed)?;
+        let (params, secret) = params_from_url(url, RedisParams::KIND)?;
         let mut conn = Conn::new(params);
         conn.secret = secret;
         Ok(conn)
