@@ -101,7 +101,7 @@ impl Connector for AsyncRedisParams {
     }
 
     /// Blocks on the connect (on the process's runtime), outside any runtime; inside one,
-    /// refuses with [`ConnectFailure::InsideRuntime`] (use [`Conn::open_async`] there).
+    /// refuses with [`ConnectFailure::InsideRuntime`](super::ConnectFailure::InsideRuntime) (use [`Conn::open_async`] there).
     fn open(&self, secret: Option<&Secret>) -> Result<MultiplexedConnection, ConnectError> {
         super::block_on_connect(CONNECT_TIMEOUT, self.connect(secret))
     }
@@ -135,7 +135,7 @@ impl Conn<AsyncRedisParams> {
     /// # Errors
     ///
     /// As for [`connect_async`](Conn::<AsyncRedisParams>::connect_async), and
-    /// [`ConnectFailure::InsideRuntime`] when called inside an async runtime.
+    /// [`ConnectFailure::InsideRuntime`](super::ConnectFailure::InsideRuntime) when called inside an async runtime.
     pub fn connect(url: &str) -> Result<AsyncRedis, ConnectError> {
         let mut conn = Self::lazy(url)?;
         conn.open()?;
