@@ -120,6 +120,13 @@ impl State {
             broken: false,
         }
     }
+
+    /// Counts one short; whether the shorts reached `needed` (the circuit trips or breaks).
+    fn shorted(&mut self, needed: u32) -> bool {
+        self.total_failures += 1;
+        self.times_shorted += 1;
+        self.times_shorted >= needed
+    }
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -295,12 +302,10 @@ impl Circuit {
     /// their own way, and for a Share, whose coordinator must never sleep.
     pub fn record_short(&self, custom_sleep: Option<f64>) -> Option<f64> {
         let mut state = lock(&self.state);
-        state.total_failures += 1;
-        state.times_shorted += 1;
-        if state.times_shorted < self.settings.num_shorts_to_trip {
-            return None;
-        }
-        Some(self.trip_locked(&mut state, custom_sleep))
+        let needed = self.settings.num_shorts_to_trip;
+        state
+            .shorted(needed)
+            .then(|| self.trip_locked(&mut state, custom_sleep))
     }
 
     /// [`trip`](Self::trip) without the sleep: returns the seconds to sleep.
@@ -466,12 +471,10 @@ impl BreakingCircuit {
     /// circuit, returns the seconds the caller should sleep (jitter applied).
     pub fn record_short(&self, custom_sleep: Option<f64>) -> Option<f64> {
         let mut state = lock(&self.state);
-        state.total_failures += 1;
-        state.times_shorted += 1;
-        if state.times_shorted < self.settings.num_shorts_to_trip {
-            return None;
-        }
-        Some(self.break_locked(&mut state, custom_sleep))
+        let needed = self.settings.num_shorts_to_trip;
+        state
+            .shorted(needed)
+            .then(|| self.break_locked(&mut state, custom_sleep))
     }
 
     /// [`trip`](Self::trip) without the sleep: returns the seconds to sleep.

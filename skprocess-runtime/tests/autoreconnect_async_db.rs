@@ -16,10 +16,13 @@ use skprocess::reconnect::{AsyncPostgres, AsyncRedis, CallError, ConnectFailure}
 use skprocess::{__testing, autoreconnect};
 
 mod common;
+#[path = "common/db.rs"]
+mod db;
 #[path = "common/servers.rs"]
 mod servers;
 
 use common::LIMIT;
+use db::{assert_refused, child_env};
 use servers::servers;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -34,15 +37,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     RESTARTS.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Hands the servers' variables to every child started from now on.
-fn child_env() -> &'static servers::Servers {
-    let servers = servers();
-    for (key, value) in servers.vars() {
-        __testing::set_child_env(key, value);
-    }
-    servers
 }
 
 /// Runs `future` on a runtime of the test's own (not the process's), bounded by `LIMIT`.
@@ -259,34 +253,26 @@ impl AsyncWrongRedisPassword {
 fn a_wrong_password_is_a_typed_error_naming_the_field() {
     let _shared = shared();
     let s = child_env();
-    let error = Skprocess::new(AsyncWrongPassword {
-        main_db: AsyncPostgres::lazy(&s.pg_main()).expect("parses"),
-        analytics_db: AsyncPostgres::lazy(&s.pg_analytics()).expect("parses"),
-    })
-    .timeout(LIMIT)
-    .run()
-    .expect_err("refused");
-    let ProcessError::Connect(error) = error else {
-        panic!("expected ProcessError::Connect, got {error:?}");
-    };
-    assert_eq!(error.field(), Some("analytics_db"));
-    assert_eq!(error.kind(), "postgres");
-    assert_eq!(error.failure(), &ConnectFailure::Auth, "{error}");
-    assert!(!error.to_string().contains("not-the-password"), "{error}");
+    assert_refused(
+        Skprocess::new(AsyncWrongPassword {
+            main_db: AsyncPostgres::lazy(&s.pg_main()).expect("parses"),
+            analytics_db: AsyncPostgres::lazy(&s.pg_analytics()).expect("parses"),
+        })
+        .timeout(LIMIT)
+        .run(),
+        "analytics_db",
+        "postgres",
+    );
 
-    let error = Skprocess::new(AsyncWrongRedisPassword {
-        cache: AsyncRedis::lazy(&s.redis_url()).expect("parses"),
-    })
-    .timeout(LIMIT)
-    .run()
-    .expect_err("refused");
-    let ProcessError::Connect(error) = error else {
-        panic!("expected ProcessError::Connect, got {error:?}");
-    };
-    assert_eq!(error.field(), Some("cache"));
-    assert_eq!(error.kind(), "redis");
-    assert_eq!(error.failure(), &ConnectFailure::Auth, "{error}");
-    assert!(!error.to_string().contains("not-the-password"), "{error}");
+    assert_refused(
+        Skprocess::new(AsyncWrongRedisPassword {
+            cache: AsyncRedis::lazy(&s.redis_url()).expect("parses"),
+        })
+        .timeout(LIMIT)
+        .run(),
+        "cache",
+        "redis",
+    );
 }
 
 #[test]

@@ -10,22 +10,16 @@ use skprocess::reconnect::{CallError, ConnectFailure, Postgres, Redis, Sqlite};
 use skprocess::{__testing, autoreconnect};
 
 mod common;
+#[path = "common/db.rs"]
+mod db;
 #[path = "common/servers.rs"]
 mod servers;
 
 use common::LIMIT;
+use db::{assert_refused, child_env};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 use servers::servers;
-
-/// Hands the servers' variables to every child started from now on.
-fn child_env() -> &'static servers::Servers {
-    let servers = servers();
-    for (key, value) in servers.vars() {
-        __testing::set_child_env(key, value);
-    }
-    servers
-}
 
 /// A parent-side connection as `sk_main`, with its password.
 fn parent_main() -> Postgres {
@@ -164,33 +158,26 @@ impl WrongRedisPassword {
 #[test]
 fn a_wrong_password_is_a_typed_error_naming_the_field() {
     let s = child_env();
-    let error = Skprocess::new(WrongPassword {
-        main_db: Postgres::lazy(&s.pg_main()).expect("parses"),
-        analytics_db: Postgres::lazy(&s.pg_analytics()).expect("parses"),
-    })
-    .timeout(LIMIT)
-    .run()
-    .expect_err("refused");
-    let ProcessError::Connect(error) = error else {
-        panic!("expected ProcessError::Connect, got {error:?}");
-    };
-    assert_eq!(error.field(), Some("analytics_db"));
-    assert_eq!(error.kind(), "postgres");
-    assert_eq!(error.failure(), &ConnectFailure::Auth, "{error}");
-    assert!(!error.to_string().contains("not-the-password"), "{error}");
+    assert_refused(
+        Skprocess::new(WrongPassword {
+            main_db: Postgres::lazy(&s.pg_main()).expect("parses"),
+            analytics_db: Postgres::lazy(&s.pg_analytics()).expect("parses"),
+        })
+        .timeout(LIMIT)
+        .run(),
+        "analytics_db",
+        "postgres",
+    );
 
-    let error = Skprocess::new(WrongRedisPassword {
-        cache: Redis::lazy(&s.redis_url()).expect("parses"),
-    })
-    .timeout(LIMIT)
-    .run()
-    .expect_err("refused");
-    let ProcessError::Connect(error) = error else {
-        panic!("expected ProcessError::Connect, got {error:?}");
-    };
-    assert_eq!(error.field(), Some("cache"));
-    assert_eq!(error.kind(), "redis");
-    assert_eq!(error.failure(), &ConnectFailure::Auth, "{error}");
+    assert_refused(
+        Skprocess::new(WrongRedisPassword {
+            cache: Redis::lazy(&s.redis_url()).expect("parses"),
+        })
+        .timeout(LIMIT)
+        .run(),
+        "cache",
+        "redis",
+    );
 }
 
 #[test]
