@@ -521,6 +521,7 @@ fn received<'de, D: Deserializer<'de>, T: Pod>(
 
 impl<T: Pod> Serialize for Buffer<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::wire::codec::refuse_if_crossing_hosts::<S::Error>("a shared-memory buffer")?;
         let descriptor = send_fd::<S>(self.inner.fd.as_fd())?;
         Wire::of::<T>(descriptor, self.len).serialize(serializer)
     }
@@ -538,6 +539,7 @@ impl<'de, T: Pod> Deserialize<'de> for Buffer<T> {
 
 impl<T: Pod> Serialize for Handover<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::wire::codec::refuse_if_crossing_hosts::<S::Error>("a shared-memory buffer")?;
         if self.sent.swap(true, Ordering::AcqRel) {
             return Err(S::Error::custom(
                 "this buffer was handed over already; it opens in one process only",

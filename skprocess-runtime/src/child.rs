@@ -68,6 +68,8 @@ fn become_child_if_marked() {
         return;
     }
     let Some(marker) = std::env::var_os(MARKER_ENV) else {
+        #[cfg(feature = "nats")]
+        crate::nats::serve_if_asked();
         return;
     };
     CAUGHT.store(true, Ordering::Release);

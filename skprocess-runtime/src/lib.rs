@@ -125,6 +125,8 @@ mod inbox;
 mod launch;
 mod lifecycle;
 mod logs;
+#[cfg(feature = "nats")]
+pub mod nats;
 pub mod pipe;
 pub mod pool;
 mod process;
@@ -189,6 +191,9 @@ pub mod __private {
     pub use ::core::result::Result::{self, Err, Ok};
     pub use ::linkme;
     pub use ::serde;
+    // remote tasks: what `remote_tasks!` expands to
+    #[cfg(feature = "nats")]
+    pub use crate::nats::__private as nats;
     // processes
     pub use crate::async_hooks::{AsContext, AsyncContext, AsyncSection};
     pub use crate::child_init::{CHILD_INITS, ChildInit, ChildInitReturn};

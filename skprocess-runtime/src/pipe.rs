@@ -572,6 +572,7 @@ impl<D: Direction> Serialize for Point<D> {
                  (inside a process, a pool item or a tell)",
             ));
         }
+        crate::wire::codec::refuse_if_crossing_hosts::<S::Error>("a pipe point")?;
         match &self.link {
             PointLink::Here { ticket, fate, .. } => {
                 fate.store(SENT, Ordering::Release);

@@ -67,6 +67,16 @@ pub enum TaskError {
         /// How it ended.
         exit: ExitInfo,
     },
+    /// (NATS backend) The item was delivered as many times as the stream allows
+    /// ([`NatsPoolBuilder::max_deliver`](crate::nats::NatsPoolBuilder::max_deliver)), and each
+    /// time the process running it died or its host went away before it had a result: an item
+    /// that kills its workers. It is not delivered again.
+    #[cfg(feature = "nats")]
+    #[error("the item was delivered {deliveries} times and each time its worker died or vanished")]
+    Poisoned {
+        /// How many times it was delivered.
+        deliveries: u64,
+    },
 }
 
 impl TaskError {
@@ -164,6 +174,10 @@ pub enum PoolError {
     /// before it finished.
     #[error("the task was cancelled")]
     Cancelled,
+    /// (NATS backend) The call could not be made across hosts; see [`RemoteError`](crate::nats::RemoteError).
+    #[cfg(feature = "nats")]
+    #[error(transparent)]
+    Remote(#[from] crate::nats::RemoteError),
 }
 
 impl PoolError {

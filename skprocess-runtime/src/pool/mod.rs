@@ -51,7 +51,7 @@ mod call;
 mod chunks;
 mod error;
 mod iter;
-mod progress;
+pub(crate) mod progress;
 mod scheduler;
 mod submit;
 mod task;

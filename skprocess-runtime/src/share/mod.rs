@@ -611,6 +611,7 @@ impl Serialize for Share {
                  (inside a process, a pool item or a tell), not encoded by another serializer",
             ));
         }
+        crate::wire::codec::refuse_if_crossing_hosts::<S::Error>("a Share")?;
         let id = &self.inner.id;
         EncodedShare {
             name: id.name.clone(),

@@ -127,6 +127,61 @@ impl Drop for OnTheWire {
     }
 }
 
+thread_local! {
+    /// Set while this thread encodes for another host (the NATS backend): values that only mean
+    /// something on this machine refuse, and the first refusal is kept here.
+    static CROSSING: std::cell::Cell<Option<Option<&'static str>>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Called by the `Serialize` of a value that only means something on this machine (a Share, a
+/// pipe point, a shared-memory buffer): `Err` naming it while this thread encodes for another
+/// host, `Ok` otherwise.
+pub(crate) fn refuse_if_crossing_hosts<E: ser::Error>(what: &'static str) -> Result<(), E> {
+    CROSSING.with(|crossing| match crossing.get() {
+        Some(first) => {
+            crossing.set(Some(first.or(Some(what))));
+            Err(E::custom(format_args!(
+                "{what} cannot cross to another host"
+            )))
+        }
+        None => Ok(()),
+    })
+}
+
+/// Why a value cannot be encoded for another host.
+#[cfg(feature = "nats")]
+#[derive(Debug)]
+pub(crate) enum HostEncodeError {
+    /// It holds something that only means something on this machine.
+    Local(&'static str),
+    /// Its own `Serialize` failed.
+    Other(String),
+}
+
+/// Encodes a value for a process on another host: as [`encode`], but a Share, a pipe point or a
+/// shared-memory buffer anywhere inside it is [`HostEncodeError::Local`].
+#[cfg(feature = "nats")]
+pub(crate) fn encode_for_another_host<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<Vec<u8>, HostEncodeError> {
+    struct Leave(Option<Option<&'static str>>);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            CROSSING.with(|crossing| crossing.set(self.0));
+        }
+    }
+    let leave = Leave(CROSSING.with(|crossing| crossing.replace(Some(None))));
+    let result = encode(value);
+    let refused = CROSSING.with(std::cell::Cell::get).flatten();
+    drop(leave);
+    match (result, refused) {
+        (_, Some(what)) => Err(HostEncodeError::Local(what)),
+        (Ok(bytes), None) => Ok(bytes),
+        (Err(message), None) => Err(HostEncodeError::Other(message)),
+    }
+}
+
 /// Encodes a value.
 ///
 /// # Errors

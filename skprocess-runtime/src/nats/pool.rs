@@ -1,0 +1,1262 @@
+//! The pool side: [`NatsPool`] publishes a call's items as chunks on the work stream, and reads
+//! their results from its own subject of the results stream.
+//!
+//! The client runs on a small tokio runtime the pool owns; the sync methods hand it work and
+//! wait on a channel, so they work from any thread, inside another runtime too, and users pick
+//! no executor.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+
+use super::connect::NatsOptions;
+use super::error::RemoteError;
+use super::protocol::{Cancel, MaxDeliveries, Names, Outcome, ResultChunk, WorkChunk};
+use super::registry::{RemoteKind, registry, task_name};
+use super::streams;
+use crate::lifecycle::Transferable;
+use crate::pool::mode::{Fallible, Plain, Processes, Star, Value};
+use crate::pool::progress::{ProgressFn, Tracker};
+use crate::pool::{Payload, PoolError, Progress, TaskError, TaskFn};
+use crate::wire::codec::{self, HostEncodeError};
+
+/// Bytes a chunk's message takes besides its items: the chunk's fields and JetStream's headers.
+const CHUNK_OVERHEAD: usize = 1024;
+/// Bytes each item adds to a chunk besides its own (its length prefix).
+const ITEM_OVERHEAD: usize = 8;
+/// The longest a waiting call sleeps between looks at its deadline and at the connection.
+const POLL: Duration = Duration::from_millis(100);
+/// The most items a chunk holds when the call does not say.
+const MAX_DEFAULT_CHUNK: usize = 512;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Builds a [`NatsPool`]: `NatsPool::builder(NatsOptions::new(url)).max_deliver(5).build()?`.
+#[derive(Debug)]
+pub struct NatsPoolBuilder {
+    options: NatsOptions,
+    settings: Settings,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    ack_wait: Duration,
+    max_deliver: i64,
+    server_timeout: Duration,
+    max_in_flight: usize,
+}
+
+impl NatsPoolBuilder {
+    /// How long a worker may hold a chunk without a sign of life before JetStream gives it to
+    /// another worker (default 30 s). Workers send a sign of life every third of it while they
+    /// run the chunk, so a long item is not redelivered; a host that dies or is cut off is.
+    /// This and [`max_deliver`](Self::max_deliver) are settings of the pool's shared consumer:
+    /// the last pool built sets them for every worker.
+    pub fn ack_wait(mut self, ack_wait: Duration) -> NatsPoolBuilder {
+        self.settings.ack_wait = ack_wait.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How many times a chunk is delivered before its items whose process died each time fail
+    /// with [`TaskError::Poisoned`] (default 3, at least 1).
+    pub fn max_deliver(mut self, deliveries: u32) -> NatsPoolBuilder {
+        self.settings.max_deliver = i64::from(deliveries.max(1));
+        self
+    }
+
+    /// How long a call waits for a lost server to come back before it fails with
+    /// [`RemoteError::ServerGone`] (default 10 s).
+    pub fn server_timeout(mut self, timeout: Duration) -> NatsPoolBuilder {
+        self.settings.server_timeout = timeout;
+        self
+    }
+
+    /// How many chunks one `imap` (or any call) keeps published and unanswered at most
+    /// (default 64): the rest of its input is read only as results come back.
+    pub fn max_in_flight(mut self, chunks: usize) -> NatsPoolBuilder {
+        self.settings.max_in_flight = chunks.max(1);
+        self
+    }
+
+    /// Connects, and creates the pool's streams and consumer if they are not there yet.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Remote`] with [`RemoteError::Connect`] (server unreachable, credentials
+    /// refused, TLS failed), [`RemoteError::Setup`] (JetStream not enabled) or
+    /// [`RemoteError::InvalidConfig`].
+    pub fn build(self) -> Result<NatsPool, PoolError> {
+        let names = Names::new(self.options.pool_name())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("skprocess-nats")
+            .enable_all()
+            .build()
+            .map_err(|error| RemoteError::Connect {
+                url: self.options.url().to_owned(),
+                reason: format!("cannot start the client's runtime: {error}"),
+            })?;
+        let id = client_id();
+        let settings = self.settings;
+        let options = self.options;
+        let conn = block_on(&runtime, async move {
+            Conn::start(options, names, id, settings).await
+        })
+        .unwrap_or_else(|| {
+            Err(RemoteError::Connect {
+                url: String::new(),
+                reason: "the client's runtime stopped".to_owned(),
+            })
+        })?;
+        Ok(NatsPool {
+            inner: Arc::new(Inner {
+                runtime: Some(runtime),
+                conn,
+            }),
+        })
+    }
+}
+
+/// Sixteen random hex digits: this pool's id on the server.
+fn client_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        bytes = ((nanos as u64) ^ u64::from(std::process::id())).to_le_bytes();
+    }
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Runs `future` on `runtime` and waits for it from this thread (which may belong to another
+/// runtime): `None` if the runtime dropped it.
+fn block_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Option<T> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = sender.send(future.await);
+    });
+    receiver.recv().ok()
+}
+
+/// A pool whose workers are processes on any host, reached through a NATS JetStream server:
+/// the same calls as a local [`Pool`](crate::pool::Pool) (`map`, `unordered_map`, `imap`,
+/// `unordered_imap`, `star()`, `fallible()`, `processes()`, `timeout`, `progress`).
+///
+/// Tasks travel by registered name ([`remote_tasks!`](crate::remote_tasks)); workers are the
+/// same executable started in worker mode (see the [module docs](super)). Cheap to clone.
+#[derive(Clone)]
+pub struct NatsPool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NatsPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsPool")
+            .field("pool", &self.inner.conn.names.pool())
+            .field("client", &self.inner.conn.id)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    /// `None` once dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    conn: Arc<Conn>,
+}
+
+impl Inner {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the pool")
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Results nobody will read: drop them now rather than when they expire.
+            let conn = Arc::clone(&self.conn);
+            let (sender, receiver) = mpsc::sync_channel(1);
+            runtime.spawn(async move {
+                let filter = conn.names.results_of(&conn.id);
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    conn.results.purge().filter(filter),
+                )
+                .await;
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn.client.flush()).await;
+                let _ = sender.send(());
+            });
+            let _ = receiver.recv_timeout(Duration::from_secs(3));
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Where a chunk stands: which call it belongs to, and which of its items.
+#[derive(Clone, Copy, Debug)]
+struct ChunkRef {
+    call: u64,
+    first: u64,
+    count: u64,
+}
+
+/// What the client's tasks hand a waiting call.
+enum Event {
+    Results(ResultChunk),
+    /// JetStream gave up on a chunk (delivered `max_deliver` times without an answer).
+    Poisoned {
+        first: u64,
+        count: u64,
+        deliveries: u64,
+    },
+    PublishFailed(String),
+    Malformed(String),
+}
+
+/// The connection and what the client's tasks share with the calls.
+struct Conn {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    names: Names,
+    /// This pool's id: its calls' subjects carry it.
+    id: String,
+    work: stream::Stream,
+    results: stream::Stream,
+    settings: Settings,
+    max_payload: usize,
+    calls: Mutex<HashMap<u64, mpsc::Sender<Event>>>,
+    /// Published chunks by their stream sequence, for JetStream's max-deliveries advisory.
+    chunks: Mutex<HashMap<u64, ChunkRef>>,
+    next_call: AtomicU64,
+}
+
+impl Conn {
+    async fn start(
+        options: NatsOptions,
+        names: Names,
+        id: String,
+        mut settings: Settings,
+    ) -> Result<Arc<Conn>, RemoteError> {
+        let client = options.connect(&format!("skprocess pool {id}")).await?;
+        let js = jetstream::new(client.clone());
+        let (work, results) = streams::streams(&js, &names).await?;
+        let consumer = streams::set_work_consumer(
+            &work,
+            streams::work_consumer_config(&names, settings.ack_wait, settings.max_deliver),
+        )
+        .await?;
+        settings.max_deliver = consumer.cached_info().config.max_deliver;
+        let max_payload = client.server_info().max_payload.max(CHUNK_OVERHEAD * 2);
+        let advisories = client
+            .subscribe(names.max_deliveries_advisory())
+            .await
+            .map_err(|error| RemoteError::Setup {
+                what: "the advisory subscription".to_owned(),
+                reason: crate::ErrorChain(&error).to_string(),
+            })?;
+        let conn = Arc::new(Conn {
+            client,
+            js,
+            names,
+            id,
+            work,
+            results,
+            settings,
+            max_payload,
+            calls: Mutex::new(HashMap::new()),
+            chunks: Mutex::new(HashMap::new()),
+            next_call: AtomicU64::new(1),
+        });
+        tokio::spawn(route_results(Arc::clone(&conn)));
+        tokio::spawn(route_advisories(Arc::clone(&conn), advisories));
+        Ok(conn)
+    }
+
+    fn send(&self, call: u64, event: Event) {
+        let sender = lock(&self.calls).get(&call).cloned();
+        if let Some(sender) = sender {
+            let _ = sender.send(event);
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// How often the results consumer hears from the server when nothing arrives; two silent
+/// beats and it starts over.
+const RESULTS_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Hands each result message to its call. A message that does not decode fails its call
+/// (named by the subject), never the router.
+///
+/// Results are read through an ephemeral pull consumer with heartbeats. When it fails (the
+/// server restarted, the connection dropped, two heartbeats went missing), a new one starts at
+/// the sequence after the last message read, so nothing is skipped or read twice.
+async fn route_results(conn: Arc<Conn>) {
+    let mut next = 1u64;
+    loop {
+        let consumer = conn
+            .results
+            .create_consumer(consumer::pull::Config {
+                filter_subject: conn.names.results_of(&conn.id),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: next,
+                },
+                ack_policy: consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await;
+        let messages = match consumer {
+            Ok(consumer) => consumer
+                .stream()
+                .heartbeat(RESULTS_HEARTBEAT)
+                .expires(RESULTS_HEARTBEAT * 5)
+                .messages()
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        let Some(mut messages) = messages else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        while let Some(Ok(message)) = messages.next().await {
+            if let Ok(info) = message.info() {
+                next = next.max(info.stream_sequence + 1);
+            }
+            route_result(&conn, &message);
+        }
+    }
+}
+
+fn route_result(conn: &Conn, message: &jetstream::Message) {
+    match codec::decode::<ResultChunk>(&message.payload) {
+        Ok(chunk) => conn.send(chunk.call, Event::Results(chunk)),
+        Err(reason) => {
+            let call = message
+                .subject
+                .rsplit('.')
+                .next()
+                .and_then(|call| call.parse::<u64>().ok());
+            if let Some(call) = call {
+                conn.send(call, Event::Malformed(reason));
+            }
+        }
+    }
+}
+
+/// Fails the items of every chunk JetStream stopped delivering, and deletes the chunk.
+async fn route_advisories(conn: Arc<Conn>, mut advisories: async_nats::Subscriber) {
+    while let Some(message) = advisories.next().await {
+        let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&message.payload) else {
+            continue;
+        };
+        let chunk = lock(&conn.chunks).remove(&advisory.stream_seq);
+        if let Some(chunk) = chunk {
+            conn.send(
+                chunk.call,
+                Event::Poisoned {
+                    first: chunk.first,
+                    count: chunk.count,
+                    deliveries: advisory.deliveries,
+                },
+            );
+            let _ = conn.work.delete_message(advisory.stream_seq).await;
+        }
+    }
+}
+
+/// How a call passes its items: `f(item)` ([`Plain`]) or `f(a, b, ...)` ([`Star`]). Either
+/// way an item travels as the task's argument tuple.
+pub trait RemoteArgs: sealed::Sealed + 'static {
+    /// The argument tuple of an item of type `I`.
+    type Args<I: Transferable>: Transferable;
+
+    /// Makes the argument tuple.
+    #[doc(hidden)]
+    fn wrap<I: Transferable>(item: I) -> Self::Args<I>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Plain {}
+    impl Sealed for super::Star {}
+}
+
+impl RemoteArgs for Plain {
+    type Args<I: Transferable> = (I,);
+
+    fn wrap<I: Transferable>(item: I) -> (I,) {
+        (item,)
+    }
+}
+
+impl RemoteArgs for Star {
+    type Args<I: Transferable> = I;
+
+    fn wrap<I: Transferable>(item: I) -> I {
+        item
+    }
+}
+
+/// One call being set up: modifiers first, then `map`, `imap` and the others, as for a local
+/// [`PoolCall`](crate::pool::PoolCall).
+pub struct NatsCall<'p, A, K> {
+    pool: &'p NatsPool,
+    timeout: Option<Duration>,
+    chunk_size: Option<usize>,
+    progress: Option<ProgressFn>,
+    /// A name to send the task by instead of its own (tests of workers built from other code).
+    sent_as: Option<String>,
+    mode: PhantomData<fn() -> (A, K)>,
+}
+
+impl<A, K> std::fmt::Debug for NatsCall<'_, A, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsCall")
+            .field("timeout", &self.timeout)
+            .field("chunk_size", &self.chunk_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'p, A, K> NatsCall<'p, A, K> {
+    fn with_mode<B, L>(self) -> NatsCall<'p, B, L> {
+        NatsCall {
+            pool: self.pool,
+            timeout: self.timeout,
+            chunk_size: self.chunk_size,
+            progress: self.progress,
+            sent_as: self.sent_as,
+            mode: PhantomData,
+        }
+    }
+
+    /// One deadline for the whole call. When it passes, the call returns
+    /// [`PoolError::Timeout`]; chunks not yet taken are removed from the stream, and workers
+    /// stop the call's items that run past it (each worker counts the time from when it got
+    /// the chunk, so it never stops one early).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends items `size` at a time (one message each). By default a call cuts its input into
+    /// about 64 chunks (at most 512 items each; 16 when an iterator's size is unknown).
+    pub fn chunk_size(mut self, size: usize) -> Self {
+        self.chunk_size = Some(size.max(1));
+        self
+    }
+
+    /// Reports the call's progress to `callback`, on the thread that drives the call, after
+    /// each result message.
+    pub fn progress(mut self, callback: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(callback));
+        self
+    }
+
+    /// Sends the task by `name` instead of its own (as a program built from other code would).
+    #[cfg(feature = "__testing")]
+    #[doc(hidden)]
+    pub fn sent_as(mut self, name: &str) -> Self {
+        self.sent_as = Some(name.to_owned());
+        self
+    }
+}
+
+impl<'p, K> NatsCall<'p, Plain, K> {
+    /// Unpacks tuple items into the task's arguments.
+    pub fn star(self) -> NatsCall<'p, Star, K> {
+        self.with_mode()
+    }
+}
+
+impl<'p, A> NatsCall<'p, A, Value> {
+    /// Tasks return `Result<T, E>`; an `Err` fails the item with its message.
+    pub fn fallible(self) -> NatsCall<'p, A, Fallible> {
+        self.with_mode()
+    }
+
+    /// Tasks build a process value; its whole lifecycle runs in a worker.
+    pub fn processes(self) -> NatsCall<'p, A, Processes> {
+        self.with_mode()
+    }
+}
+
+impl<'p, A: RemoteArgs, K: RemoteKind> NatsCall<'p, A, K> {
+    /// Applies `task` to every item; results in input order. Every item is encoded before
+    /// anything is sent.
+    ///
+    /// # Errors
+    ///
+    /// [`PoolError::Task`] for the failed item with the lowest index (after every item ran),
+    /// [`PoolError::Timeout`], [`PoolError::Remote`] (the task is not registered, an item
+    /// cannot cross hosts, a worker refused the task, the server went away).
+    pub fn map<T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<T::Output>, PoolError>
+    where
+        T: TaskFn<Star, K, A::Args<I>>,
+        I: Transferable,
+    {
+        self.collect(task, items, true)
+    }
+
+    /// Like [`map`](Self::map), results in the order they arrive.
+    pub fn unordered_map<T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<T::Output>, PoolError>
+    where
+        T: TaskFn<Star, K, A::Args<I>>,
+        I: Transferable,
+    {
+        self.collect(task, items, false)
+    }
+
+    /// A lazy iterator of results, in input order: items are read, encoded and published only
+    /// as results come back, with at most
+    /// [`max_in_flight`](NatsPoolBuilder::max_in_flight) chunks out. Each result is
+    /// `Ok(value)` or `Err` for that item; a call-wide error ends the iteration.
+    pub fn imap<'a, T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I> + 'a,
+    ) -> NatsIter<'a, T::Output>
+    where
+        T: TaskFn<Star, K, A::Args<I>>,
+        I: Transferable,
+    {
+        let _ = task;
+        self.iter::<T, I>(items, true, false)
+    }
+
+    /// Like [`imap`](Self::imap), results in the order they arrive.
+    pub fn unordered_imap<'a, T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I> + 'a,
+    ) -> NatsIter<'a, T::Output>
+    where
+        T: TaskFn<Star, K, A::Args<I>>,
+        I: Transferable,
+    {
+        let _ = task;
+        self.iter::<T, I>(items, false, false)
+    }
+
+    fn collect<T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I>,
+        ordered: bool,
+    ) -> Result<Vec<T::Output>, PoolError>
+    where
+        T: TaskFn<Star, K, A::Args<I>>,
+        I: Transferable,
+    {
+        let _ = task;
+        let items: Vec<I> = items.into_iter().collect();
+        let total = items.len();
+        let mut results = self.iter::<T, I>(items, ordered, true);
+        let mut values = Vec::with_capacity(total);
+        let mut failed: Option<PoolError> = None;
+        for result in &mut results {
+            match result {
+                Ok(value) => values.push(value),
+                Err(error @ PoolError::Task { .. }) => {
+                    if failed.as_ref().and_then(PoolError::index) > error.index()
+                        || failed.is_none()
+                    {
+                        failed = Some(error);
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(values),
+        }
+    }
+
+    fn iter<'a, T, I>(
+        &self,
+        items: impl IntoIterator<Item = I> + 'a,
+        ordered: bool,
+        encode_first: bool,
+    ) -> NatsIter<'a, T::Output>
+    where
+        T: TaskFn<Star, K, A::Args<I>>,
+        I: Transferable,
+    {
+        let name = self
+            .sent_as
+            .clone()
+            .unwrap_or_else(task_name::<T, K, A::Args<I>>);
+        let items = items.into_iter();
+        let hint = items.size_hint();
+        let total = (Some(hint.0) == hint.1).then_some(hint.0);
+        let chunk_size = self.chunk_size.unwrap_or(match total {
+            Some(total) => (total / 64).clamp(1, MAX_DEFAULT_CHUNK),
+            None => 16,
+        });
+        let encoded = items.map(|item| encode_item(A::wrap(item)));
+        let mut refused = None;
+        let feed: Box<dyn Iterator<Item = Encoded> + 'a> = if encode_first {
+            let all: Vec<Encoded> = encoded.collect();
+            if let Some((index, what)) = all.iter().enumerate().find_map(|(index, item)| match item
+            {
+                Encoded::Local(what) => Some((index, *what)),
+                _ => None,
+            }) {
+                refused = Some(RemoteError::CannotCrossHosts { index, what }.into());
+            }
+            Box::new(all.into_iter())
+        } else {
+            Box::new(encoded)
+        };
+        if self.sent_as.is_none() && !registry().contains_key(&name) {
+            refused = Some(
+                RemoteError::NotRegistered {
+                    task: std::any::type_name::<T>(),
+                }
+                .into(),
+            );
+        }
+        NatsIter::new(self, name, feed, ordered, chunk_size, total, refused)
+    }
+}
+
+/// An item on its way out.
+enum Encoded {
+    Bytes(Vec<u8>),
+    Failed(TaskError),
+    Local(&'static str),
+}
+
+fn encode_item<T: Transferable>(args: T) -> Encoded {
+    match codec::encode_for_another_host(&args) {
+        Ok(bytes) => Encoded::Bytes(bytes),
+        Err(HostEncodeError::Local(what)) => Encoded::Local(what),
+        Err(HostEncodeError::Other(reason)) => Encoded::Failed(TaskError::Encode(reason)),
+    }
+}
+
+/// Which items have been reported (a redelivered chunk's results come twice).
+#[derive(Default)]
+struct Reported(Vec<u64>);
+
+impl Reported {
+    /// Marks `index`; false if it was marked already.
+    fn mark(&mut self, index: usize) -> bool {
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        let fresh = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        fresh
+    }
+}
+
+/// Lazy results of a [`NatsPool`] call (`imap`, `unordered_imap`). Dropping it early cancels
+/// the call: its chunks not yet taken are removed, and workers skip what they still hold.
+pub struct NatsIter<'a, O> {
+    pool: NatsPool,
+    call: u64,
+    task: String,
+    events: mpsc::Receiver<Event>,
+    feed: Box<dyn Iterator<Item = Encoded> + 'a>,
+    /// An item read but left for the next chunk (it did not fit this one).
+    held_back: Option<Encoded>,
+    refused: Option<PoolError>,
+    ordered: bool,
+    chunk_size: usize,
+    max_in_flight: usize,
+    in_flight: usize,
+    taken: usize,
+    exhausted: bool,
+    finished: bool,
+    reported: Reported,
+    next_index: usize,
+    waiting: VecDeque<Option<Result<O, TaskError>>>,
+    ready: VecDeque<(usize, Result<O, TaskError>)>,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    /// Since when the connection has been down, while this call waited.
+    lost_since: Option<Instant>,
+    progress: Tracker,
+}
+
+impl<O> std::fmt::Debug for NatsIter<'_, O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsIter")
+            .field("call", &self.call)
+            .field("task", &self.task)
+            .field("in_flight", &self.in_flight)
+            .field("completed", &self.progress.done())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, O: Transferable> NatsIter<'a, O> {
+    fn new<A, K>(
+        call: &NatsCall<'_, A, K>,
+        task: String,
+        feed: Box<dyn Iterator<Item = Encoded> + 'a>,
+        ordered: bool,
+        chunk_size: usize,
+        total: Option<usize>,
+        refused: Option<PoolError>,
+    ) -> NatsIter<'a, O> {
+        let conn = &call.pool.inner.conn;
+        let id = conn.next_call.fetch_add(1, Ordering::Relaxed);
+        let (sender, events) = mpsc::channel();
+        if refused.is_none() {
+            lock(&conn.calls).insert(id, sender);
+        }
+        let progress = Tracker::new(call.progress.clone(), total);
+        NatsIter {
+            pool: call.pool.clone(),
+            call: id,
+            task,
+            events,
+            feed,
+            held_back: None,
+            refused,
+            ordered,
+            chunk_size,
+            max_in_flight: conn.settings.max_in_flight.saturating_mul(chunk_size),
+            in_flight: 0,
+            taken: 0,
+            exhausted: false,
+            finished: false,
+            reported: Reported::default(),
+            next_index: 0,
+            waiting: VecDeque::new(),
+            ready: VecDeque::new(),
+            timeout: call.timeout,
+            deadline: call.timeout.map(|timeout| Instant::now() + timeout),
+            lost_since: None,
+            progress,
+        }
+    }
+
+    /// Records an item's outcome, once.
+    fn settle(&mut self, index: usize, result: Result<O, TaskError>, was_sent: bool) {
+        if !self.reported.mark(index) {
+            return;
+        }
+        if was_sent {
+            self.in_flight -= 1;
+        }
+        self.progress.count(1, usize::from(result.is_err()));
+        if self.ordered {
+            let position = index - self.next_index;
+            if self.waiting.len() <= position {
+                self.waiting.resize_with(position + 1, || None);
+            }
+            self.waiting[position] = Some(result);
+        } else {
+            self.ready.push_back((index, result));
+        }
+    }
+
+    fn take_ready(&mut self) -> Option<(usize, Result<O, TaskError>)> {
+        if self.ordered {
+            if let Some(Some(_)) = self.waiting.front() {
+                let result = self.waiting.pop_front().flatten()?;
+                let index = self.next_index;
+                self.next_index += 1;
+                return Some((index, result));
+            }
+            None
+        } else {
+            self.ready.pop_front()
+        }
+    }
+
+    /// Publishes chunks while the call has room in flight and input left.
+    fn top_up(&mut self) -> Result<(), PoolError> {
+        let limit = self.conn().max_payload;
+        while !self.exhausted && self.in_flight < self.max_in_flight {
+            let first = self.taken;
+            let mut items = Vec::new();
+            let mut size = CHUNK_OVERHEAD + self.task.len();
+            while items.len() < self.chunk_size {
+                let Some(item) = self.held_back.take().or_else(|| self.feed.next()) else {
+                    self.exhausted = true;
+                    self.progress.set_total(self.taken);
+                    break;
+                };
+                match item {
+                    Encoded::Bytes(bytes) => {
+                        if CHUNK_OVERHEAD + self.task.len() + ITEM_OVERHEAD + bytes.len() > limit {
+                            if items.is_empty() {
+                                let len = bytes.len() as u64;
+                                self.taken += 1;
+                                self.settle(
+                                    first,
+                                    Err(TaskError::TooLarge {
+                                        what: Payload::Input,
+                                        len,
+                                        limit: limit as u64,
+                                    }),
+                                    false,
+                                );
+                            } else {
+                                self.held_back = Some(Encoded::Bytes(bytes));
+                            }
+                            break;
+                        }
+                        if size + ITEM_OVERHEAD + bytes.len() > limit {
+                            self.held_back = Some(Encoded::Bytes(bytes));
+                            break;
+                        }
+                        size += ITEM_OVERHEAD + bytes.len();
+                        items.push(bytes);
+                        self.taken += 1;
+                    }
+                    Encoded::Failed(error) => {
+                        if items.is_empty() {
+                            self.taken += 1;
+                            self.settle(first, Err(error), false);
+                        } else {
+                            self.held_back = Some(Encoded::Failed(error));
+                        }
+                        break;
+                    }
+                    Encoded::Local(what) => {
+                        return Err(RemoteError::CannotCrossHosts {
+                            index: self.taken,
+                            what,
+                        }
+                        .into());
+                    }
+                }
+            }
+            if !items.is_empty() {
+                self.publish(first, items)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, first: usize, items: Vec<Vec<u8>>) -> Result<(), PoolError> {
+        let count = items.len();
+        let conn = Arc::clone(self.conn());
+        let chunk = WorkChunk {
+            client: conn.id.clone(),
+            call: self.call,
+            task: self.task.clone(),
+            first: first as u64,
+            items,
+            timeout_ms: self.deadline.map(|deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .try_into()
+                    .unwrap_or(u64::MAX)
+            }),
+        };
+        let payload = codec::encode(&chunk).map_err(|reason| RemoteError::Publish { reason })?;
+        self.in_flight += count;
+        let call = self.call;
+        let chunk = ChunkRef {
+            call,
+            first: first as u64,
+            count: count as u64,
+        };
+        self.pool.inner.runtime().spawn(async move {
+            match publish_chunk(&conn, call, first, payload).await {
+                Ok(sequence) => {
+                    // Only while the call is on: a late ack must not leave an entry behind.
+                    if lock(&conn.calls).contains_key(&call) {
+                        lock(&conn.chunks).insert(sequence, chunk);
+                    }
+                }
+                Err(reason) => conn.send(call, Event::PublishFailed(reason)),
+            }
+        });
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) -> Result<(), PoolError> {
+        match event {
+            Event::Results(chunk) => {
+                for (index, outcome) in chunk.outcomes {
+                    let Ok(index) = usize::try_from(index) else {
+                        continue;
+                    };
+                    if index >= self.taken {
+                        continue;
+                    }
+                    let result = match outcome {
+                        Outcome::Value(bytes) => {
+                            codec::decode::<O>(&bytes).map_err(TaskError::Decode)
+                        }
+                        Outcome::Failed(error) => Err(error),
+                        Outcome::Poisoned { deliveries } => Err(TaskError::Poisoned { deliveries }),
+                        Outcome::Refused => {
+                            return Err(RemoteError::UnknownTask {
+                                task: self.task.clone(),
+                                worker: chunk.worker,
+                            }
+                            .into());
+                        }
+                    };
+                    self.settle(index, result, true);
+                }
+            }
+            Event::Poisoned {
+                first,
+                count,
+                deliveries,
+            } => {
+                for index in first..first.saturating_add(count) {
+                    if let Ok(index) = usize::try_from(index)
+                        && index < self.taken
+                    {
+                        self.settle(index, Err(TaskError::Poisoned { deliveries }), true);
+                    }
+                }
+            }
+            Event::PublishFailed(reason) => {
+                if self.conn().connected() {
+                    return Err(RemoteError::Publish { reason }.into());
+                }
+                return Err(RemoteError::ServerGone {
+                    waited: self.conn().settings.server_timeout,
+                    completed: self.progress.done(),
+                }
+                .into());
+            }
+            Event::Malformed(reason) => {
+                return Err(RemoteError::Publish {
+                    reason: format!("a result did not decode: {reason}"),
+                }
+                .into());
+            }
+        }
+        self.progress.report();
+        Ok(())
+    }
+
+    /// Waits for the next event, up to [`POLL`]; checks the deadline and the connection.
+    fn wait(&mut self) -> Result<(), PoolError> {
+        let now = Instant::now();
+        if let Some(deadline) = self.deadline
+            && now >= deadline
+        {
+            return Err(PoolError::Timeout {
+                timeout: self.timeout.unwrap_or_default(),
+                completed: self.progress.done(),
+            });
+        }
+        let slice = self
+            .deadline
+            .map_or(POLL, |deadline| (deadline - now).min(POLL));
+        match self.events.recv_timeout(slice) {
+            Ok(event) => self.handle(event),
+            Err(RecvTimeoutError::Timeout) => {
+                if self.conn().connected() {
+                    self.lost_since = None;
+                } else {
+                    let since = *self.lost_since.get_or_insert(now);
+                    let waited = now.duration_since(since);
+                    if waited >= self.conn().settings.server_timeout {
+                        return Err(RemoteError::ServerGone {
+                            waited,
+                            completed: self.progress.done(),
+                        }
+                        .into());
+                    }
+                }
+                Ok(())
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(PoolError::Closed),
+        }
+    }
+
+    fn end(&mut self, error: PoolError) -> Option<Result<O, PoolError>> {
+        self.finished = true;
+        self.close(true);
+        Some(Err(error))
+    }
+}
+
+impl<O> NatsIter<'_, O> {
+    fn conn(&self) -> &Arc<Conn> {
+        &self.pool.inner.conn
+    }
+
+    /// Forgets the call; with `cancel`, tells workers to drop it and removes its chunks not
+    /// yet taken.
+    fn close(&mut self, cancel: bool) {
+        let conn = Arc::clone(self.conn());
+        let call = self.call;
+        lock(&conn.calls).remove(&call);
+        lock(&conn.chunks).retain(|_, chunk| chunk.call != call);
+        let Some(runtime) = self.pool.inner.runtime.as_ref() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if cancel {
+                let notice = Cancel {
+                    client: conn.id.clone(),
+                    call,
+                };
+                if let Ok(bytes) = codec::encode(&notice) {
+                    let _ = conn.client.publish(conn.names.cancel(), bytes.into()).await;
+                }
+                let _ = conn
+                    .work
+                    .purge()
+                    .filter(conn.names.work(&conn.id, call))
+                    .await;
+            }
+            let _ = conn
+                .results
+                .purge()
+                .filter(conn.names.results(&conn.id, call))
+                .await;
+        });
+    }
+}
+
+/// Publishes one chunk and waits for the stream to store it, trying again (with the same id,
+/// so it is stored once) while the server is away, up to the pool's `server_timeout`.
+async fn publish_chunk(
+    conn: &Conn,
+    call: u64,
+    first: usize,
+    payload: Vec<u8>,
+) -> Result<u64, String> {
+    let give_up = Instant::now() + conn.settings.server_timeout;
+    let subject = conn.names.work(&conn.id, call);
+    let id = format!("{}.{call}.{first}", conn.id);
+    let payload: bytes::Bytes = payload.into();
+    loop {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        let attempt = async {
+            conn.js
+                .publish_with_headers(subject.clone(), headers, payload.clone())
+                .await
+                .map_err(|error| crate::ErrorChain(&error).to_string())?
+                .await
+                .map_err(|error| crate::ErrorChain(&error).to_string())
+        };
+        match attempt.await {
+            Ok(ack) => return Ok(ack.sequence),
+            Err(reason) if Instant::now() >= give_up => return Err(reason),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+        if !lock(&conn.calls).contains_key(&call) {
+            return Err("the call ended".to_owned());
+        }
+    }
+}
+
+impl<O: Transferable> Iterator for NatsIter<'_, O> {
+    type Item = Result<O, PoolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        if let Some(error) = self.refused.take() {
+            self.finished = true;
+            return Some(Err(error));
+        }
+        loop {
+            if let Err(error) = self.top_up() {
+                return self.end(error);
+            }
+            if let Some((index, result)) = self.take_ready() {
+                self.progress.report();
+                return Some(result.map_err(|error| PoolError::Task { index, error }));
+            }
+            if self.in_flight == 0 && self.exhausted {
+                self.finished = true;
+                self.close(false);
+                return None;
+            }
+            if let Err(error) = self.wait() {
+                return self.end(error);
+            }
+        }
+    }
+}
+
+impl<O> Drop for NatsIter<'_, O> {
+    fn drop(&mut self) {
+        if !self.finished && self.refused.is_none() {
+            self.finished = true;
+            self.close(true);
+        }
+    }
+}
+
+impl NatsPool {
+    /// A builder for a pool reached with `options`.
+    pub fn builder(options: NatsOptions) -> NatsPoolBuilder {
+        NatsPoolBuilder {
+            options,
+            settings: Settings {
+                ack_wait: Duration::from_secs(30),
+                max_deliver: 3,
+                server_timeout: Duration::from_secs(10),
+                max_in_flight: 64,
+            },
+        }
+    }
+
+    /// Connects with the default settings; see [`NatsPoolBuilder::build`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`NatsPoolBuilder::build`].
+    pub fn connect(options: NatsOptions) -> Result<NatsPool, PoolError> {
+        NatsPool::builder(options).build()
+    }
+
+    /// The pool's name on the server.
+    pub fn name(&self) -> &str {
+        self.inner.conn.names.pool()
+    }
+
+    /// How many times a chunk is delivered before its crashing items fail (the consumer's
+    /// setting, as the server holds it).
+    pub fn max_deliver(&self) -> u64 {
+        u64::try_from(self.inner.conn.settings.max_deliver).unwrap_or(0)
+    }
+
+    fn call(&self) -> NatsCall<'_, Plain, Value> {
+        NatsCall {
+            pool: self,
+            timeout: None,
+            chunk_size: None,
+            progress: None,
+            sent_as: None,
+            mode: PhantomData,
+        }
+    }
+
+    /// Unpacks tuple items into the task's arguments: `pool.star().map(add, [(1, 2)])`.
+    pub fn star(&self) -> NatsCall<'_, Star, Value> {
+        self.call().star()
+    }
+
+    /// Tasks return `Result<T, E>`; an `Err` fails the item with its message.
+    pub fn fallible(&self) -> NatsCall<'_, Plain, Fallible> {
+        self.call().fallible()
+    }
+
+    /// Tasks build a process value; its whole lifecycle runs in a worker.
+    pub fn processes(&self) -> NatsCall<'_, Plain, Processes> {
+        self.call().processes()
+    }
+
+    /// One deadline for the whole call; see [`NatsCall::timeout`].
+    pub fn timeout(&self, timeout: Duration) -> NatsCall<'_, Plain, Value> {
+        self.call().timeout(timeout)
+    }
+
+    /// Sends items `size` at a time; see [`NatsCall::chunk_size`].
+    pub fn chunk_size(&self, size: usize) -> NatsCall<'_, Plain, Value> {
+        self.call().chunk_size(size)
+    }
+
+    /// Reports the call's progress to `callback`; see [`NatsCall::progress`].
+    pub fn progress(
+        &self,
+        callback: impl Fn(Progress) + Send + Sync + 'static,
+    ) -> NatsCall<'_, Plain, Value> {
+        self.call().progress(callback)
+    }
+
+    /// Applies `task` to every item; results in input order. See [`NatsCall::map`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`NatsCall::map`].
+    pub fn map<T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<T::Output>, PoolError>
+    where
+        T: TaskFn<Star, Value, (I,)>,
+        I: Transferable,
+    {
+        self.call().map(task, items)
+    }
+
+    /// Like [`map`](Self::map), results in the order they arrive.
+    ///
+    /// # Errors
+    ///
+    /// As for [`NatsCall::map`].
+    pub fn unordered_map<T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I>,
+    ) -> Result<Vec<T::Output>, PoolError>
+    where
+        T: TaskFn<Star, Value, (I,)>,
+        I: Transferable,
+    {
+        self.call().unordered_map(task, items)
+    }
+
+    /// A lazy iterator of results in input order; see [`NatsCall::imap`].
+    pub fn imap<'a, T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I> + 'a,
+    ) -> NatsIter<'a, T::Output>
+    where
+        T: TaskFn<Star, Value, (I,)>,
+        I: Transferable,
+    {
+        self.call().imap(task, items)
+    }
+
+    /// A lazy iterator of results in the order they arrive.
+    pub fn unordered_imap<'a, T, I>(
+        &self,
+        task: T,
+        items: impl IntoIterator<Item = I> + 'a,
+    ) -> NatsIter<'a, T::Output>
+    where
+        T: TaskFn<Star, Value, (I,)>,
+        I: Transferable,
+    {
+        self.call().unordered_imap(task, items)
+    }
+}

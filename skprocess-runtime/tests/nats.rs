@@ -1,0 +1,568 @@
+//! The NATS JetStream backend against a real `nats-server` (2.9, Debian's), with worker hosts in
+//! network namespaces of their own (see `common/nats.rs`): the calls of a pool, a worker host
+//! killed mid-map, an item that kills its workers, deadlines, what cannot cross hosts, a worker
+//! built from other code, the server going away, credentials and TLS.
+
+mod common;
+#[path = "common/nats.rs"]
+mod harness;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use skprocess::nats::{NatsOptions, NatsPool, RemoteError};
+use skprocess::pool::{PoolError, TaskError};
+use skprocess::{ProcessError, skprocess};
+
+use common::{LIMIT, within};
+use harness::{Host, NatsServer};
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+fn parse(text: String) -> Result<u64, std::num::ParseIntError> {
+    text.parse()
+}
+
+fn panics_on_3(x: u64) -> u64 {
+    assert!(x != 3, "three is not welcome");
+    x
+}
+
+/// Which host ran the item, and the item back.
+fn where_am_i(x: u64) -> (String, u64) {
+    std::thread::sleep(Duration::from_millis(10));
+    (std::env::var("SKP_TEST_HOST").unwrap_or_default(), x)
+}
+
+fn slow_square(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(20));
+    x * x
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn aborts_on_7(x: u64) -> u64 {
+    if x == 7 {
+        std::process::abort();
+    }
+    x
+}
+
+fn pipe_end(point: skprocess::pipe::Point) -> u64 {
+    drop(point);
+    0
+}
+
+/// A process type as a task: its whole lifecycle runs in a worker.
+#[skprocess(runs = 3)]
+struct Tripler {
+    value: u64,
+    runs: u64,
+}
+
+#[skprocess]
+impl Tripler {
+    fn new(value: u64) -> Self {
+        Tripler { value, runs: 0 }
+    }
+
+    fn __run__(&mut self) {
+        self.runs += 1;
+    }
+
+    fn __result__(&mut self) -> u64 {
+        self.value * self.runs
+    }
+
+    fn __error__(&mut self, error: ProcessError) -> Result<u64, ProcessError> {
+        Err(error)
+    }
+}
+
+skprocess::remote_tasks!(
+    square,
+    add,
+    parse,
+    panics_on_3,
+    where_am_i,
+    slow_square,
+    sleep_ms,
+    aborts_on_7,
+    pipe_end,
+    Tripler::new,
+);
+
+/// A pool on `server`, as seen from this machine, with `configure` applied.
+fn pool_on(
+    server: &NatsServer,
+    configure: impl FnOnce(skprocess::nats::NatsPoolBuilder) -> skprocess::nats::NatsPoolBuilder,
+) -> NatsPool {
+    configure(NatsPool::builder(
+        NatsOptions::new(server.url()).pool("test"),
+    ))
+    .build()
+    .unwrap_or_else(|error| {
+        panic!(
+            "a pool: {}\n{}",
+            skprocess::ErrorChain(&error),
+            server.log()
+        )
+    })
+}
+
+const POOL_ENV: (&str, &str) = (skprocess::nats::POOL_ENV, "test");
+
+#[test]
+fn every_kind_of_call_runs_across_two_hosts() {
+    let server = NatsServer::start();
+    let mut hosts = [Host::new("alpha"), Host::new("beta")];
+    for host in &mut hosts {
+        host.start_worker(&server, 2, &[POOL_ENV]);
+    }
+    let pool = pool_on(&server, |builder| builder);
+    within(LIMIT, move || {
+        assert_eq!(pool.map(square, 1..=5).unwrap(), vec![1, 4, 9, 16, 25]);
+        assert_eq!(
+            pool.star().map(add, [(1, 2), (30, 40)]).unwrap(),
+            vec![3, 70]
+        );
+        let mut unordered = pool.unordered_map(square, 0..100u64).unwrap();
+        unordered.sort_unstable();
+        assert_eq!(unordered, (0..100u64).map(|x| x * x).collect::<Vec<_>>());
+
+        // imap: in order, lazily, over an iterator of unknown size.
+        let lazy = (0..300u64).filter(|x| x % 3 == 0);
+        let squares: Vec<u64> = pool
+            .chunk_size(7)
+            .imap(square, lazy)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            squares,
+            (0..300u64)
+                .filter(|x| x % 3 == 0)
+                .map(|x| x * x)
+                .collect::<Vec<_>>()
+        );
+        let mut arrived: Vec<u64> = pool
+            .unordered_imap(slow_square, 0..40u64)
+            .map(Result::unwrap)
+            .collect();
+        arrived.sort_unstable();
+        assert_eq!(arrived, (0..40u64).map(|x| x * x).collect::<Vec<_>>());
+
+        // fallible: an Err fails its item with its message; the others run.
+        let error = pool
+            .fallible()
+            .map(parse, ["1".to_owned(), "x".to_owned(), "3".to_owned()])
+            .unwrap_err();
+        assert_eq!(error.index(), Some(1));
+        let PoolError::Task {
+            error: TaskError::Failed(failure),
+            ..
+        } = &error
+        else {
+            panic!("expected a failed item: {error:?}");
+        };
+        assert!(failure.message().contains("invalid digit"), "{failure:?}");
+        // A panic names its item.
+        let results: Vec<_> = pool.imap(panics_on_3, 0..6u64).collect();
+        assert!(matches!(
+            &results[3],
+            Err(PoolError::Task { index: 3, error: TaskError::Failed(failure) })
+                if failure.message().contains("three is not welcome")
+        ));
+        assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 5);
+
+        // Process types as tasks: the whole lifecycle runs in a worker.
+        assert_eq!(
+            pool.processes().map(Tripler::new, [1, 2, 5]).unwrap(),
+            vec![3, 6, 15]
+        );
+
+        // Progress: reported as results arrive, ending at the total.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        pool.chunk_size(10)
+            .progress(move |progress| record.lock().unwrap().push(progress.done))
+            .map(square, 0..100u64)
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.last(), Some(&100));
+        assert!(seen.windows(2).all(|pair| pair[0] <= pair[1]), "{seen:?}");
+
+        // Both hosts served.
+        let ran_on: HashSet<String> = pool
+            .chunk_size(2)
+            .map(where_am_i, 0..200u64)
+            .unwrap()
+            .into_iter()
+            .map(|(host, _)| host)
+            .collect();
+        assert_eq!(
+            ran_on,
+            HashSet::from(["alpha".to_owned(), "beta".to_owned()])
+        );
+    });
+    for host in &mut hosts {
+        assert!(host.alive(), "{} died:\n{}", host.name, host.log());
+    }
+}
+
+#[test]
+fn a_worker_host_killed_mid_map_loses_no_item_and_reports_each_once() {
+    let server = NatsServer::start();
+    let mut doomed = Host::new("doomed");
+    let mut survivor = Host::new("survivor");
+    doomed.start_worker(&server, 2, &[POOL_ENV]);
+    survivor.start_worker(&server, 2, &[POOL_ENV]);
+    // A short ack_wait: the dead host's chunks go to the survivor within seconds.
+    let pool = pool_on(&server, |builder| builder.ack_wait(Duration::from_secs(2)));
+    let items = 300u64;
+    let (results, killed_after, doomed) = within(LIMIT * 2, move || {
+        let mut results = BTreeMap::new();
+        let mut killed_after = None;
+        for result in pool.chunk_size(3).unordered_imap(where_am_i, 0..items) {
+            let (host, x) = result.unwrap();
+            assert!(
+                results.insert(x, host).is_none(),
+                "item {x} was reported twice"
+            );
+            if results.len() == 60 && killed_after.is_none() {
+                doomed.kill();
+                killed_after = Some(results.len());
+            }
+        }
+        (results, killed_after, doomed)
+    });
+    drop(doomed);
+    assert_eq!(killed_after, Some(60));
+    assert_eq!(results.len() as u64, items, "items were lost");
+    assert!(results.keys().copied().eq(0..items));
+    let by_survivor = results.values().filter(|host| *host == "survivor").count();
+    assert!(
+        by_survivor > 240 - 60,
+        "the survivor ran {by_survivor} items"
+    );
+    assert!(survivor.alive(), "{}", survivor.log());
+}
+
+#[test]
+fn an_item_that_kills_its_process_fails_after_max_deliver_naming_it() {
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 2, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder.max_deliver(2));
+    assert_eq!(pool.max_deliver(), 2);
+    let results: Vec<_> = within(LIMIT, move || {
+        pool.chunk_size(4).imap(aborts_on_7, 0..20u64).collect()
+    });
+    for (index, result) in results.iter().enumerate() {
+        if index == 7 {
+            assert!(
+                matches!(
+                    result,
+                    Err(PoolError::Task {
+                        index: 7,
+                        error: TaskError::Poisoned { deliveries: 2 }
+                    })
+                ),
+                "{result:?}"
+            );
+        } else {
+            assert_eq!(result.as_ref().ok(), Some(&(index as u64)));
+        }
+    }
+    // The crashes cost local processes, not the worker.
+    assert!(host.alive(), "{}", host.log());
+    assert_eq!(
+        host.log().matches("item 7 of call").count(),
+        2,
+        "{}",
+        host.log()
+    );
+}
+
+#[test]
+fn a_deadline_ends_the_call_and_the_workers_serve_the_next() {
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 2, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder);
+    within(LIMIT, move || {
+        let started = Instant::now();
+        let error = pool
+            .timeout(Duration::from_millis(500))
+            .chunk_size(1)
+            .map(sleep_ms, vec![20_000u64; 8])
+            .unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(15));
+        // The workers stopped the long items and serve at once.
+        let started = Instant::now();
+        assert_eq!(pool.map(square, [3, 4]).unwrap(), vec![9, 16]);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            started.elapsed()
+        );
+    });
+    assert!(host.alive(), "{}", host.log());
+}
+
+#[test]
+fn what_cannot_cross_hosts_is_refused_before_anything_is_sent() {
+    let server = NatsServer::start();
+    // No worker: a call that sent anything would wait for one.
+    let pool = pool_on(&server, |builder| builder);
+    within(LIMIT, move || {
+        let error = pool.map(|x: u64| x + 1, [1]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PoolError::Remote(RemoteError::NotRegistered { task }) if task.contains("closure")
+            ),
+            "{error:?}"
+        );
+        fn not_registered(x: u64) -> u64 {
+            x
+        }
+        let error = pool.map(not_registered, [1]).unwrap_err();
+        assert!(
+            matches!(error, PoolError::Remote(RemoteError::NotRegistered { task }) if task.ends_with("not_registered")),
+            "{error:?}"
+        );
+        let (_anchor, point) = skprocess::pipe::Pipe::pair().unwrap();
+        let error = pool.map(pipe_end, [point]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PoolError::Remote(RemoteError::CannotCrossHosts {
+                    index: 0,
+                    what: "a pipe point"
+                })
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "item 0 holds a pipe point, which cannot cross to another host"
+        );
+    });
+}
+
+#[test]
+fn a_worker_built_from_other_code_refuses_the_task_by_name() {
+    let server = NatsServer::start();
+    let mut host = Host::new("other");
+    host.start_worker(&server, 1, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder);
+    within(LIMIT, move || {
+        let error = pool
+            .timeout(LIMIT)
+            .sent_as("nats::square#0000000000000000")
+            .map(square, [1, 2])
+            .unwrap_err();
+        let PoolError::Remote(RemoteError::UnknownTask { task, worker }) = &error else {
+            panic!("expected a refusal: {error:?}");
+        };
+        assert_eq!(task, "nats::square#0000000000000000");
+        assert!(worker.contains(':'), "{worker}");
+        // The worker still serves what it knows.
+        assert_eq!(pool.map(square, [5]).unwrap(), vec![25]);
+    });
+    assert!(host.alive(), "{}", host.log());
+}
+
+#[test]
+fn the_server_going_away_is_a_typed_error_not_a_hang() {
+    let mut server = NatsServer::start();
+    let url = server.url();
+    let pool = pool_on(&server, |builder| {
+        builder.server_timeout(Duration::from_secs(2))
+    });
+    // No worker: the call waits; then the server dies.
+    let call = std::thread::spawn(move || pool.map(square, [1, 2, 3]));
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill();
+    let error = within(LIMIT, move || call.join().unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PoolError::Remote(RemoteError::ServerGone { completed: 0, .. })
+        ),
+        "{error:?}"
+    );
+    // No server at all: a connect error, at once.
+    let error = within(LIMIT, move || {
+        NatsPool::connect(NatsOptions::new(url).connect_timeout(Duration::from_secs(1)))
+    })
+    .unwrap_err();
+    assert!(
+        matches!(error, PoolError::Remote(RemoteError::Connect { .. })),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_server_that_restarts_mid_map_is_waited_for() {
+    let mut server = NatsServer::start();
+    let mut host = Host::new("patient");
+    host.start_worker(&server, 2, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| {
+        builder
+            .server_timeout(Duration::from_secs(30))
+            .ack_wait(Duration::from_secs(3))
+    });
+    let call = std::thread::spawn(move || pool.chunk_size(2).map(slow_square, 0..200u64));
+    std::thread::sleep(Duration::from_millis(700));
+    server.restart();
+    let results = within(LIMIT * 2, move || call.join().unwrap()).unwrap();
+    assert_eq!(results, (0..200u64).map(|x| x * x).collect::<Vec<_>>());
+    assert!(host.alive(), "{}", host.log());
+}
+
+#[test]
+fn credentials_from_the_environment_user_password_and_nkey() {
+    let nkey = nkeys::KeyPair::new_user();
+    let seed = nkey.seed().unwrap();
+    let server = NatsServer::with_config(
+        &format!(
+            "authorization {{ users = [ {{ user: pooler, password: \"pool pass\" }}, {{ nkey: {} }} ] }}",
+            nkey.public_key()
+        ),
+        false,
+    );
+    // A worker logs in with an nkey from the environment, another with a user and password.
+    let mut by_nkey = Host::new("nkey");
+    by_nkey.start_worker(&server, 1, &[POOL_ENV, (skprocess::nats::NKEY_ENV, &seed)]);
+    let mut by_password = Host::new("password");
+    by_password.start_worker(
+        &server,
+        1,
+        &[
+            POOL_ENV,
+            (skprocess::nats::USER_ENV, "pooler"),
+            (skprocess::nats::PASSWORD_ENV, "pool pass"),
+        ],
+    );
+    let pool = NatsPool::connect(
+        NatsOptions::new(server.url())
+            .pool("test")
+            .user_and_password("pooler", "pool pass"),
+    )
+    .unwrap();
+    let ran_on: HashSet<String> = within(LIMIT, move || {
+        pool.chunk_size(1)
+            .map(where_am_i, 0..60u64)
+            .unwrap()
+            .into_iter()
+            .map(|(host, _)| host)
+            .collect()
+    });
+    assert_eq!(
+        ran_on,
+        HashSet::from(["nkey".to_owned(), "password".to_owned()])
+    );
+    // A wrong password is a connect error, which shows no password.
+    let error = NatsPool::connect(
+        NatsOptions::new(server.url()).user_and_password("pooler", "wrong horse"),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, PoolError::Remote(RemoteError::Connect { .. })),
+        "{error:?}"
+    );
+    assert!(!format!("{error:?}").contains("wrong horse"));
+    // A worker with a wrong nkey does not start serving: it says why and exits.
+    let stranger = nkeys::KeyPair::new_user().seed().unwrap();
+    let (status, stderr) = Host::new("stranger").run_worker_to_end(
+        &server,
+        &[POOL_ENV, (skprocess::nats::NKEY_ENV, &stranger)],
+        LIMIT,
+    );
+    assert!(!status.success());
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn tls_with_a_certificate_authority_made_for_the_test() {
+    let host = Host::new("secure");
+    let dir = harness::scratch("tls");
+    let (ca, cert, key) = harness::make_certificates(&dir, &["127.0.0.1", host.server_address()]);
+    let server = NatsServer::with_config(
+        &format!(
+            "tls {{ cert_file: {:?}, key_file: {:?} }}",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+        true,
+    );
+    let mut host = host;
+    host.start_worker(
+        &server,
+        1,
+        &[POOL_ENV, (skprocess::nats::CA_ENV, ca.to_str().unwrap())],
+    );
+    let pool = NatsPool::connect(NatsOptions::new(server.url()).pool("test").ca_file(&ca)).unwrap();
+    within(LIMIT, move || {
+        assert_eq!(pool.map(square, [6, 7]).unwrap(), vec![36, 49]);
+    });
+    // Without the CA, the server's certificate is not trusted.
+    let error =
+        NatsPool::connect(NatsOptions::new(server.url()).connect_timeout(Duration::from_secs(2)))
+            .unwrap_err();
+    assert!(
+        matches!(&error, PoolError::Remote(RemoteError::Connect { .. })),
+        "{error:?}"
+    );
+    assert!(host.alive(), "{}", host.log());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Rounds of maps over more worker processes than CPUs, with a host killed and replaced in
+/// each round: every item is reported exactly once, with the right value. More rounds with
+/// `SKPROCESS_STRESS_ROUNDS`.
+#[test]
+fn stress_hosts_die_and_return_while_maps_run() {
+    let rounds: usize = std::env::var("SKPROCESS_STRESS_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(3);
+    let server = NatsServer::start();
+    let mut hosts = [Host::new("h0"), Host::new("h1"), Host::new("h2")];
+    for host in &mut hosts {
+        host.start_worker(&server, 2, &[POOL_ENV]);
+    }
+    let pool = pool_on(&server, |builder| builder.ack_wait(Duration::from_secs(2)));
+    for round in 0..rounds {
+        let pool = pool.clone();
+        let victim = round % hosts.len();
+        let mut host = std::mem::replace(&mut hosts[victim], Host::new(&format!("h{victim}")));
+        let results = within(LIMIT * 2, move || {
+            let mut results = BTreeMap::new();
+            for result in pool.chunk_size(5).unordered_imap(slow_square, 0..600u64) {
+                let value = result.unwrap();
+                let root = (value as f64).sqrt() as u64;
+                assert!(results.insert(root, value).is_none(), "{root} came twice");
+                if results.len() == 100 {
+                    host.kill();
+                }
+            }
+            results
+        });
+        assert_eq!(results.len(), 600, "round {round}");
+        assert!(results.iter().all(|(x, value)| x * x == *value));
+        hosts[victim].start_worker(&server, 2, &[POOL_ENV]);
+    }
+}
