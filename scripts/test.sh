@@ -3,7 +3,8 @@
 # integration, doc, ui, every example with its output check, the scheduler stress test, the
 # fault matrix), with the default features and with all features, the ring's algorithm under
 # loom, the book, the API docs, and a short run of every fuzz target. Installs what it needs (mdbook,
-# cargo-fuzz, and Debian's postgresql and redis-server for the autoreconnect tests) when missing.
+# cargo-fuzz, Debian's postgresql and redis-server for the autoreconnect tests, and nats-server,
+# iproute2 and openssl for the NATS backend's tests) when missing.
 # Benchmarks are not run here (`cargo run --release -p skprocess-bench`).
 #
 # Knobs: SKPROCESS_STRESS_ROUNDS (scheduler stress rounds, default 500),
@@ -53,6 +54,24 @@ step "database servers for the autoreconnect tests: Debian's postgresql and redi
 # The tests start their own servers on loopback (scripts/servers.sh up); this only installs them,
 # once, so that the time it takes shows here.
 bash scripts/servers.sh install
+
+step "NATS backend tests: Debian's nats-server, iproute2 (network namespaces) and openssl (a CA made at test time), installed when missing"
+# tests/nats.rs starts its own servers (JetStream on a free port) and worker hosts in network
+# namespaces; with CI=true a namespace that cannot be created fails the test.
+nats_need=()
+command -v nats-server >/dev/null 2>&1 || nats_need+=(nats-server)
+command -v ip >/dev/null 2>&1 || nats_need+=(iproute2)
+command -v openssl >/dev/null 2>&1 || nats_need+=(openssl)
+if [ "${#nats_need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing ${nats_need[*]} and not root: cannot install" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get -o DPkg::Lock::Timeout=300 update
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get -o DPkg::Lock::Timeout=300 install -y \
+    --no-install-recommends "${nats_need[@]}"
+fi
+nats-server --version
 
 for features in "" "--all-features"; do
   step "cargo test --workspace $features (unit, integration, doc, ui tests, examples, stress, fault matrix)"

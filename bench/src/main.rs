@@ -24,6 +24,7 @@
 //! | `Pool(2).map(len)` over 400 `Vec<u8>` of 1 MiB, bytes per second | the same bytes in 1 MiB writes on a Unix socket to a child that discards them | ≥ 0.5× |
 //! | `Pool(2).map(len)` over 10,000 `Vec<u8>` of 16 KiB | a sequential loop; the same bytes in 16 KiB writes | — |
 //! | `Pool(2).submit(x * x).result()`, one task at a time, warm pool; 1,000 through `as_completed` | `pool.map(x * x, [x])`, one item | — |
+//! | `NatsPool.map(x * x)` over 200,000 `u64`, and the CPU-bound map, one worker of 2 processes (`--features nats`) | a local `Pool(2)`, the same items | — |
 //!
 //! Python's figure for the last two (`multiprocessing.Pool(2).map(len, items)` on the same
 //! bytes): `python3 bench/python/bulk_data.py`.
@@ -1353,6 +1354,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.figure("bulk_raw_socket_16kib_rate", raw / gib, "GiB/s");
         drop(pool);
     }
+    if want(14) {
+        // 14. The NATS backend: trivial items and the CPU-bound map through a NatsPool with one
+        //     worker of 2 local processes, against a local Pool(2) on the same items.
+        nats_section(&mut report, quick)?;
+    }
 
     println!();
     for line in &report.lines {
@@ -1412,5 +1418,119 @@ fn async_workers_line(
     println!(
         "(AsyncPool across worker processes: build with `--features async-workers` for its line)"
     );
+    Ok(())
+}
+
+#[cfg(feature = "nats")]
+skprocess::remote_tasks!(square, hash_work);
+
+/// Section 14: a `NatsPool` on a `nats-server` started here (loopback, JetStream in a temp
+/// dir), served by one worker (this binary in worker mode) with 2 local processes, against a
+/// local `Pool(2)` on the same items, in the same run.
+#[cfg(feature = "nats")]
+fn nats_section(report: &mut Report, quick: bool) -> Result<(), Box<dyn std::error::Error>> {
+    use skprocess::nats::{NatsOptions, NatsPool, POOL_ENV, PROCESSES_ENV, WORKER_ENV};
+
+    struct Killed(std::process::Child, std::path::PathBuf);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("skprocess-bench-nats-{}", std::process::id()));
+    let server = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| {
+            format!("cannot start nats-server ({error}): apt-get install nats-server")
+        })?;
+    let _server = Killed(server, dir.clone());
+    let url = format!("nats://127.0.0.1:{port}");
+    let options = NatsOptions::new(url.clone()).pool("bench");
+    let started = Instant::now();
+    let pool = loop {
+        match NatsPool::connect(options.clone()) {
+            Ok(pool) => break pool,
+            Err(_) if started.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let worker = Command::new(std::env::current_exe()?)
+        .env(WORKER_ENV, &url)
+        .env(POOL_ENV, "bench")
+        .env(PROCESSES_ENV, "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let _worker = Killed(worker, dir.join("none"));
+    // Warm: the worker connected and its processes started.
+    assert_eq!(pool.map(square, 0..100u64)?.len(), 100);
+    let local = Pool::new(2)?;
+
+    let n: u64 = if quick { 2_000 } else { 200_000 };
+    let runs = if quick { 1 } else { 3 };
+    let mut remote = Vec::new();
+    let mut here = Vec::new();
+    for _ in 0..runs {
+        let (t, out) = time(|| pool.map(square, 0..n));
+        assert_eq!(out?.len() as u64, n);
+        remote.push(t);
+        let (t, out) = time(|| local.map(square, 0..n));
+        assert_eq!(out?.len() as u64, n);
+        here.push(t);
+    }
+    let (remote, here) = (median(remote), median(here));
+    println!(
+        "\nNATS backend, {n} trivial items (square): NatsPool (1 worker, 2 processes) {:.0} items/s; local Pool(2) {:.0} items/s; ratio {:.3}x",
+        n as f64 / remote,
+        n as f64 / here,
+        here / remote
+    );
+    report.figure("nats_trivial_items_per_second", n as f64 / remote, "/s");
+    report.figure("nats_trivial_vs_local_ratio", here / remote, "x");
+
+    let calibrate = Instant::now();
+    hash_work(20_000);
+    let per_round = calibrate.elapsed().as_secs_f64() / 20_000.0;
+    let rounds_for_2ms = ((0.002 / per_round) as u64).max(1);
+    let items: Vec<u64> = (0..if quick { 20 } else { 200 })
+        .map(|i| rounds_for_2ms + i % 3)
+        .collect();
+    let mut remote = Vec::new();
+    let mut here = Vec::new();
+    for _ in 0..runs {
+        let (t, a) = time(|| pool.chunk_size(1).map(hash_work, items.iter().copied()));
+        let (t_local, b) = time(|| local.map(hash_work, items.iter().copied()));
+        assert_eq!(a?, b?);
+        remote.push(t);
+        here.push(t_local);
+    }
+    let (remote, here) = (median(remote), median(here));
+    println!(
+        "NATS backend, CPU-bound map of {} items of ~2 ms: NatsPool {:.1} ms, local Pool(2) {:.1} ms; throughput ratio {:.2}",
+        items.len(),
+        remote * 1e3,
+        here * 1e3,
+        here / remote
+    );
+    report.figure("nats_cpu_map", remote * 1e3, "ms");
+    report.figure("nats_cpu_map_vs_local_ratio", here / remote, "x");
+    Ok(())
+}
+
+#[cfg(not(feature = "nats"))]
+fn nats_section(_: &mut Report, _: bool) -> Result<(), Box<dyn std::error::Error>> {
+    println!("\n(the NATS backend: build with `--features nats` for its lines)");
     Ok(())
 }

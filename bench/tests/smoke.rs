@@ -42,7 +42,18 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "pool_submit_roundtrip",
         "pool_submit_vs_map1_ratio",
         "pool_submit_burst_per_task",
-    ] {
+    ]
+    .into_iter()
+    .chain(if cfg!(feature = "nats") {
+        &[
+            "nats_trivial_items_per_second",
+            "nats_trivial_vs_local_ratio",
+            "nats_cpu_map",
+            "nats_cpu_map_vs_local_ratio",
+        ][..]
+    } else {
+        &[]
+    }) {
         assert!(
             stdout
                 .lines()
