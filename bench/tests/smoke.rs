@@ -44,16 +44,20 @@ fn the_benchmark_runs_and_reports_every_figure() {
         "pool_submit_burst_per_task",
     ]
     .into_iter()
-    .chain(if cfg!(feature = "nats") {
-        &[
-            "nats_trivial_items_per_second",
-            "nats_trivial_vs_local_ratio",
-            "nats_cpu_map",
-            "nats_cpu_map_vs_local_ratio",
-        ][..]
-    } else {
-        &[]
-    }) {
+    .chain(
+        if cfg!(feature = "nats") {
+            &[
+                "nats_trivial_items_per_second",
+                "nats_trivial_vs_local_ratio",
+                "nats_cpu_map",
+                "nats_cpu_map_vs_local_ratio",
+            ][..]
+        } else {
+            &[]
+        }
+        .iter()
+        .copied(),
+    ) {
         assert!(
             stdout
                 .lines()
