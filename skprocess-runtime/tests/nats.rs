@@ -63,6 +63,24 @@ fn pipe_end(point: skprocess::pipe::Point) -> u64 {
     0
 }
 
+fn buffer_len(buffer: skprocess::buffer::Buffer<u8>) -> usize {
+    buffer.len()
+}
+
+fn share_and_number(share: skprocess::share::Share, x: u64) -> u64 {
+    drop(share);
+    x
+}
+
+/// Kills the worker host it runs in (its local process's parent): an item that takes its
+/// whole host down at every delivery.
+fn kills_its_host(x: u64) -> u64 {
+    // SAFETY: kill has no memory effects; the parent is the worker host.
+    unsafe { libc::kill(libc::getppid(), libc::SIGKILL) };
+    std::thread::sleep(Duration::from_secs(5));
+    x
+}
+
 /// A process type as a task: its whole lifecycle runs in a worker.
 #[skprocess(runs = 3)]
 struct Tripler {
@@ -99,6 +117,9 @@ skprocess::remote_tasks!(
     sleep_ms,
     aborts_on_7,
     pipe_end,
+    buffer_len,
+    share_and_number,
+    kills_its_host,
     Tripler::new,
 );
 
@@ -294,6 +315,102 @@ fn an_item_that_kills_its_process_fails_after_max_deliver_naming_it() {
 }
 
 #[test]
+fn an_item_that_kills_its_host_at_every_delivery_fails_when_jetstream_gives_up() {
+    let server = NatsServer::start();
+    let mut host = Host::new("fragile");
+    host.start_worker(&server, 1, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| {
+        builder.max_deliver(2).ack_wait(Duration::from_secs(1))
+    });
+    let call = std::thread::spawn(move || pool.map(kills_its_host, [0u64]));
+    // Each delivery takes the host down; a new one comes up after each death (a machine that
+    // reboots), until JetStream stops delivering the chunk.
+    let deadline = Instant::now() + LIMIT;
+    let mut deaths = 0;
+    while !call.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "no answer within {LIMIT:?}: a hang"
+        );
+        if !host.alive() {
+            deaths += 1;
+            host.kill();
+            host.start_worker(&server, 1, &[POOL_ENV]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let error = call.join().unwrap().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PoolError::Task {
+                index: 0,
+                error: TaskError::Poisoned { deliveries: 2 }
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(deaths, 2);
+}
+
+/// Publishes `payload` on `subject` with a raw client, as a buggy or hostile peer would.
+fn publish_raw(url: &str, subject: String, payload: &'static [u8]) {
+    let url = url.to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let client = async_nats::connect(url).await.unwrap();
+        client.publish(subject, payload.into()).await.unwrap();
+        client.flush().await.unwrap();
+    });
+}
+
+#[test]
+fn bytes_that_are_not_ours_fail_the_call_they_name_and_nothing_else() {
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 1, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder);
+    // Garbage as a chunk: the worker drops it for good and serves on.
+    publish_raw(
+        &server.url(),
+        "skp.test.work.00ff.1".to_owned(),
+        b"\xff\xff not a chunk",
+    );
+    assert_eq!(
+        within(LIMIT, {
+            let pool = pool.clone();
+            move || pool.map(square, [2, 3]).unwrap()
+        }),
+        vec![4, 9]
+    );
+    // Garbage as a result of a call in progress: that call ends with a typed error.
+    let subject = format!("skp.test.results.{}.2", pool.id());
+    let call = std::thread::spawn({
+        let pool = pool.clone();
+        move || pool.chunk_size(1).map(sleep_ms, vec![300u64; 20])
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    publish_raw(&server.url(), subject, b"\x07 not a result");
+    let error = within(LIMIT, move || call.join().unwrap()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PoolError::Remote(RemoteError::MalformedResult { .. })
+        ),
+        "{error:?}"
+    );
+    // The pool serves the next call.
+    assert_eq!(
+        within(LIMIT, move || pool.map(square, [5]).unwrap()),
+        vec![25]
+    );
+    assert!(host.alive(), "{}", host.log());
+}
+
+#[test]
 fn a_deadline_ends_the_call_and_the_workers_serve_the_next() {
     let server = NatsServer::start();
     let mut host = Host::new("solo");
@@ -357,6 +474,34 @@ fn what_cannot_cross_hosts_is_refused_before_anything_is_sent() {
         assert_eq!(
             error.to_string(),
             "item 0 holds a pipe point, which cannot cross to another host"
+        );
+        let buffer = skprocess::buffer::Buffer::from_slice(&[1u8, 2, 3]).unwrap();
+        let error = pool.map(buffer_len, [buffer]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PoolError::Remote(RemoteError::CannotCrossHosts {
+                    index: 0,
+                    what: "a shared-memory buffer"
+                })
+            ),
+            "{error:?}"
+        );
+        // The second item holds a Share: nothing is sent, not even the first.
+        let share = skprocess::share::Share::new().unwrap();
+        let error = pool
+            .star()
+            .map(share_and_number, [(share.clone(), 1), (share, 2)])
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PoolError::Remote(RemoteError::CannotCrossHosts {
+                    index: 0,
+                    what: "a Share"
+                })
+            ),
+            "{error:?}"
         );
     });
 }

@@ -63,6 +63,13 @@ pub enum RemoteError {
         /// What the client reported.
         reason: String,
     },
+    /// A message on the call's results subject was not a result (it did not decode): the call
+    /// cannot know what it missed, so it ends here.
+    #[error("a message on the call's results subject is not a result: {reason}")]
+    MalformedResult {
+        /// Why it did not decode.
+        reason: String,
+    },
     /// The connection to the server was lost and did not come back within the pool's
     /// [`server_timeout`](super::NatsPoolBuilder::server_timeout).
     #[error(

@@ -956,10 +956,7 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
                 .into());
             }
             Event::Malformed(reason) => {
-                return Err(RemoteError::Publish {
-                    reason: format!("a result did not decode: {reason}"),
-                }
-                .into());
+                return Err(RemoteError::MalformedResult { reason }.into());
             }
         }
         self.progress.report();
@@ -1148,6 +1145,12 @@ impl NatsPool {
     /// The pool's name on the server.
     pub fn name(&self) -> &str {
         self.inner.conn.names.pool()
+    }
+
+    /// This pool's own id on the server: the subjects of its calls carry it
+    /// (`skp.<pool>.work.<id>.<call>`, `skp.<pool>.results.<id>.<call>`).
+    pub fn id(&self) -> &str {
+        &self.inner.conn.id
     }
 
     /// How many times a chunk is delivered before its crashing items fail (the consumer's
