@@ -72,6 +72,14 @@ fn share_and_number(share: skprocess::share::Share, x: u64) -> u64 {
     x
 }
 
+fn panics_loudly(x: u64) -> u64 {
+    panic!("{x}: {}", "y".repeat(8192));
+}
+
+fn kills_its_host_on_0(x: u64) -> u64 {
+    if x == 0 { kills_its_host(x) } else { x }
+}
+
 /// Kills the worker host it runs in (its local process's parent): an item that takes its
 /// whole host down at every delivery.
 fn kills_its_host(x: u64) -> u64 {
@@ -120,6 +128,8 @@ skprocess::remote_tasks!(
     buffer_len,
     share_and_number,
     kills_its_host,
+    kills_its_host_on_0,
+    panics_loudly,
     Tripler::new,
 );
 
@@ -315,7 +325,7 @@ fn an_item_that_kills_its_process_fails_after_max_deliver_naming_it() {
 }
 
 #[test]
-fn an_item_that_kills_its_host_at_every_delivery_fails_when_jetstream_gives_up() {
+fn an_item_that_kills_its_host_at_every_delivery_fails_after_max_deliver() {
     let server = NatsServer::start();
     let mut host = Host::new("fragile");
     host.start_worker(&server, 1, &[POOL_ENV]);
@@ -324,7 +334,7 @@ fn an_item_that_kills_its_host_at_every_delivery_fails_when_jetstream_gives_up()
     });
     let call = std::thread::spawn(move || pool.map(kills_its_host, [0u64]));
     // Each delivery takes the host down; a new one comes up after each death (a machine that
-    // reboots), until JetStream stops delivering the chunk.
+    // reboots). The delivery past the limit is reported without being run.
     let deadline = Instant::now() + LIMIT;
     let mut deaths = 0;
     while !call.is_finished() {
@@ -386,8 +396,21 @@ fn bytes_that_are_not_ours_fail_the_call_they_name_and_nothing_else() {
         }),
         vec![4, 9]
     );
+    // Garbage as a chunk of a call in progress: the worker tells that call.
+    let subject = format!("skp.test.work.{}.2", pool.id());
+    let call = std::thread::spawn({
+        let pool = pool.clone();
+        move || pool.chunk_size(1).map(sleep_ms, vec![300u64; 20])
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    publish_raw(&server.url(), subject, b"\x07 not a chunk");
+    let error = within(LIMIT, move || call.join().unwrap()).unwrap_err();
+    assert!(
+        matches!(&error, PoolError::Remote(RemoteError::Unreadable { reason, .. }) if reason.contains("protocol")),
+        "{error:?}"
+    );
     // Garbage as a result of a call in progress: that call ends with a typed error.
-    let subject = format!("skp.test.results.{}.2", pool.id());
+    let subject = format!("skp.test.results.{}.3", pool.id());
     let call = std::thread::spawn({
         let pool = pool.clone();
         move || pool.chunk_size(1).map(sleep_ms, vec![300u64; 20])
@@ -406,6 +429,160 @@ fn bytes_that_are_not_ours_fail_the_call_they_name_and_nothing_else() {
     assert_eq!(
         within(LIMIT, move || pool.map(square, [5]).unwrap()),
         vec![25]
+    );
+    assert!(host.alive(), "{}", host.log());
+}
+
+#[test]
+fn an_item_that_kills_its_host_fails_alone_and_its_chunk_runs() {
+    let server = NatsServer::start();
+    let mut host = Host::new("fragile");
+    host.start_worker(&server, 1, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| {
+        builder.max_deliver(2).ack_wait(Duration::from_secs(1))
+    });
+    let call = std::thread::spawn(move || {
+        pool.chunk_size(4)
+            .imap(kills_its_host_on_0, 0..4u64)
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + LIMIT;
+    while !call.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "no answer within {LIMIT:?}: a hang"
+        );
+        if !host.alive() {
+            host.kill();
+            host.start_worker(&server, 1, &[POOL_ENV]);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let results = call.join().unwrap();
+    assert!(
+        matches!(
+            results[0],
+            Err(PoolError::Task {
+                index: 0,
+                error: TaskError::Poisoned { deliveries: 2 }
+            })
+        ),
+        "{:?}",
+        results[0]
+    );
+    for (index, result) in results.iter().enumerate().skip(1) {
+        assert_eq!(result.as_ref().ok(), Some(&(index as u64)), "item {index}");
+    }
+}
+
+#[test]
+fn failures_too_large_to_send_back_are_cut_not_lost() {
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 2, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder.max_deliver(1));
+    let results: Vec<_> = within(LIMIT, move || {
+        pool.chunk_size(200)
+            .imap(panics_loudly, 0..200u64)
+            .collect()
+    });
+    assert_eq!(results.len(), 200);
+    for (index, result) in results.iter().enumerate() {
+        let Err(PoolError::Task {
+            index: failed,
+            error: TaskError::Failed(failure),
+        }) = result
+        else {
+            panic!("item {index}: {result:?}");
+        };
+        assert_eq!(*failed, index);
+        assert!(failure.message().starts_with(&format!("{index}: yyy")));
+    }
+}
+
+#[test]
+fn a_pool_built_with_a_shorter_ack_wait_does_not_lose_a_long_item() {
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    // The worker made the consumer with the default 30 s; the pool shortens it to 1 s.
+    host.start_worker(&server, 2, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| {
+        builder.ack_wait(Duration::from_secs(1)).max_deliver(2)
+    });
+    assert_eq!(
+        within(LIMIT, move || pool.map(sleep_ms, [3_000u64])).unwrap(),
+        vec![3_000]
+    );
+}
+
+#[test]
+fn ordered_imap_reads_a_bounded_window_ahead_of_a_slow_head() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 2, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder.max_in_flight(4));
+    let read = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&read);
+    within(LIMIT, move || {
+        let input = (0..400u64).map(move |i| {
+            counter.fetch_add(1, SeqCst);
+            if i == 0 { 2_000 } else { 1 }
+        });
+        let mut results = pool.chunk_size(1).imap(sleep_ms, input);
+        assert_eq!(results.next().unwrap().unwrap(), 2_000);
+        let ahead = read.load(SeqCst);
+        assert!(ahead <= 4, "read {ahead} items for a window of 4");
+        assert_eq!(results.map(Result::unwrap).count(), 399);
+    });
+}
+
+#[test]
+fn a_dropped_imap_stops_what_its_workers_run() {
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 1, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder);
+    within(LIMIT, move || {
+        {
+            let mut results = pool
+                .chunk_size(1)
+                .unordered_imap(sleep_ms, [1u64, 20_000, 20_000, 20_000]);
+            assert_eq!(results.next().unwrap().unwrap(), 1);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let started = Instant::now();
+        assert_eq!(pool.map(square, [3]).unwrap(), vec![9]);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the worker was still busy: {:?}",
+            started.elapsed()
+        );
+    });
+    assert!(host.alive(), "{}", host.log());
+}
+
+#[test]
+fn a_server_that_comes_back_without_its_store_gets_its_streams_again() {
+    let mut server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 1, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| {
+        builder.server_timeout(Duration::from_secs(20))
+    });
+    assert_eq!(
+        within(LIMIT, {
+            let pool = pool.clone();
+            move || pool.map(square, 0..50u64).unwrap().len()
+        }),
+        50
+    );
+    server.kill();
+    std::fs::remove_dir_all(server.dir.join("store")).unwrap();
+    server.restart();
+    assert_eq!(
+        within(LIMIT, move || pool.timeout(LIMIT).map(square, [3, 4])).unwrap(),
+        vec![9, 16]
     );
     assert!(host.alive(), "{}", host.log());
 }

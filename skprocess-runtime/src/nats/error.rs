@@ -37,8 +37,9 @@ pub enum RemoteError {
         /// The task's type name.
         task: &'static str,
     },
-    /// A worker does not have the task under the name it was sent by: the worker was built
-    /// from other code (another version of the program, or the task's signature changed).
+    /// No worker that took the call's chunks has the task under the name it was sent by: they
+    /// were built from other code (another build of the program; the name carries a hash of the
+    /// task's signature and of the build).
     #[error("the worker {worker} has no task named `{task}` (it was built from other code)")]
     UnknownTask {
         /// The name the task was sent by (its path and a hash of its signature).
@@ -68,6 +69,15 @@ pub enum RemoteError {
     #[error("a message on the call's results subject is not a result: {reason}")]
     MalformedResult {
         /// Why it did not decode.
+        reason: String,
+    },
+    /// A worker could not read a chunk of the call: it speaks another version of these
+    /// messages (it was built with another version of skprocess), or the chunk was damaged.
+    #[error("the worker {worker} could not read a chunk of the call: {reason}")]
+    Unreadable {
+        /// Which worker (host name and process id).
+        worker: String,
+        /// What it could not read.
         reason: String,
     },
     /// The connection to the server was lost and did not come back within the pool's

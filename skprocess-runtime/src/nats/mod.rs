@@ -31,14 +31,18 @@
 //!   crashes takes down a local process, which is replaced, never the worker.
 //! - A worker stores a chunk's results in the results stream (`SKP_<pool>_RESULTS`), on a
 //!   subject of the calling pool's own, and only then acknowledges the chunk.
-//! - While a chunk runs, its worker sends JetStream a sign of life every third of `ack_wait`.
-//!   A worker host that dies or is cut off stops doing so, and the chunk is delivered to
-//!   another worker: no item is lost. Items may therefore run more than once (at-least-once);
-//!   the pool reports each item once, the first result that arrives.
+//! - While a chunk runs, its worker sends JetStream a sign of life every quarter of a second.
+//!   A worker host that dies or is cut off stops doing so, and after `ack_wait` the chunk is
+//!   delivered to another worker: no item is lost. Items may therefore run more than once
+//!   (at-least-once); the pool reports each item once, the first result that arrives.
 //! - An item whose process dies at every delivery fails, after `max_deliver` deliveries, with
 //!   [`TaskError::Poisoned`](crate::pool::TaskError::Poisoned), naming the item by its index.
-//! - A call's deadline removes its chunks not yet taken, tells workers to skip what they hold,
-//!   and stops items running past it.
+//!   The other items of its chunk are not blamed: an item whose local process died goes back
+//!   alone, and the items of a chunk whose host vanished go back one by one, to be run alone on
+//!   a host (so an item that takes its whole host down fails alone).
+//! - When a call ends early (a deadline, an error, a dropped `imap`), its chunks not yet taken
+//!   are removed and workers stop what they run of it. A worker drops the chunks of a pool
+//!   that is gone (it asks the pool before it runs them).
 //! - A lost server is waited for, up to
 //!   [`server_timeout`](NatsPoolBuilder::server_timeout); then the call fails with
 //!   [`RemoteError::ServerGone`]. A call never hangs on a server that went away.
@@ -47,8 +51,10 @@
 //! # What cannot cross hosts
 //!
 //! Tasks travel by registered name ([`remote_tasks!`](crate::remote_tasks)), never by address:
-//! the name is the function's path and a hash of its signature, and a worker built from other
-//! code refuses it with [`RemoteError::UnknownTask`]. An unregistered task is
+//! the name is the function's path and a hash of its signature and of the executable's build,
+//! and a worker built from other code refuses it with [`RemoteError::UnknownTask`] (so deploy
+//! the same build to every host; a new build can serve a pool of another name while the old
+//! one drains). An unregistered task is
 //! [`RemoteError::NotRegistered`], and an item holding a [`Share`](crate::share::Share), a pipe
 //! point or a shared-memory [`Buffer`](crate::buffer::Buffer) is
 //! [`RemoteError::CannotCrossHosts`], both before anything is sent. Worker state

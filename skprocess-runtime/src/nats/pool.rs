@@ -18,7 +18,10 @@ use futures_util::StreamExt;
 
 use super::connect::NatsOptions;
 use super::error::RemoteError;
-use super::protocol::{Cancel, MaxDeliveries, Names, Outcome, ResultChunk, WorkChunk};
+use super::protocol::{
+    Cancel, ERROR_HEADER, Names, Outcome, PROTOCOL, PROTOCOL_HEADER, ResultChunk, WORKER_HEADER,
+    WorkChunk,
+};
 use super::registry::{RemoteKind, registry, task_name};
 use super::streams;
 use crate::lifecycle::Transferable;
@@ -52,38 +55,41 @@ pub struct NatsPoolBuilder {
 #[derive(Clone, Copy, Debug)]
 struct Settings {
     ack_wait: Duration,
-    max_deliver: i64,
+    max_deliver: u64,
     server_timeout: Duration,
     max_in_flight: usize,
 }
 
 impl NatsPoolBuilder {
     /// How long a worker may hold a chunk without a sign of life before JetStream gives it to
-    /// another worker (default 30 s). Workers send a sign of life every third of it while they
-    /// run the chunk, so a long item is not redelivered; a host that dies or is cut off is.
-    /// This and [`max_deliver`](Self::max_deliver) are settings of the pool's shared consumer:
-    /// the last pool built sets them for every worker.
+    /// another worker (default 30 s, at least 1 s). Workers send a sign of life every quarter
+    /// of a second while they run a chunk, so a long item is not redelivered; a host that dies
+    /// or is cut off is. This is a setting of the pool's shared consumer: the last pool built
+    /// sets it for every worker.
     pub fn ack_wait(mut self, ack_wait: Duration) -> NatsPoolBuilder {
         self.settings.ack_wait = ack_wait.max(Duration::from_secs(1));
         self
     }
 
-    /// How many times a chunk is delivered before its items whose process died each time fail
-    /// with [`TaskError::Poisoned`] (default 3, at least 1).
+    /// How many times an item is delivered before, if its process (or its host) died each
+    /// time, it fails with [`TaskError::Poisoned`] (default 3, at least 1). Each chunk carries
+    /// its pool's limit, so pools with different limits can share workers.
     pub fn max_deliver(mut self, deliveries: u32) -> NatsPoolBuilder {
-        self.settings.max_deliver = i64::from(deliveries.max(1));
+        self.settings.max_deliver = u64::from(deliveries.max(1));
         self
     }
 
     /// How long a call waits for a lost server to come back before it fails with
-    /// [`RemoteError::ServerGone`] (default 10 s).
+    /// [`RemoteError::ServerGone`] (default 10 s, at most 5 minutes: a chunk published again
+    /// after that could be stored twice).
     pub fn server_timeout(mut self, timeout: Duration) -> NatsPoolBuilder {
-        self.settings.server_timeout = timeout;
+        self.settings.server_timeout = timeout.min(Duration::from_secs(300));
         self
     }
 
-    /// How many chunks one `imap` (or any call) keeps published and unanswered at most
-    /// (default 64): the rest of its input is read only as results come back.
+    /// How many chunks' worth of items one call keeps read and not yet handed out, at most
+    /// (default 64, times the call's chunk size): the rest of an `imap`'s input is read only as
+    /// its results are consumed, so an endless iterator stays bounded in memory.
     pub fn max_in_flight(mut self, chunks: usize) -> NatsPoolBuilder {
         self.settings.max_in_flight = chunks.max(1);
         self
@@ -107,6 +113,7 @@ impl NatsPoolBuilder {
                 url: self.options.url().to_owned(),
                 reason: format!("cannot start the client's runtime: {error}"),
             })?;
+        let url = self.options.url().to_owned();
         let id = client_id();
         let settings = self.settings;
         let options = self.options;
@@ -115,7 +122,7 @@ impl NatsPoolBuilder {
         })
         .unwrap_or_else(|| {
             Err(RemoteError::Connect {
-                url: String::new(),
+                url,
                 reason: "the client's runtime stopped".to_owned(),
             })
         })?;
@@ -209,25 +216,16 @@ impl Drop for Inner {
     }
 }
 
-/// Where a chunk stands: which call it belongs to, and which of its items.
-#[derive(Clone, Copy, Debug)]
-struct ChunkRef {
-    call: u64,
-    first: u64,
-    count: u64,
-}
-
 /// What the client's tasks hand a waiting call.
 enum Event {
     Results(ResultChunk),
-    /// JetStream gave up on a chunk (delivered `max_deliver` times without an answer).
-    Poisoned {
-        first: u64,
-        count: u64,
-        deliveries: u64,
-    },
     PublishFailed(String),
     Malformed(String),
+    /// A worker could not read the call's chunk (another version of the protocol).
+    Unreadable {
+        worker: String,
+        reason: String,
+    },
 }
 
 /// The connection and what the client's tasks share with the calls.
@@ -237,13 +235,11 @@ struct Conn {
     names: Names,
     /// This pool's id: its calls' subjects carry it.
     id: String,
-    work: stream::Stream,
     results: stream::Stream,
+    work: stream::Stream,
     settings: Settings,
     max_payload: usize,
     calls: Mutex<HashMap<u64, mpsc::Sender<Event>>>,
-    /// Published chunks by their stream sequence, for JetStream's max-deliveries advisory.
-    chunks: Mutex<HashMap<u64, ChunkRef>>,
     next_call: AtomicU64,
 }
 
@@ -252,40 +248,36 @@ impl Conn {
         options: NatsOptions,
         names: Names,
         id: String,
-        mut settings: Settings,
+        settings: Settings,
     ) -> Result<Arc<Conn>, RemoteError> {
         let client = options.connect(&format!("skprocess pool {id}")).await?;
         let js = jetstream::new(client.clone());
         let (work, results) = streams::streams(&js, &names).await?;
-        let consumer = streams::set_work_consumer(
-            &work,
-            streams::work_consumer_config(&names, settings.ack_wait, settings.max_deliver),
-        )
-        .await?;
-        settings.max_deliver = consumer.cached_info().config.max_deliver;
+        streams::set_consumers(&work, &names, settings.ack_wait).await?;
         let max_payload = client.server_info().max_payload.max(CHUNK_OVERHEAD * 2);
-        let advisories = client
-            .subscribe(names.max_deliveries_advisory())
-            .await
-            .map_err(|error| RemoteError::Setup {
-                what: "the advisory subscription".to_owned(),
-                reason: crate::ErrorChain(&error).to_string(),
-            })?;
+        // Workers ask here whether this pool still lives before they run its chunks.
+        let alive =
+            client
+                .subscribe(names.alive(&id))
+                .await
+                .map_err(|error| RemoteError::Setup {
+                    what: "the pool's liveness subject".to_owned(),
+                    reason: crate::ErrorChain(&error).to_string(),
+                })?;
         let conn = Arc::new(Conn {
             client,
             js,
             names,
             id,
-            work,
             results,
+            work,
             settings,
             max_payload,
             calls: Mutex::new(HashMap::new()),
-            chunks: Mutex::new(HashMap::new()),
             next_call: AtomicU64::new(1),
         });
         tokio::spawn(route_results(Arc::clone(&conn)));
-        tokio::spawn(route_advisories(Arc::clone(&conn), advisories));
+        tokio::spawn(answer_alive(conn.client.clone(), alive));
         Ok(conn)
     }
 
@@ -299,14 +291,31 @@ impl Conn {
     fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
+
+    /// Creates the streams and the work consumer again if they are gone (a server that came
+    /// back without its store, or an administrator who deleted them).
+    async fn recreate(&self) {
+        if streams::streams(&self.js, &self.names).await.is_ok() {
+            let _ = streams::set_consumers(&self.work, &self.names, self.settings.ack_wait).await;
+        }
+    }
+}
+
+/// Answers every "are you there?" while the pool lives.
+async fn answer_alive(client: async_nats::Client, mut requests: async_nats::Subscriber) {
+    while let Some(request) = requests.next().await {
+        if let Some(reply) = request.reply {
+            let _ = client.publish(reply, bytes::Bytes::new()).await;
+        }
+    }
 }
 
 /// How often the results consumer hears from the server when nothing arrives; two silent
 /// beats and it starts over.
 const RESULTS_HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// Hands each result message to its call. A message that does not decode fails its call
-/// (named by the subject), never the router.
+/// Hands each result message to the call its subject names. A message that is not a result
+/// fails that call, never the router.
 ///
 /// Results are read through an ephemeral pull consumer with heartbeats. When it fails (the
 /// server restarted, the connection dropped, two heartbeats went missing), a new one starts at
@@ -334,7 +343,12 @@ async fn route_results(conn: Arc<Conn>) {
                 .messages()
                 .await
                 .ok(),
-            Err(_) => None,
+            Err(_) => {
+                if conn.connected() {
+                    conn.recreate().await;
+                }
+                None
+            }
         };
         let Some(mut messages) = messages else {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -350,40 +364,36 @@ async fn route_results(conn: Arc<Conn>) {
 }
 
 fn route_result(conn: &Conn, message: &jetstream::Message) {
-    match codec::decode::<ResultChunk>(&message.payload) {
-        Ok(chunk) => conn.send(chunk.call, Event::Results(chunk)),
-        Err(reason) => {
-            let call = message
-                .subject
-                .rsplit('.')
-                .next()
-                .and_then(|call| call.parse::<u64>().ok());
-            if let Some(call) = call {
-                conn.send(call, Event::Malformed(reason));
-            }
-        }
+    let Some(call) = conn.names.parse_results(&conn.id, &message.subject) else {
+        return;
+    };
+    let header = |name: &str| {
+        message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get(name))
+            .map(|value| value.as_str().to_owned())
+    };
+    if let Some(reason) = header(ERROR_HEADER) {
+        let worker = header(WORKER_HEADER).unwrap_or_else(|| "(unnamed)".to_owned());
+        conn.send(call, Event::Unreadable { worker, reason });
+        return;
     }
-}
-
-/// Fails the items of every chunk JetStream stopped delivering, and deletes the chunk.
-async fn route_advisories(conn: Arc<Conn>, mut advisories: async_nats::Subscriber) {
-    while let Some(message) = advisories.next().await {
-        let Ok(advisory) = serde_json::from_slice::<MaxDeliveries>(&message.payload) else {
-            continue;
-        };
-        let chunk = lock(&conn.chunks).remove(&advisory.stream_seq);
-        if let Some(chunk) = chunk {
-            conn.send(
-                chunk.call,
-                Event::Poisoned {
-                    first: chunk.first,
-                    count: chunk.count,
-                    deliveries: advisory.deliveries,
-                },
-            );
-            let _ = conn.work.delete_message(advisory.stream_seq).await;
-        }
-    }
+    let event = match header(PROTOCOL_HEADER).as_deref() {
+        Some(PROTOCOL) => match codec::decode::<ResultChunk>(&message.payload) {
+            Ok(chunk) if chunk.call == call => Event::Results(chunk),
+            Ok(chunk) => Event::Malformed(format!(
+                "results of call {} on the subject of call {call}",
+                chunk.call
+            )),
+            Err(reason) => Event::Malformed(reason),
+        },
+        other => Event::Malformed(format!(
+            "protocol {:?}, not {PROTOCOL:?}",
+            other.unwrap_or("(none)")
+        )),
+    };
+    conn.send(call, event);
 }
 
 /// How a call passes its items: `f(item)` ([`Plain`]) or `f(a, b, ...)` ([`Star`]). Either
@@ -696,9 +706,14 @@ pub struct NatsIter<'a, O> {
     refused: Option<PoolError>,
     ordered: bool,
     chunk_size: usize,
-    max_in_flight: usize,
+    /// The most items read and not yet handed out.
+    window: usize,
+    /// Items published and not yet settled.
     in_flight: usize,
+    /// Items read from the input so far.
     taken: usize,
+    /// Items handed out so far.
+    yielded: usize,
     exhausted: bool,
     finished: bool,
     reported: Reported,
@@ -740,6 +755,7 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
             lock(&conn.calls).insert(id, sender);
         }
         let progress = Tracker::new(call.progress.clone(), total);
+        progress.report();
         NatsIter {
             pool: call.pool.clone(),
             call: id,
@@ -750,9 +766,10 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
             refused,
             ordered,
             chunk_size,
-            max_in_flight: conn.settings.max_in_flight.saturating_mul(chunk_size),
+            window: conn.settings.max_in_flight.saturating_mul(chunk_size),
             in_flight: 0,
             taken: 0,
+            yielded: 0,
             exhausted: false,
             finished: false,
             reported: Reported::default(),
@@ -803,11 +820,13 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
     /// Publishes chunks while the call has room in flight and input left.
     fn top_up(&mut self) -> Result<(), PoolError> {
         let limit = self.conn().max_payload;
-        while !self.exhausted && self.in_flight < self.max_in_flight {
+        // The most an item may take: what a chunk of it alone leaves.
+        let item_limit = limit.saturating_sub(CHUNK_OVERHEAD + self.task.len() + ITEM_OVERHEAD);
+        while !self.exhausted && self.taken - self.yielded < self.window {
             let first = self.taken;
             let mut items = Vec::new();
             let mut size = CHUNK_OVERHEAD + self.task.len();
-            while items.len() < self.chunk_size {
+            while items.len() < self.chunk_size && self.taken - self.yielded < self.window {
                 let Some(item) = self.held_back.take().or_else(|| self.feed.next()) else {
                     self.exhausted = true;
                     self.progress.set_total(self.taken);
@@ -815,7 +834,7 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
                 };
                 match item {
                     Encoded::Bytes(bytes) => {
-                        if CHUNK_OVERHEAD + self.task.len() + ITEM_OVERHEAD + bytes.len() > limit {
+                        if bytes.len() > item_limit {
                             if items.is_empty() {
                                 let len = bytes.len() as u64;
                                 self.taken += 1;
@@ -824,7 +843,7 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
                                     Err(TaskError::TooLarge {
                                         what: Payload::Input,
                                         len,
-                                        limit: limit as u64,
+                                        limit: item_limit as u64,
                                     }),
                                     false,
                                 );
@@ -882,24 +901,15 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
                     .try_into()
                     .unwrap_or(u64::MAX)
             }),
+            max_deliver: conn.settings.max_deliver,
+            prior: 0,
         };
         let payload = codec::encode(&chunk).map_err(|reason| RemoteError::Publish { reason })?;
         self.in_flight += count;
         let call = self.call;
-        let chunk = ChunkRef {
-            call,
-            first: first as u64,
-            count: count as u64,
-        };
         self.pool.inner.runtime().spawn(async move {
-            match publish_chunk(&conn, call, first, payload).await {
-                Ok(sequence) => {
-                    // Only while the call is on: a late ack must not leave an entry behind.
-                    if lock(&conn.calls).contains_key(&call) {
-                        lock(&conn.chunks).insert(sequence, chunk);
-                    }
-                }
-                Err(reason) => conn.send(call, Event::PublishFailed(reason)),
+            if let Err(reason) = publish_chunk(&conn, call, first, payload).await {
+                conn.send(call, Event::PublishFailed(reason));
             }
         });
         Ok(())
@@ -932,19 +942,6 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
                     self.settle(index, result, true);
                 }
             }
-            Event::Poisoned {
-                first,
-                count,
-                deliveries,
-            } => {
-                for index in first..first.saturating_add(count) {
-                    if let Ok(index) = usize::try_from(index)
-                        && index < self.taken
-                    {
-                        self.settle(index, Err(TaskError::Poisoned { deliveries }), true);
-                    }
-                }
-            }
             Event::PublishFailed(reason) => {
                 if self.conn().connected() {
                     return Err(RemoteError::Publish { reason }.into());
@@ -957,6 +954,9 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
             }
             Event::Malformed(reason) => {
                 return Err(RemoteError::MalformedResult { reason }.into());
+            }
+            Event::Unreadable { worker, reason } => {
+                return Err(RemoteError::Unreadable { worker, reason }.into());
             }
         }
         self.progress.report();
@@ -1001,7 +1001,7 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
 
     fn end(&mut self, error: PoolError) -> Option<Result<O, PoolError>> {
         self.finished = true;
-        self.close(true);
+        self.close();
         Some(Err(error))
     }
 }
@@ -1011,31 +1011,34 @@ impl<O> NatsIter<'_, O> {
         &self.pool.inner.conn
     }
 
-    /// Forgets the call; with `cancel`, tells workers to drop it and removes its chunks not
-    /// yet taken.
-    fn close(&mut self, cancel: bool) {
+    /// Forgets the call, tells workers to stop what they still run of it (an early end, or a
+    /// duplicate of a redelivered chunk), and removes its chunks not yet taken and its
+    /// results.
+    fn close(&mut self) {
         let conn = Arc::clone(self.conn());
         let call = self.call;
         lock(&conn.calls).remove(&call);
-        lock(&conn.chunks).retain(|_, chunk| chunk.call != call);
         let Some(runtime) = self.pool.inner.runtime.as_ref() else {
             return;
         };
         runtime.spawn(async move {
-            if cancel {
-                let notice = Cancel {
-                    client: conn.id.clone(),
-                    call,
-                };
-                if let Ok(bytes) = codec::encode(&notice) {
-                    let _ = conn.client.publish(conn.names.cancel(), bytes.into()).await;
-                }
-                let _ = conn
-                    .work
-                    .purge()
-                    .filter(conn.names.work(&conn.id, call))
-                    .await;
+            let notice = Cancel {
+                client: conn.id.clone(),
+                call,
+            };
+            if let Ok(bytes) = codec::encode(&notice) {
+                let _ = conn.client.publish(conn.names.cancel(), bytes.into()).await;
             }
+            let _ = conn
+                .work
+                .purge()
+                .filter(conn.names.work(&conn.id, call))
+                .await;
+            let _ = conn
+                .work
+                .purge()
+                .filter(conn.names.suspects(&conn.id, call))
+                .await;
             let _ = conn
                 .results
                 .purge()
@@ -1052,7 +1055,7 @@ async fn publish_chunk(
     call: u64,
     first: usize,
     payload: Vec<u8>,
-) -> Result<u64, String> {
+) -> Result<(), String> {
     let give_up = Instant::now() + conn.settings.server_timeout;
     let subject = conn.names.work(&conn.id, call);
     let id = format!("{}.{call}.{first}", conn.id);
@@ -1060,6 +1063,7 @@ async fn publish_chunk(
     loop {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", id.as_str());
+        headers.insert(PROTOCOL_HEADER, PROTOCOL);
         let attempt = async {
             conn.js
                 .publish_with_headers(subject.clone(), headers, payload.clone())
@@ -1069,9 +1073,15 @@ async fn publish_chunk(
                 .map_err(|error| crate::ErrorChain(&error).to_string())
         };
         match attempt.await {
-            Ok(ack) => return Ok(ack.sequence),
+            Ok(_) => return Ok(()),
             Err(reason) if Instant::now() >= give_up => return Err(reason),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if conn.connected() {
+                    // Connected, and still refused: the stream may be gone.
+                    conn.recreate().await;
+                }
+            }
         }
         if !lock(&conn.calls).contains_key(&call) {
             return Err("the call ended".to_owned());
@@ -1095,12 +1105,12 @@ impl<O: Transferable> Iterator for NatsIter<'_, O> {
                 return self.end(error);
             }
             if let Some((index, result)) = self.take_ready() {
-                self.progress.report();
+                self.yielded += 1;
                 return Some(result.map_err(|error| PoolError::Task { index, error }));
             }
             if self.in_flight == 0 && self.exhausted {
                 self.finished = true;
-                self.close(false);
+                self.close();
                 return None;
             }
             if let Err(error) = self.wait() {
@@ -1114,7 +1124,7 @@ impl<O> Drop for NatsIter<'_, O> {
     fn drop(&mut self) {
         if !self.finished && self.refused.is_none() {
             self.finished = true;
-            self.close(true);
+            self.close();
         }
     }
 }
@@ -1153,10 +1163,10 @@ impl NatsPool {
         &self.inner.conn.id
     }
 
-    /// How many times a chunk is delivered before its crashing items fail (the consumer's
-    /// setting, as the server holds it).
+    /// How many times an item is delivered before, if its process died each time, it fails
+    /// with [`TaskError::Poisoned`].
     pub fn max_deliver(&self) -> u64 {
-        u64::try_from(self.inner.conn.settings.max_deliver).unwrap_or(0)
+        self.inner.conn.settings.max_deliver
     }
 
     fn call(&self) -> NatsCall<'_, Plain, Value> {

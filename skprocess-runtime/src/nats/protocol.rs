@@ -6,8 +6,20 @@ use serde::{Deserialize, Serialize};
 use super::error::RemoteError;
 use crate::pool::TaskError;
 
-/// The durable consumer every worker pulls from.
+/// The durable consumer every worker pulls chunks from.
 pub(crate) const CONSUMER: &str = "workers";
+/// The durable consumer of suspects: single items whose holder vanished, which a worker takes
+/// only when it holds nothing else, and runs alone.
+pub(crate) const SUSPECTS: &str = "suspects";
+
+/// The header naming the version of these messages, on every chunk and result.
+pub(crate) const PROTOCOL_HEADER: &str = "Skp-Protocol";
+/// This version.
+pub(crate) const PROTOCOL: &str = "1";
+/// On a result message with no payload: why a worker could not read the call's chunk.
+pub(crate) const ERROR_HEADER: &str = "Skp-Error";
+/// On such a message: which worker says so.
+pub(crate) const WORKER_HEADER: &str = "Skp-Worker";
 
 /// The subjects and streams of one named pool.
 #[derive(Clone, Debug)]
@@ -59,6 +71,16 @@ impl Names {
         format!("skp.{}.work.{client}.{call}", self.pool)
     }
 
+    /// Every subject of suspects (on the work stream).
+    pub(crate) fn suspects_all(&self) -> String {
+        format!("skp.{}.suspect.>", self.pool)
+    }
+
+    /// Where one call's suspects go.
+    pub(crate) fn suspects(&self, client: &str, call: u64) -> String {
+        format!("skp.{}.suspect.{client}.{call}", self.pool)
+    }
+
     /// Every subject of the results stream.
     pub(crate) fn results_all(&self) -> String {
         format!("skp.{}.results.>", self.pool)
@@ -74,17 +96,32 @@ impl Names {
         format!("skp.{}.results.{client}.{call}", self.pool)
     }
 
-    /// Where a pool says that a call ended (core NATS: workers skip its chunks).
+    /// Where a pool says that a call ended (core NATS: workers stop its chunks).
     pub(crate) fn cancel(&self) -> String {
         format!("skp.{}.cancel", self.pool)
     }
 
-    /// The advisory JetStream sends when a chunk was delivered `max_deliver` times.
-    pub(crate) fn max_deliveries_advisory(&self) -> String {
-        format!(
-            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{CONSUMER}",
-            self.work_stream()
-        )
+    /// Where a pool answers while it lives (core NATS request-reply): a worker asks before it
+    /// runs a chunk, and drops the chunks of a pool nobody answers for.
+    pub(crate) fn alive(&self, client: &str) -> String {
+        format!("skp.{}.alive.{client}", self.pool)
+    }
+
+    /// The pool client and call a work or suspect subject names, if it is one of this pool's.
+    pub(crate) fn parse_work(&self, subject: &str) -> Option<(String, u64)> {
+        let rest = subject
+            .strip_prefix(&format!("skp.{}.work.", self.pool))
+            .or_else(|| subject.strip_prefix(&format!("skp.{}.suspect.", self.pool)))?;
+        let (client, call) = rest.split_once('.')?;
+        Some((client.to_owned(), call.parse().ok()?))
+    }
+
+    /// The call a results subject of `client` names.
+    pub(crate) fn parse_results(&self, client: &str, subject: &str) -> Option<u64> {
+        subject
+            .strip_prefix(&format!("skp.{}.results.{client}.", self.pool))?
+            .parse()
+            .ok()
     }
 }
 
@@ -104,6 +141,10 @@ pub(crate) struct WorkChunk {
     /// How long the call had left when the chunk was published (the worker counts it from
     /// when it receives the chunk, so it never stops an item early).
     pub(crate) timeout_ms: Option<u64>,
+    /// The pool's delivery limit: an item whose process died this many times is `Poisoned`.
+    pub(crate) max_deliver: u64,
+    /// Deliveries its items had before this chunk was cut out of a bigger one.
+    pub(crate) prior: u64,
 }
 
 /// Results of items of one call, from one worker.
@@ -140,13 +181,4 @@ pub(crate) struct Cancel {
     pub(crate) client: String,
     /// The call.
     pub(crate) call: u64,
-}
-
-/// The part of JetStream's max-deliveries advisory the pool reads.
-#[derive(Debug, Deserialize)]
-pub(crate) struct MaxDeliveries {
-    /// The stream sequence of the chunk.
-    pub(crate) stream_seq: u64,
-    /// How many times it was delivered.
-    pub(crate) deliveries: u64,
 }

@@ -2,10 +2,12 @@
 //! a chunk of items of a task it found by name.
 //!
 //! A task's name is its path (`std::any::type_name` of the `fn` item) and a hash of its
-//! signature: the kind of call (`map`, `fallible`, `processes`), the argument tuple's type and
-//! the output's type. A pool sends the name, never an address; a worker runs only the code it
-//! registered under that exact name, so a worker built from other code (another signature, a
-//! renamed function) refuses the task instead of misreading its items.
+//! signature (the kind of call (`map`, `fallible`, `processes`), the argument tuple's type and
+//! the output's type) and of the executable's build identity. A pool sends the name, never an
+//! address; a worker runs only the code it registered under that exact name, so a worker built
+//! from other code (another build of the program, another signature, a renamed function)
+//! refuses the task instead of misreading its items (the codec writes no field names, so a type
+//! that changed under the same name would decode into wrong values).
 //!
 //! Registration finds, at compile time, which kinds of call a function fits: each kind is a
 //! method found by "autoref specialization" on a concrete [`Probe`] (an impl for `&Probe` whose
@@ -21,7 +23,7 @@ use linkme::distributed_slice;
 use super::protocol::Outcome;
 use crate::lifecycle::Transferable;
 use crate::pool::mode::{Fallible, Processes, Star, Value};
-use crate::pool::{Pool, PoolCall, PoolError, TaskError, TaskFn};
+use crate::pool::{Pool, PoolCall, PoolError, Stopper, TaskError, TaskFn};
 
 /// Every `remote_tasks!` of the executable.
 #[doc(hidden)]
@@ -44,10 +46,15 @@ pub(crate) enum RunOutcome {
     Crashed(String),
 }
 
-/// Runs a chunk of encoded items on the local pool, with the call's remaining time. Each item
-/// gets an outcome, unless the call stopped early (the error says why).
-pub(crate) type Runner =
-    Arc<dyn Fn(&Pool, &[Vec<u8>], Option<Duration>) -> Run + Send + Sync + 'static>;
+/// Runs a chunk of encoded items on the local pool, with the call's remaining time, handing
+/// `started` a way to stop the local call from another thread. Each item gets an outcome,
+/// unless the call stopped early (the error says why).
+pub(crate) type Runner = Arc<
+    dyn Fn(&Pool, &[Vec<u8>], Option<Duration>, &mut dyn FnMut(Stopper)) -> Run
+        + Send
+        + Sync
+        + 'static,
+>;
 
 /// What a [`Runner`] did with a chunk.
 pub(crate) struct Run {
@@ -79,9 +86,11 @@ impl Registrar {
         K: RemoteKind,
         Args: Transferable,
     {
-        let runner: Runner = Arc::new(move |pool: &Pool, items: &[Vec<u8>], timeout| {
-            run::<F, K, Args>(task, pool, items, timeout)
-        });
+        let runner: Runner = Arc::new(
+            move |pool: &Pool, items: &[Vec<u8>], timeout, started: &mut dyn FnMut(Stopper)| {
+                run::<F, K, Args>(task, pool, items, timeout, started)
+            },
+        );
         self.runners.insert(task_name::<F, K, Args>(), runner);
     }
 }
@@ -139,8 +148,11 @@ where
     F: TaskFn<Star, K, Args>,
     K: RemoteKind,
 {
+    // The build's identity too: the codec writes no field names, so a worker whose types
+    // changed under the same names would misread the items; only the same build runs them.
+    let build = crate::identity::executable_identity().unwrap_or_default();
     let signature = format!(
-        "{} {} -> {}",
+        "{} {} -> {} {build:02x?}",
         K::NAME,
         std::any::type_name::<Args>(),
         std::any::type_name::<F::Output>()
@@ -161,7 +173,13 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Decodes a chunk's items, runs them on the local pool (which isolates a crashing item in a
 /// local process) and encodes their outputs for the trip back.
-fn run<F, K, Args>(task: F, pool: &Pool, items: &[Vec<u8>], timeout: Option<Duration>) -> Run
+fn run<F, K, Args>(
+    task: F,
+    pool: &Pool,
+    items: &[Vec<u8>],
+    timeout: Option<Duration>,
+    started: &mut dyn FnMut(Stopper),
+) -> Run
 where
     F: TaskFn<Star, K, Args>,
     K: RemoteKind,
@@ -189,7 +207,9 @@ where
         call = call.timeout(timeout);
     }
     let mut stopped = None;
-    for (next, result) in call.imap(task, decoded).enumerate() {
+    let results = call.imap(task, decoded);
+    started(results.stopper());
+    for (next, result) in results.enumerate() {
         let outcome = match result {
             Ok(value) => RunOutcome::Settled(encode_output(&value)),
             Err(PoolError::Task {

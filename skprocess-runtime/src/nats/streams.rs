@@ -6,13 +6,14 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 
 use super::error::RemoteError;
-use super::protocol::{CONSUMER, Names};
+use super::protocol::{CONSUMER, Names, SUSPECTS};
 
 /// How long results are kept when nobody reads them (a pool that died mid-call).
 const RESULTS_MAX_AGE: Duration = Duration::from_secs(3600);
 
-/// How long JetStream remembers a chunk's id, so a chunk published twice is stored once.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long JetStream remembers a chunk's id, so a chunk published twice is stored once (a
+/// publish is retried for at most the pool's `server_timeout`, which should stay below this).
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 
 fn setup_error(what: &str, error: impl std::error::Error + 'static) -> RemoteError {
     RemoteError::Setup {
@@ -29,7 +30,7 @@ pub(crate) async fn streams(
     let work = js
         .get_or_create_stream(stream::Config {
             name: names.work_stream(),
-            subjects: vec![names.work_all()],
+            subjects: vec![names.work_all(), names.suspects_all()],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: stream::StorageType::File,
             duplicate_window: DUPLICATE_WINDOW,
@@ -51,40 +52,72 @@ pub(crate) async fn streams(
     Ok((work, results))
 }
 
-/// The work consumer's settings.
-pub(crate) fn work_consumer_config(
-    names: &Names,
-    ack_wait: Duration,
-    max_deliver: i64,
-) -> consumer::pull::Config {
+/// The work consumer's settings. JetStream's own delivery limit is off: each chunk carries its
+/// pool's limit, and the worker that receives a delivery past it reports its items as
+/// poisoned without running them (so no item depends on an advisory that could be missed).
+pub(crate) fn work_consumer_config(names: &Names, ack_wait: Duration) -> consumer::pull::Config {
     consumer::pull::Config {
         durable_name: Some(CONSUMER.to_owned()),
         filter_subject: names.work_all(),
         ack_policy: consumer::AckPolicy::Explicit,
         ack_wait,
-        max_deliver,
+        max_deliver: -1,
         max_ack_pending: -1,
         ..Default::default()
     }
 }
 
-/// Creates the work consumer with these settings, or updates the one there to them (a pool's
-/// settings win over the defaults a worker created it with).
-pub(crate) async fn set_work_consumer(
-    work: &stream::Stream,
-    config: consumer::pull::Config,
-) -> Result<consumer::PullConsumer, RemoteError> {
-    work.create_consumer(config)
-        .await
-        .map_err(|error| setup_error("the work consumer", error))
+/// The suspects consumer's settings (as the work consumer's, on the suspect subjects).
+pub(crate) fn suspects_consumer_config(
+    names: &Names,
+    ack_wait: Duration,
+) -> consumer::pull::Config {
+    consumer::pull::Config {
+        durable_name: Some(SUSPECTS.to_owned()),
+        filter_subject: names.suspects_all(),
+        ..work_consumer_config(names, ack_wait)
+    }
 }
 
-/// Gets the work consumer, or creates it with these settings.
-pub(crate) async fn get_work_consumer(
+/// The two consumers workers pull from: chunks, and suspects.
+pub(crate) struct Consumers {
+    pub(crate) work: consumer::PullConsumer,
+    pub(crate) suspects: consumer::PullConsumer,
+}
+
+/// Creates both consumers with `ack_wait`, or updates the ones there to it (a pool's setting
+/// wins over the default a worker created them with).
+pub(crate) async fn set_consumers(
     work: &stream::Stream,
-    config: consumer::pull::Config,
-) -> Result<consumer::PullConsumer, RemoteError> {
-    work.get_or_create_consumer(CONSUMER, config)
-        .await
-        .map_err(|error| setup_error("the work consumer", error))
+    names: &Names,
+    ack_wait: Duration,
+) -> Result<Consumers, RemoteError> {
+    Ok(Consumers {
+        work: work
+            .create_consumer(work_consumer_config(names, ack_wait))
+            .await
+            .map_err(|error| setup_error("the work consumer", error))?,
+        suspects: work
+            .create_consumer(suspects_consumer_config(names, ack_wait))
+            .await
+            .map_err(|error| setup_error("the suspects consumer", error))?,
+    })
+}
+
+/// Gets both consumers, or creates them with the default `ack_wait`.
+pub(crate) async fn get_consumers(
+    work: &stream::Stream,
+    names: &Names,
+) -> Result<Consumers, RemoteError> {
+    let ack_wait = Duration::from_secs(30);
+    Ok(Consumers {
+        work: work
+            .get_or_create_consumer(CONSUMER, work_consumer_config(names, ack_wait))
+            .await
+            .map_err(|error| setup_error("the work consumer", error))?,
+        suspects: work
+            .get_or_create_consumer(SUSPECTS, suspects_consumer_config(names, ack_wait))
+            .await
+            .map_err(|error| setup_error("the suspects consumer", error))?,
+    })
 }

@@ -38,8 +38,9 @@ pub enum TaskError {
     #[error("the process ended with an error")]
     Process(#[source] ProcessError),
     /// The item, or its result, is larger than the pool's frame limit
-    /// ([`PoolBuilder::frame_limit`](crate::pool::PoolBuilder::frame_limit)), so it cannot
-    /// cross. Nothing was sent; the other items are not affected.
+    /// ([`PoolBuilder::frame_limit`](crate::pool::PoolBuilder::frame_limit); for a NATS pool,
+    /// what the server's `max_payload` leaves for one item), so it cannot cross. Nothing was
+    /// sent; the other items are not affected.
     #[error("{what} takes {len} bytes, more than the frame limit of {limit} bytes")]
     TooLarge {
         /// Which way it was to go.
@@ -67,10 +68,10 @@ pub enum TaskError {
         /// How it ended.
         exit: ExitInfo,
     },
-    /// (NATS backend) The item was delivered as many times as the stream allows
+    /// (NATS backend) The item was delivered as many times as its pool allows
     /// ([`NatsPoolBuilder::max_deliver`](crate::nats::NatsPoolBuilder::max_deliver)), and each
-    /// time the process running it died or its host went away before it had a result: an item
-    /// that kills its workers. It is not delivered again.
+    /// time the process running it died, or its host went away, before it had a result: an
+    /// item that kills its workers. It is not delivered again.
     #[cfg(feature = "nats")]
     #[error("the item was delivered {deliveries} times and each time its worker died or vanished")]
     Poisoned {

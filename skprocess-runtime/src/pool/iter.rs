@@ -327,6 +327,36 @@ fn feeder<'a, I: Transferable>(
     }
 }
 
+/// Stops a call from another thread (a NATS worker whose call was cancelled): its queued items
+/// are dropped, the processes running its items are killed and replaced, and the iterator
+/// then yields [`PoolError::Interrupted`].
+#[cfg(feature = "nats")]
+#[derive(Clone)]
+pub(crate) struct Stopper {
+    pool: Pool,
+    sink: Arc<CallSink>,
+}
+
+#[cfg(feature = "nats")]
+impl Stopper {
+    /// Stops the call.
+    pub(crate) fn stop(&self) {
+        self.sink.interrupt();
+        self.pool.inner.shared.cancel(&self.sink, true);
+    }
+}
+
+#[cfg(feature = "nats")]
+impl<O> PoolIter<'_, O> {
+    /// A handle that stops this call from another thread.
+    pub(crate) fn stopper(&self) -> Stopper {
+        Stopper {
+            pool: self.pool.clone(),
+            sink: Arc::clone(&self.sink),
+        }
+    }
+}
+
 impl<O: Transferable> Iterator for PoolIter<'_, O> {
     type Item = Result<O, PoolError>;
 

@@ -66,6 +66,8 @@ pub use self::async_workers::AsyncWorkerPool;
 pub use self::call::{AsyncCall, BackgroundCall, PoolCall};
 pub use self::error::{Payload, PoolError, TaskError};
 pub use self::iter::PoolIter;
+#[cfg(feature = "nats")]
+pub(crate) use self::iter::Stopper;
 pub use self::progress::Progress;
 pub use self::submit::{AsCompleted, TaskFuture, TaskHandle, as_completed};
 pub use self::task::{TaskFn, mode};

@@ -182,6 +182,12 @@ impl CallSink {
         }
     }
 
+    /// Ends the call with [`PoolError::Interrupted`] (its waiter wakes and sees it).
+    #[cfg(feature = "nats")]
+    pub(crate) fn interrupt(&self) {
+        self.fail(FailureKind::Interrupted);
+    }
+
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
     }

@@ -423,6 +423,13 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- what the workers on {} wrote:\n{}",
+                self.name,
+                self.log()
+            );
+        }
     }
 }
 
