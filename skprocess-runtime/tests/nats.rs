@@ -541,23 +541,24 @@ fn ordered_imap_reads_a_bounded_window_ahead_of_a_slow_head() {
 fn a_dropped_imap_stops_what_its_workers_run() {
     let server = NatsServer::start();
     let mut host = Host::new("solo");
-    host.start_worker(&server, 1, &[POOL_ENV]);
+    host.start_worker(&server, 2, &[POOL_ENV]);
     let pool = pool_on(&server, |builder| builder);
-    within(LIMIT, move || {
-        {
-            let mut results = pool
-                .chunk_size(1)
-                .unordered_imap(sleep_ms, [1u64, 20_000, 20_000, 20_000]);
-            assert_eq!(results.next().unwrap().unwrap(), 1);
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        let started = Instant::now();
+    let mut host = within(LIMIT * 2, move || {
+        let mut results = pool.chunk_size(1).unordered_imap(sleep_ms, [1u64, 60_000]);
+        // Two local processes: the quick item's result comes first, whatever the order.
+        assert_eq!(results.next().unwrap().unwrap(), 1);
+        // The long item runs (the worker and its two processes are up)...
+        let before = host.pids();
+        assert_eq!(before.len(), 3, "{before:?}");
+        // ...until the call is dropped: then the process running it is killed and replaced.
+        drop(results);
+        let replaced = harness::eventually(LIMIT, || {
+            let now = host.pids();
+            now.len() == 3 && now != before
+        });
+        assert!(replaced, "the long item still runs: {:?}", host.pids());
         assert_eq!(pool.map(square, [3]).unwrap(), vec![9]);
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the worker was still busy: {:?}",
-            started.elapsed()
-        );
+        host
     });
     assert!(host.alive(), "{}", host.log());
 }

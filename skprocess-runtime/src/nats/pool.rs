@@ -314,15 +314,27 @@ async fn answer_alive(client: async_nats::Client, mut requests: async_nats::Subs
 /// beats and it starts over.
 const RESULTS_HEARTBEAT: Duration = Duration::from_secs(1);
 
+/// How long a result message the pool did not acknowledge waits before it comes again.
+const RESULTS_ACK_WAIT: Duration = Duration::from_secs(3);
+
 /// Hands each result message to the call its subject names. A message that is not a result
 /// fails that call, never the router.
 ///
-/// Results are read through an ephemeral pull consumer with heartbeats. When it fails (the
+/// Results are read through an ephemeral pull consumer with heartbeats and acknowledgements
+/// (so a message lost between the server and this task comes again). When it fails (the
 /// server restarted, the connection dropped, two heartbeats went missing), a new one starts at
-/// the sequence after the last message read, so nothing is skipped or read twice.
+/// the sequence after the last message read.
 async fn route_results(conn: Arc<Conn>) {
     let mut next = 1u64;
     loop {
+        // A stream made again (a server that lost its store) numbers from 1 again: read it
+        // from its start (what was read before is not there any more).
+        if next > 1
+            && let Ok(info) = conn.results.get_info().await
+            && info.state.last_sequence + 1 < next
+        {
+            next = 1;
+        }
         let consumer = conn
             .results
             .create_consumer(consumer::pull::Config {
@@ -330,35 +342,49 @@ async fn route_results(conn: Arc<Conn>) {
                 deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: next,
                 },
-                ack_policy: consumer::AckPolicy::None,
+                // Acknowledged: a message the client lost on the way (a pull it gave up on) is
+                // delivered again instead of leaving its call waiting.
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: RESULTS_ACK_WAIT,
                 inactive_threshold: Duration::from_secs(60),
                 ..Default::default()
             })
             .await;
-        let messages = match consumer {
-            Ok(consumer) => consumer
-                .stream()
-                .heartbeat(RESULTS_HEARTBEAT)
-                .expires(RESULTS_HEARTBEAT * 5)
-                .messages()
-                .await
-                .ok(),
+        let consumer = match consumer {
+            Ok(consumer) => consumer,
             Err(_) => {
                 if conn.connected() {
                     conn.recreate().await;
                 }
-                None
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
             }
         };
-        let Some(mut messages) = messages else {
+        let messages = consumer
+            .stream()
+            .heartbeat(RESULTS_HEARTBEAT)
+            .expires(RESULTS_HEARTBEAT * 5)
+            .messages()
+            .await;
+        let Ok(mut messages) = messages else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
-        while let Some(Ok(message)) = messages.next().await {
-            if let Ok(info) = message.info() {
-                next = next.max(info.stream_sequence + 1);
+        loop {
+            let message = tokio::time::timeout(RESULTS_HEARTBEAT * 3, messages.next()).await;
+            match message {
+                Ok(Some(Ok(message))) => {
+                    if let Ok(info) = message.info() {
+                        next = next.max(info.stream_sequence + 1);
+                    }
+                    route_result(&conn, &message);
+                    let _ = message.ack().await;
+                }
+                // Quiet: make sure the consumer is still there (a server that lost its store
+                // comes back without it, and the stream does not always say so).
+                Err(_) if consumer.get_info().await.is_ok() => {}
+                _ => break,
             }
-            route_result(&conn, &message);
         }
     }
 }

@@ -61,6 +61,13 @@ const ALIVE_EVERY: Duration = Duration::from_millis(250);
 /// How long a pool's answer to "are you there?" is trusted.
 const POOL_ALIVE_FOR: Duration = Duration::from_secs(5);
 
+/// The longest a worker waits for the next message of a pull (which asks the server to answer
+/// within half a second).
+const PULL_GRACE: Duration = Duration::from_secs(3);
+
+/// How often an idle worker checks that the pool's consumers still exist.
+const CHECK_CONSUMERS_EVERY: Duration = Duration::from_secs(2);
+
 /// How long a worker keeps trying to store results before it gives the chunk back.
 const STORE_FOR: Duration = Duration::from_secs(30);
 
@@ -329,14 +336,29 @@ async fn serve(options: NatsOptions, pool: Pool, processes: usize) -> Result<(),
     );
     let slots = Arc::new(Semaphore::new(processes * CHUNKS_PER_PROCESS));
     let mut running = tokio::task::JoinSet::new();
+    let mut checked = Instant::now();
     while !stopping() && lock(&host.broken).is_none() {
         while running.try_join_next().is_some() {}
+        if checked.elapsed() > CHECK_CONSUMERS_EVERY {
+            // A server that lost its store comes back without the pool's streams, and a pull
+            // from a consumer that is gone just finds nothing: look, and make them again.
+            checked = Instant::now();
+            if client.connection_state() == async_nats::connection::State::Connected
+                && consumers.work.get_info().await.is_err()
+                && let Ok((work, _)) = streams::streams(&js, &names).await
+                && let Ok(again) = streams::get_consumers(&work, &names).await
+            {
+                consumers = again;
+            }
+        }
         // A worker that holds nothing takes a suspect first, alone: nothing else is taken
         // while it runs, so if it takes the host down, it alone is blamed.
         if running.is_empty() {
-            let suspect = next_message(&consumers.suspects, 1, Duration::from_millis(100)).await;
-            if let Some(mut suspect) = suspect
-                && let Some(Ok(message)) = suspect.next().await
+            // No wait: what is there now (a fetch ends at once when there is none).
+            let suspect = consumers.suspects.fetch().max_messages(1).messages().await;
+            if let Ok(mut suspect) = suspect
+                && let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(PULL_GRACE, suspect.next()).await
             {
                 handle(&host, message, true).await;
                 continue;
@@ -363,7 +385,8 @@ async fn serve(options: NatsOptions, pool: Pool, processes: usize) -> Result<(),
             }
             continue;
         };
-        while let Some(message) = batch.next().await {
+        // A pull the server forgot (it restarted) never ends by itself: bound each wait.
+        while let Ok(Some(message)) = tokio::time::timeout(PULL_GRACE, batch.next()).await {
             let Ok(message) = message else {
                 break;
             };

@@ -407,6 +407,27 @@ impl Host {
         self.workers.clear();
     }
 
+    /// The process ids of everything running on this host (workers and their local
+    /// processes), sorted.
+    pub(crate) fn pids(&self) -> Vec<i32> {
+        let mut pids = match &self.namespace {
+            Some(namespace) => namespace.pids(),
+            None => {
+                let groups: Vec<i32> = self.workers.iter().map(|w| w.id() as i32).collect();
+                std::fs::read_dir("/proc")
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+                    // SAFETY: getpgid has no memory effects.
+                    .filter(|pid| groups.contains(&unsafe { libc::getpgid(*pid) }))
+                    .collect()
+            }
+        };
+        pids.sort_unstable();
+        pids
+    }
+
     /// Whether every worker started on this host is still running.
     pub(crate) fn alive(&mut self) -> bool {
         self.workers
@@ -516,4 +537,16 @@ pub(crate) fn make_certificates(dir: &Path, addresses: &[&str]) -> (PathBuf, Pat
 /// A fresh temp dir for a test's files.
 pub(crate) fn scratch(what: &str) -> PathBuf {
     temp_dir(what)
+}
+
+/// Waits until `check` holds, up to `limit`; whether it did.
+pub(crate) fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < end {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
 }
