@@ -538,6 +538,27 @@ fn ordered_imap_reads_a_bounded_window_ahead_of_a_slow_head() {
 }
 
 #[test]
+fn chunks_stay_whole_while_results_are_consumed_one_by_one() {
+    let server = NatsServer::start();
+    let mut host = Host::new("solo");
+    host.start_worker(&server, 2, &[POOL_ENV]);
+    let pool = pool_on(&server, |builder| builder.max_in_flight(2));
+    let reports = Arc::new(Mutex::new(0usize));
+    let count = Arc::clone(&reports);
+    let results = within(LIMIT, move || {
+        pool.chunk_size(100)
+            .progress(move |_| *count.lock().unwrap() += 1)
+            .map(square, 0..6_400u64)
+            .unwrap()
+    });
+    assert_eq!(results.len(), 6_400);
+    // One report at the start and one per result message: 64 chunks of 100 (a window that
+    // cut whatever room freed up would have sent thousands of chunks of one item).
+    let reports = *reports.lock().unwrap();
+    assert!(reports <= 65, "{reports} progress reports");
+}
+
+#[test]
 fn a_dropped_imap_stops_what_its_workers_run() {
     let server = NatsServer::start();
     let mut host = Host::new("solo");

@@ -848,11 +848,13 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
         let limit = self.conn().max_payload;
         // The most an item may take: what a chunk of it alone leaves.
         let item_limit = limit.saturating_sub(CHUNK_OVERHEAD + self.task.len() + ITEM_OVERHEAD);
-        while !self.exhausted && self.taken - self.yielded < self.window {
+        // A chunk is cut only when a whole one fits in the window (cutting whatever room frees
+        // up would make chunks of one item as results are consumed).
+        while !self.exhausted && self.taken - self.yielded + self.chunk_size <= self.window {
             let first = self.taken;
             let mut items = Vec::new();
             let mut size = CHUNK_OVERHEAD + self.task.len();
-            while items.len() < self.chunk_size && self.taken - self.yielded < self.window {
+            while items.len() < self.chunk_size {
                 let Some(item) = self.held_back.take().or_else(|| self.feed.next()) else {
                     self.exhausted = true;
                     self.progress.set_total(self.taken);
