@@ -610,6 +610,30 @@ fn a_server_that_comes_back_without_its_store_gets_its_streams_again() {
 }
 
 #[test]
+fn a_worker_stopped_by_sigterm_finishes_what_it_runs_and_gives_back_the_rest() {
+    let server = NatsServer::start();
+    let mut leaving = Host::new("leaving");
+    leaving.start_worker(&server, 2, &[POOL_ENV]);
+    // One delivery only: anything the stop counted as a delivery would come back Poisoned.
+    let pool = pool_on(&server, |builder| builder.max_deliver(1));
+    let call = std::thread::spawn(move || pool.chunk_size(1).map(slow_square, 0..100u64));
+    std::thread::sleep(Duration::from_millis(300));
+    let statuses = leaving.stop(LIMIT);
+    assert!(
+        statuses
+            .iter()
+            .all(|status| status.is_some_and(|s| s.success())),
+        "{statuses:?}\n{}",
+        leaving.log()
+    );
+    let mut staying = Host::new("staying");
+    staying.start_worker(&server, 2, &[POOL_ENV]);
+    let results = within(LIMIT, move || call.join().unwrap()).unwrap();
+    assert_eq!(results, (0..100u64).map(|x| x * x).collect::<Vec<_>>());
+    assert!(staying.alive(), "{}", staying.log());
+}
+
+#[test]
 fn a_deadline_ends_the_call_and_the_workers_serve_the_next() {
     let server = NatsServer::start();
     let mut host = Host::new("solo");

@@ -26,9 +26,10 @@
 //! # How it runs
 //!
 //! - A call cuts its items into chunks and publishes each as a message on the pool's
-//!   work-queue stream (`SKP_<pool>_WORK`). Workers pull chunks from one durable consumer with
-//!   explicit acknowledgement, and run the items on a local pool of processes: an item that
-//!   crashes takes down a local process, which is replaced, never the worker.
+//!   work-queue stream (`SKP_<pool>_WORK`). Workers pull chunks from a durable consumer with
+//!   explicit acknowledgement (a second one holds *suspects*, below), and run the items on a
+//!   local pool of processes: an item that crashes takes down a local process, which is
+//!   replaced, never the worker.
 //! - A worker stores a chunk's results in the results stream (`SKP_<pool>_RESULTS`), on a
 //!   subject of the calling pool's own, and only then acknowledges the chunk.
 //! - While a chunk runs, its worker sends JetStream a sign of life every quarter of a second.
@@ -45,7 +46,10 @@
 //!   that is gone (it asks the pool before it runs them).
 //! - A lost server is waited for, up to
 //!   [`server_timeout`](NatsPoolBuilder::server_timeout); then the call fails with
-//!   [`RemoteError::ServerGone`]. A call never hangs on a server that went away.
+//!   [`RemoteError::ServerGone`]. A server that comes back is used again, and one that lost its
+//!   store gets the pool's streams made again; but the chunks it lost are lost, and the calls
+//!   that had them in flight wait until their `timeout` (give calls one when the server's
+//!   store is not persistent).
 //! - With no worker serving the pool, a call waits for one (give it a `timeout`).
 //!
 //! # What cannot cross hosts

@@ -321,27 +321,20 @@ const RESULTS_ACK_WAIT: Duration = Duration::from_secs(3);
 /// fails that call, never the router.
 ///
 /// Results are read through an ephemeral pull consumer with heartbeats and acknowledgements
-/// (so a message lost between the server and this task comes again). When it fails (the
-/// server restarted, the connection dropped, two heartbeats went missing), a new one starts at
-/// the sequence after the last message read.
+/// (so a message lost between the server and this task comes again). When its stream of
+/// messages fails (the connection dropped, heartbeats went missing), reading starts again on
+/// the same consumer; when the consumer itself is gone (the server restarted without it), a new
+/// one reads from the start.
 async fn route_results(conn: Arc<Conn>) {
-    let mut next = 1u64;
     loop {
-        // A stream made again (a server that lost its store) numbers from 1 again: read it
-        // from its start (what was read before is not there any more).
-        if next > 1
-            && let Ok(info) = conn.results.get_info().await
-            && info.state.last_sequence + 1 < next
-        {
-            next = 1;
-        }
+        // A new consumer reads this pool's results from the start of the stream: what it
+        // read before was acknowledged, and the results of finished calls are purged, so
+        // this reads again at most the results of calls in progress (dropped as duplicates).
         let consumer = conn
             .results
             .create_consumer(consumer::pull::Config {
                 filter_subject: conn.names.results_of(&conn.id),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: next,
-                },
+                deliver_policy: consumer::DeliverPolicy::All,
                 // Acknowledged: a message the client lost on the way (a pull it gave up on) is
                 // delivered again instead of leaving its call waiting.
                 ack_policy: consumer::AckPolicy::Explicit,
@@ -360,24 +353,29 @@ async fn route_results(conn: Arc<Conn>) {
                 continue;
             }
         };
-        let messages = consumer
-            .stream()
-            .heartbeat(RESULTS_HEARTBEAT)
-            .expires(RESULTS_HEARTBEAT * 5)
-            .messages()
-            .await;
-        let Ok(mut messages) = messages else {
+        // The same consumer for as long as it exists: what it delivered and the client lost
+        // comes again from it.
+        while read_results(&conn, &consumer).await {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Routes what `consumer` delivers until its stream of messages fails; whether the consumer
+/// still exists then.
+async fn read_results(conn: &Conn, consumer: &consumer::PullConsumer) -> bool {
+    let messages = consumer
+        .stream()
+        .heartbeat(RESULTS_HEARTBEAT)
+        .expires(RESULTS_HEARTBEAT * 5)
+        .messages()
+        .await;
+    if let Ok(mut messages) = messages {
         loop {
-            let message = tokio::time::timeout(RESULTS_HEARTBEAT * 3, messages.next()).await;
-            match message {
+            match tokio::time::timeout(RESULTS_HEARTBEAT * 3, messages.next()).await {
                 Ok(Some(Ok(message))) => {
-                    if let Ok(info) = message.info() {
-                        next = next.max(info.stream_sequence + 1);
-                    }
-                    route_result(&conn, &message);
+                    route_result(conn, &message);
                     let _ = message.ack().await;
                 }
                 // Quiet: make sure the consumer is still there (a server that lost its store
@@ -387,6 +385,7 @@ async fn route_results(conn: Arc<Conn>) {
             }
         }
     }
+    consumer.get_info().await.is_ok()
 }
 
 fn route_result(conn: &Conn, message: &jetstream::Message) {
@@ -707,6 +706,13 @@ fn encode_item<T: Transferable>(args: T) -> Encoded {
 struct Reported(Vec<u64>);
 
 impl Reported {
+    /// Whether `index` is marked.
+    fn is_marked(&self, index: usize) -> bool {
+        self.0
+            .get(index / 64)
+            .is_some_and(|word| word & (1u64 << (index % 64)) != 0)
+    }
+
     /// Marks `index`; false if it was marked already.
     fn mark(&mut self, index: usize) -> bool {
         let (word, bit) = (index / 64, 1u64 << (index % 64));
@@ -950,7 +956,9 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
                     let Ok(index) = usize::try_from(index) else {
                         continue;
                     };
-                    if index >= self.taken {
+                    if index >= self.taken || self.reported.is_marked(index) {
+                        // Not one of this call's items, or reported already (a duplicate of
+                        // a redelivered chunk, whatever it says).
                         continue;
                     }
                     let result = match outcome {

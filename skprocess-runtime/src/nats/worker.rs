@@ -61,11 +61,14 @@ const ALIVE_EVERY: Duration = Duration::from_millis(250);
 /// How long a pool's answer to "are you there?" is trusted.
 const POOL_ALIVE_FOR: Duration = Duration::from_secs(5);
 
+/// How long a pool must go unanswered before a worker drops its chunks.
+const POOL_GONE_AFTER: Duration = Duration::from_secs(30);
+
 /// The longest a worker waits for the next message of a pull (which asks the server to answer
 /// within half a second).
 const PULL_GRACE: Duration = Duration::from_secs(3);
 
-/// How often an idle worker checks that the pool's consumers still exist.
+/// How often a worker checks that the pool's consumers still exist, and whether suspects wait.
 const CHECK_CONSUMERS_EVERY: Duration = Duration::from_secs(2);
 
 /// How long a worker keeps trying to store results before it gives the chunk back.
@@ -75,11 +78,11 @@ const STORE_FOR: Duration = Duration::from_secs(30);
 /// a second one ends it at once.
 static SIGNALS: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn on_stop(_signal: libc::c_int) {
+extern "C" fn on_stop(signal: libc::c_int) {
     if SIGNALS.fetch_add(1, Ordering::AcqRel) > 0 {
         // SAFETY: _exit is async-signal-safe. The local processes follow (they die with
         // their parent).
-        unsafe { libc::_exit(128 + libc::SIGINT) };
+        unsafe { libc::_exit(128 + signal) };
     }
 }
 
@@ -104,6 +107,7 @@ impl StopSignals {
                 let mut action: libc::sigaction = std::mem::zeroed();
                 action.sa_sigaction = on_stop as *const () as libc::sighandler_t;
                 libc::sigemptyset(&mut action.sa_mask);
+                action.sa_flags = libc::SA_RESTART;
                 let mut old: libc::sigaction = std::mem::zeroed();
                 if libc::sigaction(signal, &action, &mut old) == 0 {
                     previous.push((signal, old));
@@ -321,8 +325,9 @@ async fn serve(options: NatsOptions, pool: Pool, processes: usize) -> Result<(),
         while let Some(message) = cancels.next().await {
             if let Ok(cancel) = codec::decode::<Cancel>(&message.payload) {
                 let key = (cancel.client, cancel.call);
+                // Marked first: a handler registering its local call after this sees the mark.
+                lock(&listener.cancelled).insert(key.clone());
                 let stoppers = lock(&listener.running).remove(&key);
-                lock(&listener.cancelled).insert(key);
                 for (_, stopper) in stoppers.into_iter().flatten() {
                     stopper.stop();
                 }
@@ -337,23 +342,38 @@ async fn serve(options: NatsOptions, pool: Pool, processes: usize) -> Result<(),
     let slots = Arc::new(Semaphore::new(processes * CHUNKS_PER_PROCESS));
     let mut running = tokio::task::JoinSet::new();
     let mut checked = Instant::now();
+    // Suspects are waiting: take no more work until idle, then take one (a worker that is
+    // never idle under a steady load would otherwise never run them).
+    let mut draining = false;
     while !stopping() && lock(&host.broken).is_none() {
         while running.try_join_next().is_some() {}
         if checked.elapsed() > CHECK_CONSUMERS_EVERY {
             // A server that lost its store comes back without the pool's streams, and a pull
             // from a consumer that is gone just finds nothing: look, and make them again.
             checked = Instant::now();
-            if client.connection_state() == async_nats::connection::State::Connected
+            let connected = client.connection_state() == async_nats::connection::State::Connected;
+            if connected
                 && consumers.work.get_info().await.is_err()
                 && let Ok((work, _)) = streams::streams(&js, &names).await
                 && let Ok(again) = streams::get_consumers(&work, &names).await
             {
                 consumers = again;
             }
+            if connected && let Ok(info) = consumers.suspects.get_info().await {
+                draining = info.num_pending > 0;
+            }
+        }
+        if draining && !running.is_empty() {
+            tokio::select! {
+                _ = running.join_next() => {}
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+            continue;
         }
         // A worker that holds nothing takes a suspect first, alone: nothing else is taken
         // while it runs, so if it takes the host down, it alone is blamed.
         if running.is_empty() {
+            draining = false;
             // No wait: what is there now (a fetch ends at once when there is none).
             let suspect = consumers.suspects.fetch().max_messages(1).messages().await;
             if let Ok(mut suspect) = suspect
@@ -386,13 +406,24 @@ async fn serve(options: NatsOptions, pool: Pool, processes: usize) -> Result<(),
             continue;
         };
         // A pull the server forgot (it restarted) never ends by itself: bound each wait.
-        while let Ok(Some(message)) = tokio::time::timeout(PULL_GRACE, batch.next()).await {
-            let Ok(message) = message else {
-                break;
+        let mut received = 0;
+        loop {
+            let message = match tokio::time::timeout(PULL_GRACE, batch.next()).await {
+                Ok(Some(Ok(message))) => message,
+                Ok(None) => break,
+                _ => {
+                    // An error that comes back at once (a consumer that is gone): not in a
+                    // tight loop.
+                    if received == 0 {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    break;
+                }
             };
+            received += 1;
             if stopping() {
-                // Taken after the stop: give it back at once, for another worker.
-                let _ = message.ack_with(AckKind::Nak(None)).await;
+                // Taken after the stop: give it back for another worker, uncounted.
+                give_back(&host, &message).await;
                 continue;
             }
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
@@ -407,7 +438,7 @@ async fn serve(options: NatsOptions, pool: Pool, processes: usize) -> Result<(),
     }
     eprintln!("skprocess: NATS worker {worker} stopping: finishing the chunks it holds");
     while running.join_next().await.is_some() {}
-    let _ = client.flush().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
     match lock(&host.broken).take() {
         Some(error) => Err(error),
         None => Ok(()),
@@ -437,27 +468,47 @@ fn valid_client(client: &str) -> bool {
 
 /// Whether the pool that made a call is still there to read its results (it answers on its
 /// liveness subject). A pool that is gone leaves chunks nobody will read: they are dropped.
+///
+/// "No responders" is believed only after [`POOL_GONE_AFTER`] of asking again every second: a
+/// pool cut off for a moment (a network blip, a server restart it has not reconnected from
+/// yet) has no subscription on the server meanwhile, and its chunks must not be dropped.
 async fn pool_alive(host: &Host, client: &str) -> bool {
-    if lock(&host.pools_alive)
-        .get(client)
-        .is_some_and(|seen| seen.elapsed() < POOL_ALIVE_FOR)
-    {
-        return true;
-    }
-    let asked = tokio::time::timeout(
-        Duration::from_secs(2),
-        host.client
-            .request(host.names.alive(client), bytes::Bytes::new()),
-    )
-    .await;
-    match asked {
-        Ok(Ok(_)) => {
-            lock(&host.pools_alive).insert(client.to_owned(), Instant::now());
-            true
+    let since = Instant::now();
+    loop {
+        {
+            let mut seen = lock(&host.pools_alive);
+            seen.retain(|_, at| at.elapsed() < POOL_ALIVE_FOR);
+            if seen.contains_key(client) {
+                return true;
+            }
         }
-        Ok(Err(error)) => error.kind() != async_nats::RequestErrorKind::NoResponders,
-        // No answer in time: maybe gone, maybe slow; run the chunk rather than lose it.
-        Err(_) => true,
+        let asked = tokio::time::timeout(
+            Duration::from_secs(2),
+            host.client
+                .request(host.names.alive(client), bytes::Bytes::new()),
+        )
+        .await;
+        match asked {
+            Ok(Ok(_)) => {
+                lock(&host.pools_alive).insert(client.to_owned(), Instant::now());
+                return true;
+            }
+            Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+                if since.elapsed() >= POOL_GONE_AFTER {
+                    eprintln!(
+                        "skprocess: NATS worker {}: the pool {client} has not answered for {}s: \
+                         dropping its chunk",
+                        host.worker,
+                        POOL_GONE_AFTER.as_secs()
+                    );
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            // No answer in time, or another error: maybe slow; run the chunk rather than
+            // lose it.
+            _ => return true,
+        }
     }
 }
 
@@ -549,40 +600,46 @@ async fn handle(host: &Host, message: jetstream::Message, suspect: bool) {
     }
     let subject = host.names.results(&chunk.client, chunk.call);
     // This delivery, counted from the item's first.
-    let attempt = chunk.prior + delivered;
-    if attempt > chunk.max_deliver {
-        // Its host died at the last delivery: report without running.
-        let outcomes = (0..chunk.items.len() as u64)
-            .map(|position| {
-                let deliveries = attempt - 1;
-                (chunk.first + position, Outcome::Poisoned { deliveries })
-            })
-            .collect();
-        let done = report(host, &subject, chunk.call, outcomes).await;
-        let _ = message
-            .ack_with(if done {
-                AckKind::Ack
-            } else {
-                AckKind::Nak(None)
-            })
-            .await;
-        return;
-    }
+    let attempt = chunk.prior.saturating_add(delivered);
     if delivered > 1 && !suspect {
-        // Its worker died or was cut off: each item becomes a suspect, to run alone on a
-        // host, so that an item which takes its host down fails alone.
+        // Its worker died or was cut off (or gave it back): each item becomes a suspect, to
+        // run alone on a host, so that an item which takes its host down fails alone. Split
+        // again after a lost acknowledgement, the suspects are stored once (their ids come
+        // from this chunk's sequence); each keeps at least one delivery.
         let all: Vec<usize> = (0..chunk.items.len()).collect();
+        let prior = (attempt - 1).min(chunk.max_deliver.saturating_sub(1));
         let split = split(
             host,
             &chunk,
             &chunk.items,
             &all,
-            (attempt - 1, true),
+            (prior, true),
             (sequence, received),
         )
         .await;
         let _ = message
             .ack_with(if split {
+                AckKind::Ack
+            } else {
+                AckKind::Nak(Some(Duration::from_secs(1)))
+            })
+            .await;
+        return;
+    }
+    if attempt > chunk.max_deliver {
+        // A suspect whose host died at its last delivery: report without running.
+        let outcomes = (0..chunk.items.len() as u64)
+            .map(|position| {
+                let deliveries = attempt - 1;
+                (
+                    chunk.first.saturating_add(position),
+                    Outcome::Poisoned { deliveries },
+                )
+            })
+            .collect();
+        let done = report(host, &subject, chunk.call, outcomes).await;
+        let _ = message
+            .ack_with(if done {
                 AckKind::Ack
             } else {
                 AckKind::Nak(None)
@@ -599,7 +656,7 @@ async fn handle(host: &Host, message: jetstream::Message, suspect: bool) {
             return;
         }
         let outcomes = (0..chunk.items.len() as u64)
-            .map(|position| (chunk.first + position, Outcome::Refused))
+            .map(|position| (chunk.first.saturating_add(position), Outcome::Refused))
             .collect();
         let done = report(host, &subject, chunk.call, outcomes).await;
         let _ = message
@@ -658,7 +715,7 @@ async fn handle(host: &Host, message: jetstream::Message, suspect: bool) {
     let mut outcomes = Vec::with_capacity(run.outcomes.len());
     let mut crashed = Vec::new();
     for (position, outcome) in run.outcomes.into_iter().enumerate() {
-        let index = chunk.first + position as u64;
+        let index = chunk.first.saturating_add(position as u64);
         match outcome {
             Some(RunOutcome::Settled(outcome)) => outcomes.push((index, outcome)),
             Some(RunOutcome::Crashed(reason)) => {
@@ -692,7 +749,10 @@ async fn handle(host: &Host, message: jetstream::Message, suspect: bool) {
                 crate::ErrorChain(&error)
             );
             lock(&host.broken).get_or_insert(error);
-            AckKind::Nak(Some(Duration::from_secs(1)))
+            // Back on the stream uncounted (its items reported so far are dropped as
+            // duplicates).
+            give_back(host, &message).await;
+            return;
         }
         None => AckKind::Ack,
     };
@@ -715,6 +775,34 @@ async fn handle(host: &Host, message: jetstream::Message, suspect: bool) {
     };
     let _ = message.ack_with(answer).await;
 }
+/// Gives a chunk back without counting a delivery (a `Nak` would count one, and the next
+/// worker would take its items for suspects): stores a copy (stored once, by an id made from
+/// this delivery's sequence), then acknowledges this one. Falls back to a `Nak` when the copy
+/// cannot be stored.
+async fn give_back(host: &Host, message: &jetstream::Message) {
+    let sequence = message.info().map_or(0, |info| info.stream_sequence);
+    let mut headers = message.headers.clone().unwrap_or_default();
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("{}.r{sequence}", message.subject).as_str(),
+    );
+    let stored = tokio::time::timeout(Duration::from_secs(5), async {
+        host.js
+            .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
+            .await
+            .ok()?
+            .await
+            .ok()
+    })
+    .await;
+    let answer = if matches!(stored, Ok(Some(_))) {
+        AckKind::Ack
+    } else {
+        AckKind::Nak(None)
+    };
+    let _ = message.ack_with(answer).await;
+}
+
 /// Puts items of `chunk` (at `positions` in `items`) back on the work stream, each in a chunk
 /// of its own that counts `prior` deliveries already, as suspects or not; false if the server
 /// did not store them all (the whole chunk is then given back). The last argument is the
@@ -733,7 +821,7 @@ async fn split(
         host.names.work(&chunk.client, chunk.call)
     };
     for &position in positions {
-        let index = chunk.first + position as u64;
+        let index = chunk.first.saturating_add(position as u64);
         let single = WorkChunk {
             client: chunk.client.clone(),
             call: chunk.call,
@@ -757,15 +845,15 @@ async fn split(
             format!("{}.{}.{index}.s{sequence}", chunk.client, chunk.call).as_str(),
         );
         headers.insert(PROTOCOL_HEADER, PROTOCOL);
-        let stored = async {
+        let stored = tokio::time::timeout(Duration::from_secs(5), async {
             host.js
                 .publish_with_headers(subject.clone(), headers, payload.into())
                 .await
                 .ok()?
                 .await
                 .ok()
-        };
-        if stored.await.is_none() {
+        });
+        if !matches!(stored.await, Ok(Some(_))) {
             return false;
         }
     }
@@ -855,15 +943,15 @@ async fn store(host: &Host, subject: &str, call: u64, outcomes: Vec<(u64, Outcom
     loop {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(PROTOCOL_HEADER, PROTOCOL);
-        let stored = async {
+        let stored = tokio::time::timeout(Duration::from_secs(5), async {
             host.js
                 .publish_with_headers(subject.to_owned(), headers, payload.clone())
                 .await
                 .ok()?
                 .await
                 .ok()
-        };
-        if stored.await.is_some() {
+        });
+        if matches!(stored.await, Ok(Some(_))) {
             return true;
         }
         if Instant::now() >= give_up {

@@ -428,6 +428,33 @@ impl Host {
         pids
     }
 
+    /// Asks every worker of the host to stop (SIGTERM to the worker alone, as a supervisor
+    /// would) and waits, up to `limit`, until they exited; their exit statuses.
+    pub(crate) fn stop(&mut self, limit: Duration) -> Vec<Option<std::process::ExitStatus>> {
+        for worker in &self.workers {
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(worker.id() as i32, libc::SIGTERM) };
+        }
+        let end = std::time::Instant::now() + limit;
+        let statuses = self
+            .workers
+            .iter_mut()
+            .map(|worker| {
+                loop {
+                    match worker.try_wait() {
+                        Ok(Some(status)) => break Some(status),
+                        Ok(None) if std::time::Instant::now() < end => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        _ => break None,
+                    }
+                }
+            })
+            .collect();
+        self.workers.clear();
+        statuses
+    }
+
     /// Whether every worker started on this host is still running.
     pub(crate) fn alive(&mut self) -> bool {
         self.workers
