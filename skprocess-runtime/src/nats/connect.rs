@@ -181,6 +181,24 @@ impl NatsOptions {
         &self.pool
     }
 
+    /// The multi-threaded runtime a client of these options runs on, with `threads` threads
+    /// named `name`.
+    pub(crate) fn runtime(
+        &self,
+        name: &str,
+        threads: usize,
+    ) -> Result<tokio::runtime::Runtime, RemoteError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .map_err(|error| RemoteError::Connect {
+                url: self.url.clone(),
+                reason: format!("cannot start the client's runtime: {error}"),
+            })
+    }
+
     /// Connects, as `name`.
     pub(crate) async fn connect(&self, name: &str) -> Result<async_nats::Client, RemoteError> {
         if self.url.trim().is_empty() {

@@ -104,15 +104,7 @@ impl NatsPoolBuilder {
     /// [`RemoteError::InvalidConfig`].
     pub fn build(self) -> Result<NatsPool, PoolError> {
         let names = Names::new(self.options.pool_name())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("skprocess-nats")
-            .enable_all()
-            .build()
-            .map_err(|error| RemoteError::Connect {
-                url: self.options.url().to_owned(),
-                reason: format!("cannot start the client's runtime: {error}"),
-            })?;
+        let runtime = self.options.runtime("skprocess-nats", 1)?;
         let url = self.options.url().to_owned();
         let id = client_id();
         let settings = self.settings;
@@ -307,6 +299,54 @@ async fn answer_alive(client: async_nats::Client, mut requests: async_nats::Subs
         if let Some(reply) = request.reply {
             let _ = client.publish(reply, bytes::Bytes::new()).await;
         }
+    }
+}
+
+/// How long a call with items out waits without hearing anything before it reads its results
+/// subject again from its start.
+const CATCH_UP_AFTER: Duration = Duration::from_secs(5);
+
+/// Reads everything stored on one call's results subject and hands it to the call: a safety
+/// net under the results reader (a message it never got is found here; what it did get comes
+/// twice and is dropped as a duplicate).
+async fn catch_up(conn: &Conn, call: u64) {
+    let consumer = conn
+        .results
+        .create_consumer(consumer::pull::Config {
+            filter_subject: conn.names.results(&conn.id, call),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .await;
+    let Ok(mut consumer) = consumer else {
+        return;
+    };
+    let Ok(info) = consumer.info().await else {
+        return;
+    };
+    let mut left = info.num_pending;
+    while left > 0 {
+        let batch = consumer
+            .fetch()
+            .max_messages(usize::try_from(left).unwrap_or(usize::MAX).min(256))
+            .messages()
+            .await;
+        let Ok(mut batch) = batch else {
+            return;
+        };
+        let mut got = 0;
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(3), batch.next()).await
+        {
+            route_result(conn, &message);
+            got += 1;
+        }
+        if got == 0 {
+            return;
+        }
+        left = left.saturating_sub(got);
     }
 }
 
@@ -756,6 +796,8 @@ pub struct NatsIter<'a, O> {
     deadline: Option<Instant>,
     /// Since when the connection has been down, while this call waited.
     lost_since: Option<Instant>,
+    /// When this call last heard anything, or last asked for its results again.
+    heard: Instant,
     progress: Tracker,
 }
 
@@ -811,6 +853,7 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
             timeout: call.timeout,
             deadline: call.timeout.map(|timeout| Instant::now() + timeout),
             lost_since: None,
+            heard: Instant::now(),
             progress,
         }
     }
@@ -1014,10 +1057,24 @@ impl<'a, O: Transferable> NatsIter<'a, O> {
             .deadline
             .map_or(POLL, |deadline| (deadline - now).min(POLL));
         match self.events.recv_timeout(slice) {
-            Ok(event) => self.handle(event),
+            Ok(event) => {
+                self.heard = Instant::now();
+                self.handle(event)
+            }
             Err(RecvTimeoutError::Timeout) => {
                 if self.conn().connected() {
                     self.lost_since = None;
+                    if self.in_flight > 0 && self.heard.elapsed() >= CATCH_UP_AFTER {
+                        // Quiet for a while with items out: read the call's results subject
+                        // again from its start (what is stored is never missed; duplicates are
+                        // dropped).
+                        self.heard = Instant::now();
+                        let conn = Arc::clone(self.conn());
+                        let call = self.call;
+                        self.pool.inner.runtime().spawn(async move {
+                            catch_up(&conn, call).await;
+                        });
+                    }
                 } else {
                     let since = *self.lost_since.get_or_insert(now);
                     let waited = now.duration_since(since);

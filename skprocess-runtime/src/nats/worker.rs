@@ -188,15 +188,7 @@ impl NatsWorker {
     pub fn serve(self) -> Result<(), PoolError> {
         let _signals = StopSignals::install();
         let pool = Pool::new(self.processes)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("skprocess-nats-worker")
-            .enable_all()
-            .build()
-            .map_err(|error| RemoteError::Connect {
-                url: self.options.url().to_owned(),
-                reason: format!("cannot start the client's runtime: {error}"),
-            })?;
+        let runtime = self.options.runtime("skprocess-nats-worker", 2)?;
         let served = runtime.block_on(serve(self.options, pool.clone(), self.processes));
         runtime.shutdown_timeout(Duration::from_secs(1));
         pool.terminate();
@@ -518,17 +510,13 @@ async fn report_unreadable(host: &Host, client: &str, call: u64, reason: &str) {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(ERROR_HEADER, reason);
     headers.insert(WORKER_HEADER, host.worker.as_str());
-    if let Ok(ack) = host
-        .js
-        .publish_with_headers(
-            host.names.results(client, call),
-            headers,
-            bytes::Bytes::new(),
-        )
-        .await
-    {
-        let _ = ack.await;
-    }
+    stored(
+        host,
+        host.names.results(client, call),
+        headers,
+        bytes::Bytes::new(),
+    )
+    .await;
 }
 
 /// Tells JetStream every [`ALIVE_EVERY`] that a chunk is still being worked on, until dropped.
@@ -637,14 +625,7 @@ async fn handle(host: &Host, message: jetstream::Message, suspect: bool) {
                 )
             })
             .collect();
-        let done = report(host, &subject, chunk.call, outcomes).await;
-        let _ = message
-            .ack_with(if done {
-                AckKind::Ack
-            } else {
-                AckKind::Nak(None)
-            })
-            .await;
+        report_then_ack(host, &message, &subject, chunk.call, outcomes).await;
         return;
     }
     let Some(runner) = registry().get(&chunk.task).cloned() else {
@@ -658,14 +639,7 @@ async fn handle(host: &Host, message: jetstream::Message, suspect: bool) {
         let outcomes = (0..chunk.items.len() as u64)
             .map(|position| (chunk.first.saturating_add(position), Outcome::Refused))
             .collect();
-        let done = report(host, &subject, chunk.call, outcomes).await;
-        let _ = message
-            .ack_with(if done {
-                AckKind::Ack
-            } else {
-                AckKind::Nak(None)
-            })
-            .await;
+        report_then_ack(host, &message, &subject, chunk.call, outcomes).await;
         return;
     };
     let timeout = chunk
@@ -786,16 +760,14 @@ async fn give_back(host: &Host, message: &jetstream::Message) {
         "Nats-Msg-Id",
         format!("{}.r{sequence}", message.subject).as_str(),
     );
-    let stored = tokio::time::timeout(Duration::from_secs(5), async {
-        host.js
-            .publish_with_headers(message.subject.clone(), headers, message.payload.clone())
-            .await
-            .ok()?
-            .await
-            .ok()
-    })
+    let copied = stored(
+        host,
+        message.subject.to_string(),
+        headers,
+        message.payload.clone(),
+    )
     .await;
-    let answer = if matches!(stored, Ok(Some(_))) {
+    let answer = if copied {
         AckKind::Ack
     } else {
         AckKind::Nak(None)
@@ -845,15 +817,7 @@ async fn split(
             format!("{}.{}.{index}.s{sequence}", chunk.client, chunk.call).as_str(),
         );
         headers.insert(PROTOCOL_HEADER, PROTOCOL);
-        let stored = tokio::time::timeout(Duration::from_secs(5), async {
-            host.js
-                .publish_with_headers(subject.clone(), headers, payload.into())
-                .await
-                .ok()?
-                .await
-                .ok()
-        });
-        if !matches!(stored.await, Ok(Some(_))) {
+        if !stored(host, subject.clone(), headers, payload.into()).await {
             return false;
         }
     }
@@ -906,6 +870,46 @@ fn fitted(outcome: Outcome, limit: usize) -> (Outcome, usize) {
     (outcome, len)
 }
 
+/// Stores outcomes that need no run (poisoned or refused items), then acknowledges the chunk;
+/// gives it back for another delivery if they could not be stored.
+async fn report_then_ack(
+    host: &Host,
+    message: &jetstream::Message,
+    subject: &str,
+    call: u64,
+    outcomes: Vec<(u64, Outcome)>,
+) {
+    let done = report(host, subject, call, outcomes).await;
+    let answer = if done {
+        AckKind::Ack
+    } else {
+        AckKind::Nak(None)
+    };
+    let _ = message.ack_with(answer).await;
+}
+
+/// Publishes a message to the work or results stream and waits (at most 5 s) until the server
+/// stored it; whether it did.
+async fn stored(
+    host: &Host,
+    subject: String,
+    headers: async_nats::HeaderMap,
+    payload: bytes::Bytes,
+) -> bool {
+    let publish = async {
+        host.js
+            .publish_with_headers(subject, headers, payload)
+            .await
+            .ok()?
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), publish).await,
+        Ok(Some(_))
+    )
+}
+
 /// Stores outcomes in the results stream, in as many messages as the server's size limit
 /// needs; false if the server did not confirm them (the chunk is then delivered again).
 async fn report(host: &Host, subject: &str, call: u64, outcomes: Vec<(u64, Outcome)>) -> bool {
@@ -943,15 +947,7 @@ async fn store(host: &Host, subject: &str, call: u64, outcomes: Vec<(u64, Outcom
     loop {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(PROTOCOL_HEADER, PROTOCOL);
-        let stored = tokio::time::timeout(Duration::from_secs(5), async {
-            host.js
-                .publish_with_headers(subject.to_owned(), headers, payload.clone())
-                .await
-                .ok()?
-                .await
-                .ok()
-        });
-        if matches!(stored.await, Ok(Some(_))) {
+        if stored(host, subject.to_owned(), headers, payload.clone()).await {
             return true;
         }
         if Instant::now() >= give_up {

@@ -41,6 +41,27 @@ fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
+/// Copies what a child writes to `stderr` into `log`, line by line, on a thread of its own;
+/// the receiver hears each time a line contains `marker`.
+fn watch(
+    stderr: std::process::ChildStderr,
+    marker: &'static str,
+    log: Arc<Mutex<String>>,
+) -> mpsc::Receiver<()> {
+    let (seen, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(marker) {
+                let _ = seen.send(());
+            }
+            let mut log = log.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    receiver
+}
+
 /// A free TCP port (bound and released: another process could take it in between, which
 /// would make the server fail to start loudly, not the test pass wrongly).
 fn free_port() -> u16 {
@@ -102,19 +123,8 @@ impl NatsServer {
             )
         });
         let stderr = child.stderr.take().expect("piped stderr");
-        let (ready, ready_rx) = mpsc::channel();
-        let log = Arc::clone(&self.log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("Server is ready") {
-                    let _ = ready.send(());
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        if ready_rx.recv_timeout(READY_LIMIT).is_err() {
+        let ready = watch(stderr, "Server is ready", Arc::clone(&self.log));
+        if ready.recv_timeout(READY_LIMIT).is_err() {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
@@ -334,19 +344,8 @@ impl Host {
         die_with_test(&mut command);
         let mut child = command.spawn().expect("a worker process");
         let stderr = child.stderr.take().expect("piped stderr");
-        let (ready, ready_rx) = mpsc::channel();
-        let log = Arc::clone(&self.log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" serving pool ") {
-                    let _ = ready.send(());
-                }
-                let mut log = log.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        if ready_rx.recv_timeout(READY_LIMIT).is_err() {
+        let ready = watch(stderr, " serving pool ", Arc::clone(&self.log));
+        if ready.recv_timeout(READY_LIMIT).is_err() {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
