@@ -362,6 +362,18 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+/// The CPU-bound map's items: 200 (20 with `--quick`) of about 2 ms of `hash_work` each,
+/// calibrated on this machine.
+fn cpu_items(quick: bool) -> Vec<u64> {
+    let calibrate = Instant::now();
+    hash_work(20_000);
+    let per_round = calibrate.elapsed().as_secs_f64() / 20_000.0;
+    let rounds_for_2ms = ((0.002 / per_round) as u64).max(1);
+    (0..if quick { 20 } else { 200 })
+        .map(|i| rounds_for_2ms + i % 3)
+        .collect()
+}
+
 /// About 2 ms of SHA-256 on this machine class (calibrated at start). Never inlined, so that
 /// every caller (the pool worker, rayon, the sequential loop) runs the very same machine code.
 #[inline(never)]
@@ -796,13 +808,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
 
         // 5. CPU-bound map against a 2-thread rayon pool on the same work.
-        let calibrate = Instant::now();
-        hash_work(20_000);
-        let per_round = calibrate.elapsed().as_secs_f64() / 20_000.0;
-        let rounds_for_2ms = ((0.002 / per_round) as u64).max(1);
-        let items: Vec<u64> = (0..if quick { 20 } else { 200 })
-            .map(|i| rounds_for_2ms + i % 3)
-            .collect();
+        let items = cpu_items(quick);
         let threads = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
         let mut ratios = Vec::new();
         let mut pool_times = Vec::new();
@@ -1500,13 +1506,7 @@ fn nats_section(report: &mut Report, quick: bool) -> Result<(), Box<dyn std::err
     report.figure("nats_trivial_items_per_second", n as f64 / remote, "/s");
     report.figure("nats_trivial_vs_local_ratio", here / remote, "x");
 
-    let calibrate = Instant::now();
-    hash_work(20_000);
-    let per_round = calibrate.elapsed().as_secs_f64() / 20_000.0;
-    let rounds_for_2ms = ((0.002 / per_round) as u64).max(1);
-    let items: Vec<u64> = (0..if quick { 20 } else { 200 })
-        .map(|i| rounds_for_2ms + i % 3)
-        .collect();
+    let items = cpu_items(quick);
     let mut remote = Vec::new();
     let mut here = Vec::new();
     for _ in 0..runs {

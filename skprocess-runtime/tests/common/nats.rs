@@ -313,14 +313,8 @@ impl Host {
             .map_or("127.0.0.1", |namespace| &namespace.server_address)
     }
 
-    /// Starts a worker (this test executable in worker mode) with `processes` local processes
-    /// and the extra environment `env`, for the server at `server`; waits until it serves.
-    pub(crate) fn start_worker(
-        &mut self,
-        server: &NatsServer,
-        processes: usize,
-        env: &[(&str, &str)],
-    ) {
+    /// This test executable in worker mode, on this host, for the server at `server`.
+    fn worker_command(&self, server: &NatsServer) -> Command {
         let exe = std::env::current_exe().expect("the test executable");
         let mut command = match &self.namespace {
             Some(namespace) => {
@@ -330,11 +324,23 @@ impl Host {
             }
             None => Command::new(&exe),
         };
+        command.env(
+            skprocess::nats::WORKER_ENV,
+            server.url_at(self.server_address()),
+        );
         command
-            .env(
-                skprocess::nats::WORKER_ENV,
-                server.url_at(self.server_address()),
-            )
+    }
+
+    /// Starts a worker (this test executable in worker mode) with `processes` local processes
+    /// and the extra environment `env`, for the server at `server`; waits until it serves.
+    pub(crate) fn start_worker(
+        &mut self,
+        server: &NatsServer,
+        processes: usize,
+        env: &[(&str, &str)],
+    ) {
+        let mut command = self.worker_command(server);
+        command
             .env(skprocess::nats::PROCESSES_ENV, processes.to_string())
             .env("SKP_TEST_HOST", &self.name)
             .envs(env.iter().copied())
@@ -364,20 +370,8 @@ impl Host {
         env: &[(&str, &str)],
         limit: Duration,
     ) -> (std::process::ExitStatus, String) {
-        let exe = std::env::current_exe().expect("the test executable");
-        let mut command = match &self.namespace {
-            Some(namespace) => {
-                let mut command = Command::new("ip");
-                command.args(["netns", "exec", &namespace.name]).arg(&exe);
-                command
-            }
-            None => Command::new(&exe),
-        };
+        let mut command = self.worker_command(server);
         command
-            .env(
-                skprocess::nats::WORKER_ENV,
-                server.url_at(self.server_address()),
-            )
             .env(skprocess::nats::PROCESSES_ENV, "1")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
